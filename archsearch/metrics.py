@@ -1,0 +1,32 @@
+"""Names of the metrics a trial reports: what objectives, ASHA and the parquet columns may use.
+
+Headline metrics (evaluation): ``val_loss`` (all tokens), ``semantic_loss`` (content tokens),
+``copy_loss`` (tokens continuing a verbatim repeat), ``function_loss``; per category
+``<category>_loss``; per copy run-length bucket ``copy_loss_<lo>_<hi>`` / ``copy_loss_<lo>_plus``;
+per probe ``probe_<name>_acc``. Cost model: ``params``, ``non_embedding_params``,
+``train_flops_per_token``, ``inference_bytes``. Training: ``train_loss``, ``tokens_per_s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+HEADLINE = ("val_loss", "semantic_loss", "copy_loss", "function_loss")
+COST = ("params", "non_embedding_params", "train_flops_per_token", "inference_bytes")
+TRAINING = ("train_loss", "tokens_per_s")
+
+
+def copy_bucket_names(edges: Sequence[int]) -> list[str]:
+    """Bucket labels for run-length edges: [4, 8, 16] -> 4_7, 8_15, 16_plus."""
+    edges = sorted(edges)
+    names = [f"{lo}_{hi - 1}" for lo, hi in zip(edges, edges[1:], strict=False)]
+    return [*names, f"{edges[-1]}_plus"] if edges else []
+
+
+def known_metrics(categories: Sequence[str], buckets: Sequence[int], probes: Sequence[str]) -> list[str]:
+    """Every metric name a trial with these evaluation settings reports."""
+    names = list(HEADLINE) + list(COST) + list(TRAINING)
+    names += [f"{c}_loss" for c in categories if f"{c}_loss" not in names]
+    names += [f"copy_loss_{b}" for b in copy_bucket_names(buckets)]
+    names += [f"probe_{p}_acc" for p in probes]
+    return names

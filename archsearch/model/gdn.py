@@ -1,0 +1,129 @@
+"""The Gated DeltaNet layer exactly as Olmo Hybrid's; the recurrence itself is a kernel call.
+
+Per token, from input x (d_model):
+  q, k (heads x dk), v, gate (v_heads x dv), a, b (v_heads)   bias-free projections of x
+  q, k, v <- SiLU(depthwise causal conv, width conv_size, no bias)   (each channel separately)
+  q, k    <- x / sqrt(sum x^2 + 1e-6) per head; q also scaled by dk^-0.5   (inside the kernel)
+  beta    =  sigmoid(b), times 2 when negative eigenvalues are allowed (range [0, 2])
+  g       =  -exp(A_log) * softplus(a + dt_bias)                  (log-decay, <= 0)
+  o       =  gated delta rule(q, k, v, g, beta)                    (REFERENCE section 3)
+  out     =  o_proj(RMSNorm_head(o) * SiLU(gate))                 (norm per head, eps 1e-5)
+
+Layout notes (why it differs from transformers' module while computing the same function):
+the six projections are one fused ``in_proj`` matmul (rows q, k, v, gate, a, b), and the three
+convolutions are one depthwise convolution over the q|k|v channels, which is the same operation
+(depthwise = every channel on its own) stored as transformers stores it (``conv1d`` over
+``2*key_dim + value_dim`` channels), without the singleton dim: ``conv_weight`` is ``[C, W]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from archsearch_kernels import fused_recurrent_gated_delta_rule, gated_delta_rule, short_conv
+from torch import nn
+
+from archsearch.model.cache import GDNLayerCache
+from archsearch.model.config import GDNSpec
+
+# Initialisation ranges of Olmo Hybrid (transformers' OlmoHybridConfig defaults).
+A_LOG_RANGE = (0.0, 16.0)  # A ~ U(0, 16), A_log = log A
+DT_RANGE = (1e-3, 0.1)  # dt log-uniform; dt_bias = softplus^-1(dt)
+DT_FLOOR = 1e-4
+OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Decay maths runs in float32 at least (exp/softplus in bf16 loses the small decays)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class GatedRMSNorm(nn.Module):
+    """``RMSNorm(o) * SiLU(gate)`` over each head's ``head_dim_v`` features (weight shared by heads)."""
+
+    def __init__(self, dim: int, eps: float = OUTPUT_NORM_EPS) -> None:
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        self.weight = nn.Parameter(torch.empty(dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+    def forward(self, o: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        work = _work_dtype(o.dtype)
+        normed = F.rms_norm(o.to(work), (self.dim,), self.weight.to(work), self.eps)
+        return (normed * F.silu(gate.to(work))).to(o.dtype)
+
+
+class GatedDeltaNet(nn.Module):
+    """Olmo Hybrid's GDN token mixer (see the module docstring for the maths)."""
+
+    def __init__(self, d_model: int, spec: GDNSpec, init_std: float) -> None:
+        super().__init__()
+        self.spec, self.init_std = spec, init_std
+        self.split_sizes = (spec.conv_dim, spec.value_dim, spec.v_heads, spec.v_heads)
+        self.in_proj = nn.Linear(d_model, sum(self.split_sizes), bias=False)
+        self.conv_weight = nn.Parameter(torch.empty(spec.conv_dim, spec.conv_size))
+        self.A_log = nn.Parameter(torch.empty(spec.v_heads))
+        self.dt_bias = nn.Parameter(torch.empty(spec.v_heads))
+        self.o_norm = GatedRMSNorm(spec.head_dim_v)
+        self.o_proj = nn.Linear(spec.value_dim, d_model, bias=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for linear in (self.in_proj, self.o_proj):
+            nn.init.normal_(linear.weight, mean=0.0, std=self.init_std)
+        # nn.Conv1d's default for a depthwise conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = W
+        bound = 1.0 / math.sqrt(self.spec.conv_size)
+        nn.init.uniform_(self.conv_weight, -bound, bound)
+        self.A_log.copy_(torch.empty_like(self.A_log).uniform_(*A_LOG_RANGE).log())
+        lo, hi = math.log(DT_RANGE[0]), math.log(DT_RANGE[1])
+        dt = torch.exp(torch.rand_like(self.dt_bias) * (hi - lo) + lo).clamp(min=DT_FLOOR)
+        self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.o_norm.reset_parameters()
+
+    def forward(self, x: torch.Tensor, cache: GDNLayerCache | None = None) -> torch.Tensor:
+        spec = self.spec
+        batch, seq, _ = x.shape
+        qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
+
+        qkv, conv_state = short_conv(
+            qkv,
+            self.conv_weight,
+            initial_state=None if cache is None else cache.conv_state,
+            output_final_state=cache is not None,
+            activation="silu",
+        )
+        q, k, v = qkv.split((spec.key_dim, spec.key_dim, spec.value_dim), dim=-1)
+        q = q.reshape(batch, seq, spec.heads, spec.head_dim_k)
+        k = k.reshape(batch, seq, spec.heads, spec.head_dim_k)
+        v = v.reshape(batch, seq, spec.v_heads, spec.head_dim_v)
+
+        beta = b.sigmoid()
+        if spec.allow_neg_eigval:
+            beta = beta * 2.0
+        work = _work_dtype(a.dtype)
+        g = -self.A_log.to(work).exp() * F.softplus(a.to(work) + self.dt_bias.to(work))
+
+        # one decoding step: the recurrent form is cheaper than setting up a chunk
+        kernel = fused_recurrent_gated_delta_rule if cache is not None and seq == 1 else gated_delta_rule
+        o, state = kernel(
+            q,
+            k,
+            v,
+            g,
+            beta,
+            scale=spec.head_dim_k**-0.5,
+            initial_state=None if cache is None else cache.recurrent_state,
+            output_final_state=cache is not None,
+            use_qk_l2norm_in_kernel=True,
+        )
+        if cache is not None:
+            cache.conv_state, cache.recurrent_state = conv_state, state
+
+        o = self.o_norm(o, gate.reshape(batch, seq, spec.v_heads, spec.head_dim_v))
+        return self.o_proj(o.reshape(batch, seq, spec.value_dim))

@@ -1,0 +1,215 @@
+"""Read a search-space YAML file into the typed schema, checking every key, type and value.
+
+Every problem becomes one ``SpaceError`` naming the file, the line and the dotted field, with a
+"did you mean" for misspelt keys. Only ``yaml.SafeLoader`` is used: a space file cannot run code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from archsearch.errors import SpaceError
+from archsearch.space.distributions import DISTRIBUTION_KEYS, parse_distribution
+from archsearch.space.schema import SYMBOL_KINDS, SpaceFile
+
+Path_ = tuple[str | int, ...]
+
+
+def read_space_file(path: str | Path) -> tuple[SpaceFile, dict[Path_, int]]:
+    """Parse and type-check a space file; returns it with the line of each field (1-based)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(file, None, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpaceError(file, None, "", f"cannot read: {err}") from None
+    return parse_space_text(text, file)
+
+
+def parse_space_text(text: str, file: str = "<string>") -> tuple[SpaceFile, dict[Path_, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpaceError(file, line, "", f"malformed YAML: {problem}") from None
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    if not isinstance(raw, dict):
+        raise SpaceError(file, 1, "", "a search space is a YAML mapping (key: value lines)")
+    converter = _Converter(file, lines)
+    return converter.dataclass(SpaceFile, raw, (), tunable=False), lines
+
+
+def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+            _record_lines(value, (*path, name), lines)
+            lines[(*path, name)] = key.start_mark.line + 1  # a field's line is its key's
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*path, index), lines)
+
+
+def dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Converter:
+    """Walks the schema's type hints alongside the raw YAML data."""
+
+    def __init__(self, file: str, lines: dict[Path_, int]) -> None:
+        self.file, self.lines = file, lines
+
+    def fail(self, path: Path_, message: str) -> SpaceError:
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        return SpaceError(self.file, self.lines.get(probe), dotted(path) or "(top level)", message)
+
+    def dataclass(self, cls: type, raw: Any, path: Path_, tunable: bool) -> Any:
+        if not isinstance(raw, dict):
+            raise self.fail(path, f"expected a mapping of {cls.__name__} fields, got {_show(raw)}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        tunable = tunable or getattr(cls, "TUNABLE", False)
+        values = {}
+        for key, value in raw.items():
+            if not isinstance(key, str) or key not in fields:
+                raise self.fail((*path, str(key)), _unknown(key, fields))
+            values[key] = self.value(hints[key], value, (*path, key), tunable)
+        missing = [
+            name for name, f in fields.items()
+            if name not in values and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise self.fail(path, f"missing required field '{missing[0]}'")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise self.fail(path, str(err)) from None
+
+    def value(self, hint: Any, raw: Any, path: Path_, tunable: bool) -> Any:
+        if tunable and isinstance(raw, dict) and _is_scalar_hint(hint):
+            if not set(raw) & set(DISTRIBUTION_KEYS):
+                raise self.fail(path, f"expected a value or a distribution "
+                                      f"({', '.join(DISTRIBUTION_KEYS)}), got {_show(raw)}")
+            try:
+                dist = parse_distribution(raw)
+            except ValueError as err:
+                raise self.fail(path, str(err)) from None
+            for option in getattr(dist, "values", ()):  # each choice must fit the field
+                self.value(hint, option, path, tunable=False)
+            return dist
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (Union, types.UnionType):
+            return self._union(args, raw, path, tunable)
+        if origin is Literal:
+            if raw not in args:
+                close = difflib.get_close_matches(str(raw), [str(a) for a in args], n=1)
+                hint_text = f"; did you mean '{close[0]}'?" if close else ""
+                raise self.fail(path, f"must be one of {', '.join(map(str, args))}, "
+                                      f"got {_show(raw)}{hint_text}")
+            return raw
+        if origin is list:
+            if not isinstance(raw, list):
+                raise self.fail(path, f"expected a list, got {_show(raw)}")
+            return [self.value(args[0], item, (*path, i), tunable) for i, item in enumerate(raw)]
+        if origin is dict:
+            if not isinstance(raw, dict):
+                raise self.fail(path, f"expected a mapping, got {_show(raw)}")
+            return {str(k): self.value(args[1], v, (*path, str(k)), tunable) for k, v in raw.items()}
+        if dataclasses.is_dataclass(hint):
+            return self.dataclass(hint, raw, path, tunable)
+        return self._scalar(hint, raw, path)
+
+    def _union(self, args: tuple, raw: Any, path: Path_, tunable: bool) -> Any:
+        if raw is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if set(options) == set(SYMBOL_KINDS.values()):
+            return self._symbol(raw, path)
+        errors = []
+        for option in options:
+            try:
+                return self.value(option, raw, path, tunable)
+            except SpaceError as err:
+                errors.append(err)
+        raise errors[-1]
+
+    def _symbol(self, raw: Any, path: Path_) -> Any:
+        if not isinstance(raw, dict) or "kind" not in raw:
+            raise self.fail(path, f"a layer symbol needs 'kind' ({', '.join(SYMBOL_KINDS)})")
+        kind = raw["kind"]
+        if not isinstance(kind, str) or kind not in SYMBOL_KINDS:
+            close = difflib.get_close_matches(str(kind), list(SYMBOL_KINDS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise self.fail((*path, "kind"), f"unknown layer kind {_show(kind)}{hint}")
+        return self.dataclass(SYMBOL_KINDS[kind], raw, path, tunable=True)
+
+    def _scalar(self, hint: Any, raw: Any, path: Path_) -> Any:
+        if hint is Any:
+            return raw
+        if hint is bool:
+            if not isinstance(raw, bool):
+                raise self.fail(path, f"expected true or false, got {_show(raw)}")
+            return raw
+        if hint is int:
+            if isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**53:
+                raw = int(raw)  # 2e5 in YAML is a float
+            if not isinstance(raw, int) or isinstance(raw, bool):
+                raise self.fail(path, f"expected an integer, got {_show(raw)}")
+            return raw
+        if hint is float:
+            number = raw
+            if isinstance(raw, str):  # YAML 1.1 reads 3e-3 as a string
+                try:
+                    number = float(raw)
+                except ValueError:
+                    pass
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise self.fail(path, f"expected a number, got {_show(raw)}")
+            if not math.isfinite(number):
+                raise self.fail(path, f"expected a finite number, got {_show(raw)}")
+            return float(number)
+        if hint is str:
+            if not isinstance(raw, str):
+                raise self.fail(path, f"expected a string, got {_show(raw)}")
+            return raw
+        raise TypeError(f"schema type {hint!r} at {dotted(path)} is not supported")
+
+
+def _is_scalar_hint(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return all(_is_scalar_hint(a) for a in typing.get_args(hint) if a is not type(None))
+    return origin is Literal or hint in (int, float, str, bool)
+
+
+def _unknown(key: Any, fields: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(str(key), list(fields), n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(fields)}"
+    return f"unknown key '{key}'; {hint}"
+
+
+def _show(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,381 @@
+"""A validated search space: its candidate patterns, its tunable fields, and how trials sample it.
+
+``SearchSpace.load(path)`` reads and checks the whole file before anything runs.
+``suggest(trial)`` is the Optuna define-by-run function: it asks for ``pattern`` first, then each
+tunable field by its dotted name (``training.lr``, ``symbols.G.head_dim_k``); fields of a layer
+symbol are asked only when the sampled pattern contains that symbol. ``resolve(params)`` turns the
+sampled values into a fully fixed ``TrialConfig``; ``grid()`` lists every point of a finite space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import PatternError, SpaceError
+from archsearch.metrics import known_metrics
+from archsearch.pattern import canonical, generate, parse, parse_ratio, pattern_stats
+from archsearch.pattern.generate import PLACEMENTS
+from archsearch.space.distributions import Choice, Distribution, IntRange, Uniform
+from archsearch.space.loader import Path_, dotted, parse_space_text, read_space_file
+from archsearch.space.schema import (
+    DataSection,
+    EvaluationSection,
+    ModelSection,
+    SpaceFile,
+    SymbolSpec,
+    TrainingSection,
+    resolve_symbols,
+)
+
+_DISTRIBUTIONS = (Choice, IntRange, Uniform)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One distinct layer stack and the generator settings that produced it."""
+
+    pattern: str  # canonical spelling
+    layers: tuple[str, ...]
+    origins: tuple[str, ...]  # "list" and/or "3:1 even_end" ...
+
+
+@dataclass(frozen=True)
+class Tunable:
+    name: str  # dotted path, also the Optuna parameter name
+    distribution: Distribution
+    symbol: str | None  # asked only when the pattern contains this symbol
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one proxy needs, with every distribution replaced by its sampled value."""
+
+    space_name: str
+    pattern: str
+    layers: tuple[str, ...]
+    symbols: dict[str, SymbolSpec]  # only the symbols the pattern uses
+    model: ModelSection
+    data: DataSection
+    training: TrainingSection
+    evaluation: EvaluationSection
+    params: dict[str, Any]  # the sampled values by dotted name
+
+
+class SearchSpace:
+    def __init__(self, spec: SpaceFile, file: str, lines: dict[Path_, int]) -> None:
+        self.spec, self.file, self._lines = spec, file, lines
+        self.symbols = resolve_symbols(spec.symbols)
+        self._check_symbols()
+        self._check_ranges()
+        self.candidates = self._candidates()
+        self.tunables = list(self._tunables())
+        self._check_metrics()
+        self._check_search()
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchSpace:
+        spec, lines = read_space_file(path)
+        return cls(spec, str(path), lines)
+
+    @classmethod
+    def from_text(cls, text: str, file: str = "<string>") -> SearchSpace:
+        spec, lines = parse_space_text(text, file)
+        return cls(spec, file, lines)
+
+    def _fail(self, path: Path_, message: str) -> SpaceError:
+        probe = path
+        while probe and probe not in self._lines:
+            probe = probe[:-1]
+        return SpaceError(self.file, self._lines.get(probe), dotted(path), message)
+
+    def _where(self, path: Path_) -> str:
+        line = self._lines.get(path)
+        return f"{self.file}:{line}: {dotted(path)}" if line else f"{self.file}: {dotted(path)}"
+
+    def _check_symbols(self) -> None:
+        for symbol in self.spec.symbols:
+            if len(symbol) != 1 or not symbol.isalpha():
+                raise self._fail(("symbols", symbol), "a layer symbol is one letter")
+
+    def _check_ranges(self) -> None:
+        """Numbers that must be positive, or fractions, checked for every value they may take."""
+        for path, rule in _RANGE_RULES.items():
+            value: Any = self.spec
+            for part in path:
+                value = getattr(value, part, None) if not isinstance(value, dict) else value.get(part)
+            for option in _bounds_of(value):
+                if option is not None and not rule[0](option):
+                    raise self._fail(path, f"{rule[1]}, got {option!r}")
+        for symbol, spec in self.spec.symbols.items():
+            for name, value in _fields(spec):
+                if name in _POSITIVE_SYMBOL_FIELDS:
+                    for option in _bounds_of(value):
+                        if option is not None and not option > 0:
+                            raise self._fail(("symbols", symbol, name),
+                                             f"must be positive, got {option!r}")
+
+    def _kinds(self) -> dict[str, str]:
+        return {s: spec.kind for s, spec in self.symbols.items()}
+
+    def _candidates(self) -> list[Candidate]:
+        found: dict[tuple[str, ...], list[str]] = {}
+        for i, text in enumerate(self.spec.patterns.candidates):
+            layers = self._parse(text, ("patterns", "candidates", i))
+            found.setdefault(layers, []).append("list")
+        generator = self.spec.patterns.generate
+        if generator is not None:
+            for layers, origin in self._generated(generator):
+                found.setdefault(layers, []).append(origin)
+        if not found:
+            raise self._fail(("patterns",), "no candidate patterns: give 'candidates' or 'generate'")
+        return [Candidate(canonical(layers), layers, tuple(dict.fromkeys(origins)))
+                for layers, origins in found.items()]
+
+    def _parse(self, text: str, path: Path_) -> tuple[str, ...]:
+        try:
+            layers = parse(text, self.symbols)
+        except PatternError as err:
+            raise err.with_context(self._where(path)) from None
+        depth = self.spec.model.depth
+        if isinstance(depth, int) and len(layers) != depth:
+            raise PatternError(
+                f"pattern has {len(layers)} layers but model.depth is {depth}", text, len(text)
+            ).with_context(self._where(path))
+        return tuple(layers)
+
+    def _generated(self, generator: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+        base = ("patterns", "generate")
+        for field_name in ("linear", "attention"):
+            symbol = getattr(generator, field_name)
+            if symbol not in self.symbols:
+                raise self._fail((*base, field_name), f"unknown layer symbol '{symbol}'")
+        depths = generator.depths
+        if depths is None:
+            if not isinstance(self.spec.model.depth, int):
+                raise self._fail(base, "give 'depths' here or a fixed model.depth")
+            depths = [self.spec.model.depth]
+        ratios = []
+        for i, text in enumerate(generator.ratios):
+            try:
+                ratios.append(parse_ratio(text))
+            except ValueError as err:
+                raise self._fail((*base, "ratios", i), str(err)) from None
+        for i, placement in enumerate(generator.placements):
+            if isinstance(placement, str) and placement not in PLACEMENTS:
+                close = difflib.get_close_matches(placement, PLACEMENTS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise self._fail((*base, "placements", i), f"unknown placement '{placement}'{hint}")
+        for d, depth in enumerate(depths):
+            model_depth = self.spec.model.depth
+            if isinstance(model_depth, int) and depth != model_depth:
+                raise self._fail((*base, "depths", d), f"depth {depth} differs from model.depth "
+                                                       f"{model_depth}")
+            for ratio, (p, placement) in itertools.product(ratios, enumerate(generator.placements)):
+                try:
+                    layers = generate(depth, ratio, placement, generator.linear, generator.attention)
+                except ValueError as err:
+                    raise self._fail((*base, "placements", p), f"{err} (ratio {ratio}, depth "
+                                                               f"{depth})") from None
+                yield tuple(layers), f"{ratio} {placement}"
+
+    def _tunables(self) -> Iterator[Tunable]:
+        for symbol, spec in self.spec.symbols.items():
+            for name, value in _fields(spec):
+                if isinstance(value, _DISTRIBUTIONS):
+                    yield Tunable(f"symbols.{symbol}.{name}", value, symbol)
+        for section in ("model", "data", "training", "evaluation"):
+            for name, value in _fields(getattr(self.spec, section)):
+                if isinstance(value, _DISTRIBUTIONS):
+                    yield Tunable(f"{section}.{name}", value, None)
+
+    def _check_metrics(self) -> None:
+        evaluation, data = self.spec.evaluation, self.spec.data
+        options = set()
+        for categories, buckets, probes in itertools.product(
+            _values(evaluation.categories), _values(evaluation.copy_buckets), _values(data.probes)
+        ):
+            options |= set(known_metrics(categories, buckets, probes))
+        checks = [(("objectives", i, "metric"), o.metric) for i, o in enumerate(self.spec.objectives)]
+        if self.spec.search.asha is not None:
+            checks.append((("search", "asha", "metric"), self.spec.search.asha.metric))
+        for path, metric in checks:
+            if metric not in options:
+                close = difflib.get_close_matches(metric, sorted(options), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise self._fail(path, f"unknown metric '{metric}'{hint}")
+        if not self.spec.objectives:
+            raise self._fail(("objectives",), "give at least one objective")
+        names = [o.metric for o in self.spec.objectives]
+        if len(set(names)) != len(names):
+            raise self._fail(("objectives",), f"an objective is listed twice: {names}")
+
+    def _check_search(self) -> None:
+        search = self.spec.search
+        if search.samples < 1:
+            raise self._fail(("search", "samples"), "must be at least 1")
+        if search.concurrency < 1:
+            raise self._fail(("search", "concurrency"), "must be at least 1")
+        if search.algorithm == "grid":
+            for tunable in self.tunables:
+                if isinstance(tunable.distribution, Uniform):
+                    raise self._fail(_split(tunable.name), "grid search needs finite values: "
+                                                           "use 'choices' or 'int'")
+        if search.asha is not None and search.asha.reduction_factor <= 1:
+            raise self._fail(("search", "asha", "reduction_factor"), "must be greater than 1")
+        if self.spec.resources.cpus <= 0:
+            raise self._fail(("resources", "cpus"), "must be positive")
+        gpus = self.spec.resources.gpus
+        if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
+            raise self._fail(("resources", "gpus"), f"a fraction of one GPU or whole GPUs, got {gpus}")
+
+    # ------------------------------------------------------------ sampling
+
+    @property
+    def pattern_choices(self) -> list[str]:
+        return [c.pattern for c in self.candidates]
+
+    def candidate(self, pattern: str) -> Candidate:
+        for c in self.candidates:
+            if c.pattern == pattern:
+                return c
+        raise KeyError(pattern)
+
+    def relevant(self, pattern: str) -> list[Tunable]:
+        layers = set(self.candidate(pattern).layers)
+        return [t for t in self.tunables if t.symbol is None or t.symbol in layers]
+
+    def suggest(self, trial: Any) -> None:
+        """Optuna define-by-run: ask for the pattern, then each field relevant to it."""
+        pattern = trial.suggest_categorical("pattern", self.pattern_choices)
+        for tunable in self.relevant(pattern):
+            tunable.distribution.suggest(trial, tunable.name)
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of a finite space, each exactly once, in a fixed order."""
+        points = []
+        for pattern in self.pattern_choices:
+            relevant = self.relevant(pattern)
+            for values in itertools.product(*(t.distribution.grid() for t in relevant)):
+                points.append({"pattern": pattern, **{t.name: v for t, v in zip(relevant, values, strict=True)}})
+        return points
+
+    def resolve(self, params: Mapping[str, Any]) -> TrialConfig:
+        """The fixed configuration for sampled ``params``; raises KeyError if one is missing."""
+        pattern = params["pattern"]
+        candidate = self.candidate(pattern)
+        used = dict.fromkeys(candidate.layers)
+
+        def fix(obj: Any, prefix: str) -> Any:
+            changes = {name: params[f"{prefix}.{name}"] for name, value in _fields(obj)
+                       if isinstance(value, _DISTRIBUTIONS)}
+            return dataclasses.replace(obj, **changes) if changes else obj
+
+        symbols = {s: fix(self.symbols[s], f"symbols.{s}") for s in used}
+        relevant = {"pattern": pattern} | {t.name: params[t.name] for t in self.relevant(pattern)}
+        return TrialConfig(
+            space_name=self.spec.name,
+            pattern=pattern,
+            layers=candidate.layers,
+            symbols=symbols,
+            model=fix(self.spec.model, "model"),
+            data=fix(self.spec.data, "data"),
+            training=fix(self.spec.training, "training"),
+            evaluation=fix(self.spec.evaluation, "evaluation"),
+            params=relevant,
+        )
+
+    def sample(self, n: int, seed: int) -> list[TrialConfig]:
+        """``n`` trial configs drawn with Optuna's random sampler (grid: the first ``n`` points)."""
+        import optuna
+
+        if self.spec.search.algorithm == "grid":
+            return [self.resolve(p) for p in self.grid()[:n]]
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        configs = []
+        for _ in range(n):
+            trial = study.ask()
+            self.suggest(trial)
+            configs.append(self.resolve(trial.params))
+            study.tell(trial, 0.0)
+        return configs
+
+    def pattern_kinds(self) -> dict[str, str]:
+        return self._kinds()
+
+    def stats(self, candidate: Candidate) -> Any:
+        return pattern_stats(candidate.layers, self._kinds())
+
+
+def _positive(x: Any) -> bool:
+    return x > 0
+
+
+def _fraction(x: Any) -> bool:
+    return 0 <= x < 1
+
+
+_RANGE_RULES = {
+    ("model", "d_model"): (_positive, "must be positive"),
+    ("model", "n_heads"): (_positive, "must be positive"),
+    ("model", "n_kv_heads"): (_positive, "must be positive"),
+    ("model", "depth"): (_positive, "must be positive"),
+    ("model", "mlp_hidden"): (_positive, "must be positive"),
+    ("model", "mlp_ratio"): (_positive, "must be positive"),
+    ("model", "norm_eps"): (_positive, "must be positive"),
+    ("model", "vocab_size"): (_positive, "must be positive"),
+    ("model", "init_std"): (_positive, "must be positive"),
+    ("data", "builtin_documents"): (_positive, "must be positive"),
+    ("data", "vocab_size"): (_positive, "must be positive"),
+    ("data", "seq_len"): (_positive, "must be positive"),
+    ("data", "validation_fraction"): (_fraction, "must be in [0, 1)"),
+    ("data", "probe_fraction"): (_fraction, "must be in [0, 1)"),
+    ("training", "tokens"): (_positive, "must be positive"),
+    ("training", "batch_size"): (_positive, "must be positive"),
+    ("training", "lr"): (_positive, "must be positive"),
+    ("training", "weight_decay"): (lambda x: x >= 0, "must not be negative"),
+    ("training", "beta1"): (_fraction, "must be in [0, 1)"),
+    ("training", "beta2"): (_fraction, "must be in [0, 1)"),
+    ("training", "grad_clip"): (_positive, "must be positive"),
+    ("training", "warmup_fraction"): (_fraction, "must be in [0, 1)"),
+    ("training", "min_lr_ratio"): (lambda x: 0 <= x <= 1, "must be in [0, 1]"),
+    ("training", "checkpoint_every"): (_positive, "must be positive"),
+    ("evaluation", "every"): (_positive, "must be positive"),
+    ("evaluation", "validation_tokens"): (_positive, "must be positive"),
+    ("evaluation", "copy_min_run"): (_positive, "must be positive"),
+    ("evaluation", "probe_examples"): (_positive, "must be positive"),
+    ("evaluation", "bootstrap"): (_positive, "must be positive"),
+    ("search", "max_failures"): (lambda x: x >= 0, "must not be negative"),
+}
+_POSITIVE_SYMBOL_FIELDS = {"heads", "kv_heads", "head_dim", "window", "rope_theta", "v_heads",
+                           "head_dim_k", "expand_v", "conv_size"}
+
+
+def _bounds_of(value: Any) -> list[Any]:
+    """The values a field may take: itself, a choice list, or a range's ends."""
+    if isinstance(value, Choice):
+        return list(value.values)
+    if isinstance(value, IntRange | Uniform):
+        return [value.low, value.high]
+    return [value]
+
+
+def _fields(obj: Any) -> list[tuple[str, Any]]:
+    return [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+
+
+def _values(value: Any) -> list[Any]:
+    """The possible values of a field that may be a distribution."""
+    return value.grid() if isinstance(value, Choice) else [value]
+
+
+def _split(name: str) -> Path_:
+    return tuple(name.split("."))

@@ -1,0 +1,24 @@
+"""archsearch's own gated-delta-rule and short-convolution kernels (plain torch; fla on CUDA).
+
+Importing this package never imports fla or triton: fla is only loaded by `dispatch` when the
+inputs are on CUDA, so CPU-only machines need neither.
+"""
+
+from .dispatch import BACKEND_ENV_VAR, fla_available, gated_delta_rule, select_backend, short_conv
+from .gated_delta_rule import chunk_gated_delta_rule, l2norm
+from .recurrent import fused_recurrent_gated_delta_rule, reference_gated_delta_rule
+from .short_conv import causal_conv1d, reference_causal_conv1d
+
+__all__ = [
+    "BACKEND_ENV_VAR",
+    "causal_conv1d",
+    "chunk_gated_delta_rule",
+    "fla_available",
+    "fused_recurrent_gated_delta_rule",
+    "gated_delta_rule",
+    "l2norm",
+    "reference_causal_conv1d",
+    "reference_gated_delta_rule",
+    "select_backend",
+    "short_conv",
+]

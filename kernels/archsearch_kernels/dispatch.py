@@ -1,0 +1,120 @@
+"""Choose between fla's Triton kernels (CUDA) and this package's torch kernels (anywhere).
+
+backend "auto" (default) means fla when the inputs are on CUDA and fla imports, else torch;
+"torch" and "fla" force one. With backend=None the choice is read from $ARCHSEARCH_KERNELS at
+every call (so tests and sweeps can flip it without re-importing). fla is imported only inside the
+CUDA branch: on a CPU machine neither fla nor triton is ever loaded or run (fla has no CPU path,
+and transformers' habit of picking fla on CPU just because it imports is what we avoid here).
+Nothing is cached at module level: the import system already caches a successful import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+import torch
+
+from .gated_delta_rule import chunk_gated_delta_rule
+from .short_conv import causal_conv1d
+
+__all__ = ["BACKEND_ENV_VAR", "fla_available", "gated_delta_rule", "select_backend", "short_conv"]
+
+BACKEND_ENV_VAR = "ARCHSEARCH_KERNELS"
+BACKENDS = ("auto", "torch", "fla")
+FLA_MAX_CHUNK = 64  # fla's gated delta rule accepts chunk sizes 16, 32 and 64
+
+
+def fla_available() -> bool:
+    """True when fla's gated-delta-rule op and causal conv import (which also needs triton)."""
+    if importlib.util.find_spec("fla") is None:
+        return False
+    try:
+        importlib.import_module("fla.ops.gated_delta_rule")
+        importlib.import_module("fla.modules.causal_conv1d")
+    except Exception:  # triton missing or broken: fla is unusable, fall back to torch
+        return False
+    return True
+
+
+def select_backend(backend: str | None, device: torch.device) -> str:
+    """Resolve "auto"/"torch"/"fla" (or $ARCHSEARCH_KERNELS when None) to "torch" or "fla"."""
+    name = os.environ.get(BACKEND_ENV_VAR, "auto") if backend is None else backend
+    name = name.strip().lower() or "auto"
+    if name not in BACKENDS:
+        source = f"${BACKEND_ENV_VAR}" if backend is None else "backend"
+        raise ValueError(f"{source} must be one of {BACKENDS}; got {name!r}")
+    if name == "torch":
+        return "torch"
+    on_cuda = torch.device(device).type == "cuda"
+    if name == "fla":
+        if not on_cuda:
+            raise ValueError(
+                f"backend 'fla' needs CUDA tensors (fla has no CPU path); inputs are on {device}. "
+                f"Use backend 'torch' or 'auto' (or unset ${BACKEND_ENV_VAR})."
+            )
+        if not fla_available():
+            raise ValueError("backend 'fla' was requested but fla (with triton) does not import")
+        return "fla"
+    return "fla" if on_cuda and fla_available() else "torch"
+
+
+def gated_delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+    use_qk_l2norm_in_kernel: bool = False,
+    chunk_size: int = 64,
+    backend: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Chunked gated delta rule on the chosen backend; arguments as in `chunk_gated_delta_rule`.
+
+    fla takes chunk sizes up to 64; a larger request runs with 64 there (same math, other tiling).
+    """
+    kwargs = dict(
+        scale=scale,
+        initial_state=initial_state,
+        output_final_state=output_final_state,
+        use_qk_l2norm_in_kernel=use_qk_l2norm_in_kernel,
+    )
+    if select_backend(backend, q.device) == "fla":
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
+
+        return fla_chunk_gated_delta_rule(
+            q, k, v, g, beta, chunk_size=min(chunk_size, FLA_MAX_CHUNK), **kwargs
+        )
+    return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
+
+
+def short_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+    activation: str | None = "silu",
+    backend: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Causal depthwise conv on the chosen backend; arguments as in `causal_conv1d`.
+
+    fla keeps the last W inputs as state ([B, D, W]) where we keep W-1; the oldest of fla's W never
+    enters an output, so we pad our state with one zero column going in and drop it coming out.
+    """
+    if select_backend(backend, x.device) == "fla":
+        from fla.modules.causal_conv1d import causal_conv1d as fla_causal_conv1d
+
+        fla_state = None if initial_state is None else torch.nn.functional.pad(initial_state, (1, 0))
+        y, final = fla_causal_conv1d(
+            x,
+            weight,
+            initial_state=fla_state,
+            output_final_state=output_final_state,
+            activation=activation,
+        )
+        return y, (final[..., 1:] if final is not None else None)
+    return causal_conv1d(x, weight, initial_state, output_final_state, activation)
