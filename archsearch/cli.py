@@ -33,6 +33,102 @@ def _patterns(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from archsearch.sweep import SweepOptions, run_sweep
+
+    options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
+    outcome = run_sweep(args.space, name=args.name, storage=args.storage, overrides=args.set,
+                        options=options)
+    print(outcome.summary)
+    return 1 if outcome.errored and not outcome.front else 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from archsearch.sweep import SweepOptions, resume_sweep
+
+    options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
+    outcome = resume_sweep(args.sweep_dir, options=options, retry_errored=args.retry_errored)
+    print(outcome.summary)
+    return 1 if outcome.errored and not outcome.front else 0
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", metavar="ADDR",
+                   help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                        "(default: a private Ray on this machine)")
+    p.add_argument("--shared-storage-ok", action="store_true",
+                   help="trust that a local storage path is shared by every node")
+    p.add_argument("--verbose", action="store_true", help="show Ray's and the trials' own output")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from archsearch.report import write_report
+
+    weights = _weights(args.weight)
+    path = write_report(args.sweep_dir, args.out, weights=weights, reference=args.reference)
+    print(f"report written to {path}")
+    return 0
+
+
+def _weights(items: Sequence[str]) -> dict[str, float] | None:
+    """``["semantic_loss=2", "copy_loss=1"]`` -> {"semantic_loss": 2.0, "copy_loss": 1.0}."""
+    weights = {}
+    for item in items:
+        metric, _, value = item.partition("=")
+        try:
+            weights[metric.strip()] = float(value)
+        except ValueError:
+            raise ArchsearchError(f"--weight {item}: expected METRIC=NUMBER, e.g. "
+                                  "semantic_loss=2") from None
+    return weights or None
+
+
+def _scale(args: argparse.Namespace) -> int:
+    from archsearch.scaling.run import run_scale
+
+    outcome = run_scale(args.space, name=args.name, storage=args.storage, overrides=args.set,
+                        from_sweep=args.from_sweep, top_k=args.top_k, address=args.address,
+                        verbose=args.verbose, shared_storage_ok=args.shared_storage_ok)
+    print(outcome.summary)
+    return 1 if outcome.failed and not outcome.completed else 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import json
+
+    from archsearch.scaling.recommend import parse_weights, recommend
+    from archsearch.scaling.render import as_dict, render
+
+    rec = recommend(args.dir, parse_weights(args.weights), target=args.target,
+                    target_params=args.target_params, target_tokens=args.target_tokens,
+                    bootstrap=args.bootstrap)
+    print(json.dumps(as_dict(rec), indent=2) if args.json else render(rec))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.checkpoint is not None:
+        if args.format != "hf":
+            raise ArchsearchError(f"--checkpoint exports proxy weights to hf only, not "
+                                  f"{args.format}")
+        from archsearch.export.hf import export_checkpoint
+
+        path = export_checkpoint(args.checkpoint, args.out, format="hf")
+        print(f"transformers checkpoint written to {path}")
+        return 0
+    from archsearch.export.pattern import export_pattern, export_recommended
+    from archsearch.scaling.recommend import parse_weights
+
+    if args.pattern is not None:
+        files = export_pattern(args.pattern, args.format, args.out, args.target, args.depth)
+    else:
+        files = export_recommended(args.from_dir, args.format, args.out, args.target,
+                                   parse_weights(args.weights), args.depth)
+    print(f"{args.format} config for {args.target} written to {args.out}: "
+          f"{', '.join(f.name for f in files)}")
+    return 0
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
     parser = argparse.ArgumentParser(
         prog="archsearch",
@@ -49,6 +145,73 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
     p.add_argument("space", help="the search-space YAML file")
     p = verb("patterns", _patterns, "list the distinct candidate patterns with their costs")
     p.add_argument("space", help="the search-space YAML file")
+    p = verb("sweep", _sweep, "train the space's proxies with Ray Tune and print the Pareto front")
+    p.add_argument("space", help="the search-space YAML file")
+    p.add_argument("--name", help="the sweep folder's name (default: the space's name)")
+    p.add_argument("--storage", metavar="DIR|URI",
+                   help="where sweep folders go: a folder or s3://, gs://... (default: the "
+                        "space's 'storage')")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a YAML field, e.g. training.tokens=1000 or "
+                        "'model.d_model={choices: [32, 64]}' (repeatable)")
+    _cluster_arguments(p)
+    p = verb("resume", _resume, "continue a sweep whose driver stopped, from its folder")
+    p.add_argument("sweep_dir", help="the sweep folder (<storage>/<name>) or its URI")
+    p.add_argument("--retry-errored", action="store_true",
+                   help="also retry trials that failed with an error, from their checkpoints")
+    _cluster_arguments(p)
+    p = verb("report", _report, "write a static HTML report of a sweep (fronts, gaps, the pick)")
+    p.add_argument("sweep_dir", help="the sweep folder (<storage>/<name>)")
+    p.add_argument("--out", metavar="DIR",
+                   help="where index.html goes (default: SWEEP_DIR/report)")
+    p.add_argument("--weight", action="append", default=[], metavar="METRIC=W",
+                   help="an objective's weight in the recommendation (default: equal; repeatable)")
+    p.add_argument("--reference", metavar="PATTERN",
+                   help="the pattern per-category gaps are measured against (default: all "
+                        "attention)")
+    p = verb("scale", _scale, "train chosen patterns at every rung of the space's ladder "
+                              "(Ray Tune; run again to continue)")
+    p.add_argument("space", help="the search-space YAML file, with a 'ladder' section")
+    p.add_argument("--from", dest="from_sweep", metavar="SWEEP_DIR",
+                   help="take the top patterns of this sweep (default: every candidate)")
+    p.add_argument("--top-k", type=int, default=3, metavar="K",
+                   help="how many patterns to take with --from (default: 3)")
+    p.add_argument("--name", help="the scale folder's name (default: <space name>-scale)")
+    p.add_argument("--storage", metavar="DIR|URI",
+                   help="where the folder goes (default: the space's 'storage')")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a YAML field, e.g. ladder.seeds=[0,1] (repeatable)")
+    _cluster_arguments(p)
+    p = verb("recommend", _recommend, "the recommended ratio and placement, with fits, "
+                                      "intervals, rank stability and the margin")
+    p.add_argument("dir", help="a scale folder (extrapolates to the target) or a sweep folder")
+    p.add_argument("--weights", action="append", metavar="M=W,...",
+                   help="objective weights, e.g. semantic_loss=0.5,copy_loss=0.5 (default: the "
+                        "space's objectives, equal)")
+    p.add_argument("--target", default="olmo-hybrid-7b", help="the model to extrapolate to")
+    p.add_argument("--target-params", type=float, metavar="N",
+                   help="parameters at the target (default: the ladder's target_params)")
+    p.add_argument("--target-tokens", type=float, metavar="D",
+                   help="training tokens at the target (default: the ladder's target_tokens)")
+    p.add_argument("--bootstrap", type=int, metavar="B",
+                   help="bootstrap resamples (default: the ladder's 'bootstrap')")
+    p.add_argument("--json", action="store_true", help="print the evidence as JSON")
+    p = verb("export", _export, "write a full-size model config for a pattern (hf, olmo-core, "
+                                "fla), or proxy weights for transformers")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="from_dir", metavar="DIR",
+                        help="the pattern recommended by a scale or sweep folder")
+    source.add_argument("--pattern", help="a layer pattern in any spelling, e.g. '(GGGA)*8'")
+    source.add_argument("--checkpoint", metavar="PATH",
+                        help="a proxy checkpoint folder: export its weights (--format hf)")
+    p.add_argument("--target", default="olmo-hybrid-7b", help="whose dimensions to use")
+    p.add_argument("--format", default="hf", choices=("hf", "olmo-core", "fla"))
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="redraw the pattern at N layers (default: --pattern's own depth; the "
+                        "target's depth for --from)")
+    p.add_argument("--weights", action="append", metavar="M=W,...",
+                   help="with --from: objective weights, as for recommend")
+    p.add_argument("out", help="the output folder")
     return parser, verbs
 
 

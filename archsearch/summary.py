@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from archsearch.space import SearchSpace
+from typing import Any
+
+from archsearch.model.cost import cost_report
+from archsearch.space import SearchSpace, TrialConfig
+from archsearch.space.build import hybrid_config
+from archsearch.space.distributions import Choice
 
 
 def describe_space(space: SearchSpace) -> str:
@@ -43,11 +48,41 @@ def describe_space(space: SearchSpace) -> str:
     return "\n".join(lines)
 
 
+def base_config(space: SearchSpace, pattern: str) -> TrialConfig:
+    """The trial at the first value of every tuned field (first choice, low end of a range)."""
+    params: dict[str, Any] = {"pattern": pattern}
+    for tunable in space.relevant(pattern):
+        dist = tunable.distribution
+        params[tunable.name] = dist.values[0] if isinstance(dist, Choice) else dist.low
+    return space.resolve(params)
+
+
 def pattern_table(space: SearchSpace) -> str:
-    header = f"{'pattern':<24} {'depth':>5} {'attn':>6}  origins"
+    """One row per distinct candidate: shape and the cost-model figures."""
+    seq_len = space.spec.data.seq_len
+    seq_len = seq_len.values[0] if isinstance(seq_len, Choice) else getattr(seq_len, "low", seq_len)
+    header = (f"{'pattern':<22} {'depth':>5} {'attn':>6} {'params':>15} {'non-emb params':>15} "
+              f"{'train FLOP/tok':>14} {'infer mem':>10}  origins")
     rows = [header, "-" * len(header)]
     for c in space.candidates:
         stats = space.stats(c)
-        rows.append(f"{c.pattern:<24} {stats.depth:>5} {stats.attention_fraction:>6.1%}  "
-                    f"{', '.join(c.origins)}")
-    return "\n".join(rows)
+        cost = cost_report(hybrid_config(base_config(space, c.pattern)), seq_len)
+        rows.append(
+            f"{c.pattern:<22} {stats.depth:>5} {stats.attention_fraction:>6.1%} "
+            f"{cost.params:>15,} {cost.non_embedding_params:>15,} "
+            f"{cost.train_flops_per_token:>14.3g} {_bytes(cost.inference_memory_bytes):>10}  "
+            f"{', '.join(c.origins)}"
+        )
+    note = (f"costs at sequence length {seq_len} (inference memory: KV cache + recurrent state of "
+            "one sequence at that context, 2-byte values)")
+    if space.tunables:
+        note += "; tuned fields at their first choice or lowest value"
+    return "\n".join([*rows, "", note])
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

@@ -9,6 +9,7 @@ Why: a GDN proxy layer should not make CPU sweeps much slower than an attention 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -19,16 +20,24 @@ import torch.nn.functional as F
 from archsearch_kernels import chunk_gated_delta_rule
 
 
-def median_ms(step: Callable[[], None], warmup: int, repeats: int) -> float:
-    """Median wall time of `step` in ms after warm-up (median: robust to a noisy shared CPU)."""
-    for _ in range(warmup):
-        step()
-    times = []
+def interleaved_times(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    """Wall times in ms of each step, measured in alternation after warm-up.
+
+    Alternating (rather than timing one op's repeats, then the other's) makes load from other
+    processes on a shared CPU hit both sides alike, so the ratio stays meaningful.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
 
 
 def sdpa_step(B: int, H: int, T: int, D: int) -> Callable[[], None]:
@@ -65,7 +74,7 @@ def gdn_step(B: int, H: int, T: int, D: int, chunk_size: int) -> Callable[[], No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-lens", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[64])
+    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[64, 32])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
@@ -75,14 +84,19 @@ def main() -> None:
     torch.manual_seed(0)
     B, H, D = args.batch, args.heads, args.head_dim
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, fwd+bwd, "
-          f"B={B} H={H} K=V={D}, median of {args.repeats} after {args.warmup} warm-up")
-    print(f"{'T':>6} {'chunk':>6} {'SDPA ms':>9} {'GDN ms':>9} {'GDN/SDPA':>9}")
+          f"B={B} H={H} K=V={D}; median (and min) of {args.repeats} interleaved runs after "
+          f"{args.warmup} warm-up; load average {os.getloadavg()[0]:.2f}")
+    print(f"{'T':>6} {'chunk':>6} {'SDPA ms':>9} {'GDN ms':>9} {'GDN/SDPA':>9} "
+          f"{'SDPA min':>9} {'GDN min':>9} {'min ratio':>9}")
     for T in args.seq_lens:
-        sdpa = median_ms(sdpa_step(B, H, T, D), args.warmup, args.repeats)
+        steps = {"sdpa": sdpa_step(B, H, T, D)}
+        steps.update({C: gdn_step(B, H, T, D, C) for C in args.chunk_sizes})
+        times = interleaved_times(steps, args.warmup, args.repeats)
+        sdpa_med, sdpa_min = statistics.median(times["sdpa"]), min(times["sdpa"])
         for C in args.chunk_sizes:
-            gdn = median_ms(gdn_step(B, H, T, D, C), args.warmup, args.repeats)
-            print(f"{T:>6} {C:>6} {sdpa:>9.2f} {gdn:>9.2f} {gdn / sdpa:>8.2f}x")
-
+            med, low = statistics.median(times[C]), min(times[C])
+            print(f"{T:>6} {C:>6} {sdpa_med:>9.2f} {med:>9.2f} {med / sdpa_med:>8.2f}x "
+                  f"{sdpa_min:>9.2f} {low:>9.2f} {low / sdpa_min:>8.2f}x")
 
 if __name__ == "__main__":
     main()

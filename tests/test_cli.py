@@ -51,3 +51,11 @@ def test_unknown_verb_exits_non_zero():
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code != 0
+
+
+def test_patterns_prints_the_olmo_hybrid_7b_parameter_count(capsys):
+    assert main(["patterns", str(ROOT / "search_spaces/olmo_hybrid_7b.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "(GGGA)*8" in out
+    assert "7,430,870,688" in out
+    assert "7,045,519,008" in out

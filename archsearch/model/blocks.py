@@ -34,6 +34,10 @@ class GDNBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(d, config.norm_eps)
         self.mlp = SwiGLU(d, config.mlp_hidden, config.init_std)
 
+    def reset_parameters(self) -> None:
+        for child in self.children():  # every child is one of our modules with its own init
+            child.reset_parameters()
+
     def forward(
         self, x: torch.Tensor, position_offset: int = 0, cache: LayerCache | None = None
     ) -> torch.Tensor:
@@ -57,6 +61,10 @@ class AttentionBlock(nn.Module):
         else:
             self.post_attention_layernorm = RMSNorm(d, config.norm_eps)
             self.post_feedforward_layernorm = RMSNorm(d, config.norm_eps)
+
+    def reset_parameters(self) -> None:
+        for child in self.children():
+            child.reset_parameters()
 
     def forward(
         self, x: torch.Tensor, position_offset: int = 0, cache: LayerCache | None = None

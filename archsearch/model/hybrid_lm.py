@@ -61,15 +61,12 @@ class HybridLM(nn.Module):
             nn.init.normal_(self.lm_head.weight, mean=0.0, std=self.config.init_std)
 
     def reset_parameters(self) -> None:
-        """Re-draw every parameter (uses torch's global RNG: seed it for reproducibility)."""
+        """Re-draw every parameter, e.g. after ``to_empty`` from a meta build (uses torch's
+        global RNG: seed it for reproducibility)."""
         self._init_own_weights()
+        for block in self.layers:
+            block.reset_parameters()
         self.norm.reset_parameters()
-        for module in self.layers.modules():
-            if module is not self and hasattr(module, "reset_parameters") and not isinstance(
-                module, nn.Linear
-            ):
-                # Linear.reset_parameters would apply PyTorch's default init; our modules own theirs
-                module.reset_parameters()
 
     # -- forward -------------------------------------------------------------------------------
 
@@ -161,6 +158,7 @@ class HybridLM(nn.Module):
 
 
 def _head_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    # fp32 logits: a bf16 log-softmax over a large vocabulary is visibly off
-    logits = F.linear(h, weight).float()
+    # at least fp32 logits: a bf16 log-softmax over a large vocabulary is visibly off
+    logits = F.linear(h, weight)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="none")

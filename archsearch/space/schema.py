@@ -180,6 +180,31 @@ class ResourcesSection:
 
 
 @dataclass(frozen=True)
+class LadderSection:
+    """Proxy sizes for ``archsearch scale``: every chosen pattern trained at every rung and seed.
+
+    Each rung is a mapping: ``d_model`` and ``depth`` (required); ``n_heads`` (default: keeps
+    the model section's head width), ``mlp_hidden``, ``lr`` and ``tokens`` (overrides the token
+    rule) optional. The pattern is redrawn at each rung's depth keeping its ratio and placement
+    (docs/SCALING.md). Token rule: ``tokens_per_param`` x parameters, at least ``min_tokens``, at
+    most ``max_tokens``, rounded to whole batches.
+    """
+
+    rungs: list[dict[str, float]]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    tokens_per_param: float = 20.0
+    token_params: Literal["total", "non_embedding"] = "total"
+    min_tokens: int = 0
+    max_tokens: int | None = None
+    compute: Literal["6nd", "flops"] = "6nd"  # C = 6 x params x tokens, or cost-model FLOPs
+    metrics: list[str] = field(default_factory=lambda: ["val_loss", "semantic_loss", "copy_loss"])
+    target_params: float = 7_430_870_688  # extrapolate to this size (Olmo Hybrid 7B) ...
+    target_tokens: float = 6e12  # ... trained on this many tokens
+    bootstrap: int = 200  # resamples for the fit intervals
+    seed: int = 0  # of the bootstrap
+
+
+@dataclass(frozen=True)
 class SpaceFile:
     """A whole experiment, as written in the YAML (distributions not yet sampled)."""
 
@@ -195,6 +220,7 @@ class SpaceFile:
     search: SearchSection = field(default_factory=SearchSection)
     resources: ResourcesSection = field(default_factory=ResourcesSection)
     storage: str = "sweeps"  # a folder, or a URI pyarrow.fs understands (s3://, gs://, ...)
+    ladder: LadderSection | None = None  # proxy sizes for `archsearch scale` (docs/SCALING.md)
 
 
 def resolve_symbols(declared: dict[str, Any]) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class TrialConfig:
     training: TrainingSection
     evaluation: EvaluationSection
     params: dict[str, Any]  # the sampled values by dotted name
+    watched: tuple[str, ...] = ()  # metrics the search reads at every report (objectives, ASHA)
 
 
 class SearchSpace:
@@ -290,7 +291,15 @@ class SearchSpace:
             training=fix(self.spec.training, "training"),
             evaluation=fix(self.spec.evaluation, "evaluation"),
             params=relevant,
+            watched=self.watched_metrics,
         )
+
+    @property
+    def watched_metrics(self) -> tuple[str, ...]:
+        names = [o.metric for o in self.spec.objectives]
+        if self.spec.search.asha is not None:
+            names.append(self.spec.search.asha.metric)
+        return tuple(dict.fromkeys(names))
 
     def sample(self, n: int, seed: int) -> list[TrialConfig]:
         """``n`` trial configs drawn with Optuna's random sampler (grid: the first ``n`` points)."""

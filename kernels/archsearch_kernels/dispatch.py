@@ -27,8 +27,12 @@ FLA_MAX_CHUNK = 64  # fla's gated delta rule accepts chunk sizes 16, 32 and 64
 
 
 def fla_available() -> bool:
-    """True when fla's gated-delta-rule op and causal conv import (which also needs triton)."""
-    if importlib.util.find_spec("fla") is None:
+    """True when fla's gated-delta-rule op and causal conv import.
+
+    Without triton fla cannot import, so that case answers False without loading any of fla
+    (which would also drag in transformers: seconds of import time).
+    """
+    if importlib.util.find_spec("fla") is None or importlib.util.find_spec("triton") is None:
         return False
     try:
         importlib.import_module("fla.ops.gated_delta_rule")

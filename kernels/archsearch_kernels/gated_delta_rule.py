@@ -7,16 +7,17 @@ done for all chunks of all heads at once, and only a K x K state transition per 
 
 Inside one chunk with cumulative log decay G (G_i = g_1 + ... + g_i):
     Gamma_ij = exp(G_i - G_j) for j <= i, else 0
-    L        = strictly-lower(diag(b) (K K^T * Gamma))
-    [W | U]  = (I + L)^-1 [diag(b exp(G)) K | diag(b) V]       (one triangular solve)
+    L        = strictly-lower(diag(b) (K K^T * Gamma)),   T = (I + L)^-1  (one triangular solve)
+    [W | U]  = T [diag(b exp(G)) K | diag(b) V]
     V'       = U - W S                                          (delta-rule corrected values)
     O        = (Q * exp(G)) S + (Q K^T * Gamma) V'
     S_next   = exp(G_C) S + (K * exp(G_C - G))^T V'  =  M S + B
 with M = exp(G_C) I - (K * exp(G_C - G))^T W and B = (K * exp(G_C - G))^T U. Writing the update as
 S <- M S + B makes the serial part one batched matmul per chunk; all other work is vectorised over
-chunks. The backward is written by hand (`_ChunkGatedDeltaRule`) so it reuses the forward's C x C
-tensors instead of recording ~40 autograd nodes, and needs the same one-matmul-per-chunk reverse
-loop: dS_prev = M^T dS + R with R = (Q exp(G) - P W)^T dO.
+chunks. The backward is written by hand (`_ChunkGatedDeltaRule`): it reuses the forward's C x C
+tensors (T included, so no second solve: dX = T^T dWU) instead of recording ~40 autograd nodes, and
+its serial part is the same one-matmul-per-chunk loop run in reverse: dS_prev = M^T dS + R with
+R = (Q exp(G))^T dO - W^T (P^T dO), P = Q K^T * Gamma.
 
 `reference_gated_delta_rule` (recurrent.py) is the float64 ground truth the tests compare against.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 __all__ = ["chunk_gated_delta_rule"]
 
@@ -109,30 +111,32 @@ def _decay_matrix(G: torch.Tensor) -> torch.Tensor:
 
 def _intra_chunk(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, b: torch.Tensor
-) -> dict[str, torch.Tensor]:
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Everything that does not depend on the carried state, for all chunks at once.
 
     Shapes: q, k [N, Z, C, K]; v [N, Z, C, V]; g, b [N, Z, C] (Z = batch * value heads).
+    Returns the tensors the rest of the forward and the backward need, and B (= kd^T U).
     """
-    Kd = k.shape[-1]
+    Kd, C = k.shape[-1], k.shape[-2]
     G = g.cumsum(-1)
     eG = G.exp()
     decay_to_end = (G[..., -1:] - G).exp()  # exp(G_C - G_i) <= 1
     Gamma = _decay_matrix(G)
     P = (q @ k.mT).mul_(Gamma)  # causal (diagonal included) decayed scores
     AG = (k @ k.mT).mul_(Gamma).tril_(-1)  # strictly lower K K^T * Gamma
-    L = AG * b.unsqueeze(-1)
+    # unitriangular=True: the solver takes L's (zero) diagonal as ones, i.e. inverts I + L.
+    eye_c = torch.eye(C, dtype=q.dtype, device=q.device).expand_as(AG)
+    Tinv = torch.linalg.solve_triangular(AG * b.unsqueeze(-1), eye_c, upper=False, unitriangular=True)
     X = torch.cat([k * (b * eG).unsqueeze(-1), v * b.unsqueeze(-1)], dim=-1)
-    # unitriangular=True: the solver treats the (zero) diagonal of L as ones, i.e. solves (I + L).
-    WU = torch.linalg.solve_triangular(L, X, upper=False, unitriangular=True)
+    WU = Tinv @ X  # [W | U]
     kd = k * decay_to_end.unsqueeze(-1)
     KWU = kd.mT @ WU  # [N, Z, K, K+V]: kd^T W and kd^T U in one matmul
-    eye = torch.eye(Kd, dtype=q.dtype, device=q.device)
-    M = torch.addcmul(-KWU[..., :Kd], eye, eG[..., -1:].unsqueeze(-1))
-    return dict(
-        eG=eG, decay_to_end=decay_to_end, Gamma=Gamma, P=P, AG=AG, L=L, WU=WU, kd=kd, M=M,
-        B=KWU[..., Kd:],
+    eye_k = torch.eye(Kd, dtype=q.dtype, device=q.device)
+    M = torch.addcmul(-KWU[..., :Kd], eye_k, eG[..., -1:].unsqueeze(-1))
+    saved = dict(
+        eG=eG, decay_to_end=decay_to_end, Gamma=Gamma, P=P, AG=AG, Tinv=Tinv, WU=WU, kd=kd, M=M
     )
+    return saved, KWU[..., Kd:]
 
 
 def _state_scan(
@@ -158,8 +162,8 @@ def _chunk_forward(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Chunked forward on chunk-major tensors; returns (o, final state, tensors the backward reuses)."""
     Kd = k.shape[-1]
-    c = _intra_chunk(q, k, v, g, b)
-    S0, hT = _state_scan(c["M"], c["B"], h0)
+    c, B = _intra_chunk(q, k, v, g, b)
+    S0, hT = _state_scan(c["M"], B, h0)
     W, U = c["WU"][..., :Kd], c["WU"][..., Kd:]
     Vn = U - W @ S0  # V' = U - W S
     qe = q * c["eG"].unsqueeze(-1)
@@ -182,12 +186,13 @@ def _chunk_backward(
     Returns (dq, dk, dv, dg, db, dh0) in chunk-major layout.
     """
     Kd = k.shape[-1]
-    eG, Gamma, P, AG, L, WU = c["eG"], c["Gamma"], c["P"], c["AG"], c["L"], c["WU"]
+    eG, Gamma, P, AG, Tinv, WU = c["eG"], c["Gamma"], c["P"], c["AG"], c["Tinv"], c["WU"]
     kd, M, S0, Vn, qe = c["kd"], c["M"], c["S0"], c["Vn"], c["qe"]
     W = WU[..., :Kd]
 
     # Reverse scan: gradient of the state at the end of every chunk.
-    R = (qe - P @ W).mT @ do  # [N, Z, K, V]
+    PtdO = P.mT @ do
+    R = (qe.mT @ do).sub_(W.mT @ PtdO)
     dS = torch.zeros_like(S0[0]) if dhT is None else dhT
     ends = []
     for n in range(M.shape[0] - 1, -1, -1):
@@ -197,7 +202,7 @@ def _chunk_backward(
     dSe = torch.stack(ends[::-1])  # [N, Z, K, V]
 
     # V' feeds both the output (through P) and the next state (through kd).
-    dVn = (P.mT @ do).add_(kd @ dSe)
+    dVn = PtdO.add_(kd @ dSe)
 
     # O = (Q exp(G)) S + P V'
     dqe = do @ S0.mT
@@ -213,25 +218,26 @@ def _chunk_backward(
     dG.sub_(e)
     dG_last = e.sum(-1) + eG[..., -1] * (S0 * dSe).sum((-2, -1))
 
-    # V' = U - W S;  [W | U] = (I + L)^-1 X;  dX = (I + L)^-T [dW | dU];  dL = -dX [W | U]^T
+    # V' = U - W S;  [W | U] = T X;  dX = T^T [dW | dU];  dL = -dX [W | U]^T (strictly lower)
     dWU = torch.cat([-(dVn @ S0.mT), dVn], dim=-1)
-    dX = torch.linalg.solve_triangular(L.mT, dWU, upper=True, unitriangular=True)
+    dX = Tinv.mT @ dWU
     dXk, dXv = dX[..., :Kd], dX[..., Kd:]
-    dL = (dX @ WU.mT).tril_(-1).neg_()
+    minus_dL = (dX @ WU.mT).tril_(-1)
 
     # X = [k * (b exp(G)) | v * b]
     bw = b * eG
     dk.add_(dXk * bw.unsqueeze(-1))
     t = (dXk * k).sum(-1)
-    db = t * eG + (dXv * v).sum(-1) + (dL * AG).sum(-1)
     dG.add_(t * bw)
     dv = dXv * b.unsqueeze(-1)
 
-    # L = diag(b) (K K^T * Gamma) strictly lower;  P = Q K^T * Gamma
-    dAG = dL * b.unsqueeze(-1)
-    dA = dAG * Gamma
-    dk.add_(dQK.mT @ q).add_(dA @ k).add_(dA.mT @ k)
-    D = (dP * P).add_(dAG * AG)  # d/d(G_i - G_j) of both uses of Gamma
+    # L = diag(b) AG with AG = K K^T * Gamma (strictly lower); P = Q K^T * Gamma
+    minus_dL_AG = minus_dL * AG
+    db = (t * eG).add_((dXv * v).sum(-1)).sub_(minus_dL_AG.sum(-1))
+    dA = minus_dL.mul_(Gamma).mul_(-b.unsqueeze(-1))  # dL/dA = diag(b) * Gamma
+    dk.add_(dQK.mT @ q).add_((dA + dA.mT) @ k)
+    # D_ij = dLoss/d(G_i - G_j) from both uses of Gamma
+    D = (dP * P).addcmul_(minus_dL_AG, b.unsqueeze(-1), value=-1)
     dG.add_(D.sum(-1)).sub_(D.sum(-2))
     dG[..., -1] += dG_last
 
@@ -245,20 +251,20 @@ class _ChunkGatedDeltaRule(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, g, b, h0):  # type: ignore[override]
-        o, hT, c = _chunk_forward(q, k, v, g, b, h0)
+        o, hT, saved = _chunk_forward(q, k, v, g, b, h0)
+        ctx.set_materialize_grads(False)  # an unused final state sends None, not a zero tensor
         ctx.has_h0 = h0 is not None
-        names = sorted(c)
-        ctx.names = names
-        ctx.save_for_backward(q, k, v, b, *(c[name] for name in names))
+        ctx.names = sorted(saved)
+        ctx.save_for_backward(q, k, v, b, *(saved[name] for name in ctx.names))
         return o, hT
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, do, dhT):  # type: ignore[override]
-        q, k, v, b, *saved = ctx.saved_tensors
-        c = dict(zip(ctx.names, saved))
-        if do is None:
-            do = torch.zeros_like(c["qe"][..., :1].expand_as(v))
-        dq, dk, dv, dg, db, dh0 = _chunk_backward(q, k, v, b, c, do.contiguous(), dhT)
+        q, k, v, b, *tensors = ctx.saved_tensors
+        saved = dict(zip(ctx.names, tensors))
+        do = torch.zeros_like(v) if do is None else do.contiguous()
+        dq, dk, dv, dg, db, dh0 = _chunk_backward(q, k, v, b, saved, do, dhT)
         return dq, dk, dv, dg, db, (dh0 if ctx.has_h0 else None)
 
 

@@ -1,0 +1,118 @@
+"""The sweep's file and column names, in one place.
+
+The sweep (``archsearch.sweep``) writes ``trials.parquet`` (one row per trial) and
+``curves.parquet`` (one row per evaluation of a trial) into its folder, with the search-space
+YAML beside them. Everything else in ``archsearch.analysis`` refers to columns through these
+names, so a renamed column is fixed here (``ALIASES``) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+TRIALS_FILE = "trials.parquet"
+CURVES_FILE = "curves.parquet"
+SPACE_GLOBS = ("space.yaml", "space.yml", "*.yaml", "*.yml")  # first match wins
+
+SWEEP = "sweep"  # added by the loader: the folder a row came from
+TRIAL_ID = "trial_id"
+PATTERN = "pattern"
+STATUS = "status"
+ERROR = "error"
+FIDELITY = "fidelity"  # fraction of the token budget reached; the full budget is 1.0
+STEP = "step"
+TOKENS_SEEN = "tokens_seen"
+SEED = "seed"
+ATTENTION_FRACTION = "attention_fraction"
+DEPTH = "depth"
+ORIGINS = "origins"  # "3:1 even_end, list": how the space produced the pattern
+WALL_TIME = "wall_time_s"
+PARAM_PREFIX = "param."
+
+COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
+FULL_BUDGET_TOLERANCE = 1e-3  # a trial whose fidelity is within this of 1.0 ran its full budget
+
+CATEGORIES = ("content", "function", "number", "punctuation", "delim_open", "delim_close",
+              "other", "copy")
+HEADLINE = ("val_loss", "semantic_loss", "copy_loss", "function_loss")
+COST = ("params", "non_embedding_params", "train_flops_per_token", "inference_bytes")
+COST_LABELS = {
+    "params": "parameters",
+    "non_embedding_params": "non-embedding parameters",
+    "train_flops_per_token": "training FLOPs per token",
+    "inference_bytes": "inference memory",
+}
+LOWER, UPPER = "_lo", "_hi"  # <metric>_lo / <metric>_hi: the trial's 95% evaluation interval
+
+# Older or newer spellings the sweep may use, mapped to the names above.
+ALIASES: dict[str, tuple[str, ...]] = {
+    TRIAL_ID: ("trial", "id"),
+    STATUS: ("state",),
+    TOKENS_SEEN: ("tokens",),
+    SEED: ("param.training.seed", "training.seed"),
+    "inference_bytes": ("inference_memory_bytes",),
+    WALL_TIME: ("wall_time", "time_total_s"),
+}
+
+_COPY_BUCKET = re.compile(r"^copy_loss_(\d+)_(\d+|plus)$")
+_METRIC = re.compile(r"^(?:.+_loss(?:_\d+_(?:\d+|plus))?|probe_.+_acc)$")
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with alias columns renamed to the canonical names (when those are absent)."""
+    renames = {}
+    for name, aliases in ALIASES.items():
+        if name in frame.columns:
+            continue
+        for alias in aliases:
+            if alias in frame.columns:
+                renames[alias] = name
+                break
+    if not renames:
+        return frame
+    # A param.* alias is copied rather than moved: it stays a sampled parameter as well.
+    out = frame.copy()
+    for alias, name in renames.items():
+        out[name] = out[alias]
+        if not alias.startswith(PARAM_PREFIX):
+            out = out.drop(columns=alias)
+    return out
+
+
+def lower(metric: str) -> str:
+    return metric + LOWER
+
+
+def upper(metric: str) -> str:
+    return metric + UPPER
+
+
+def category_metric(category: str) -> str:
+    return f"{category}_loss"
+
+
+def copy_buckets(columns: pd.Index | list[str]) -> list[tuple[str, int, str]]:
+    """The copy run-length bucket columns present: (column, shortest run, label), by run length.
+
+    ``copy_loss_4_7`` -> ("copy_loss_4_7", 4, "4-7"); ``copy_loss_16_plus`` -> (..., 16, "16+").
+    """
+    found = []
+    for column in columns:
+        match = _COPY_BUCKET.match(str(column))
+        if match:
+            lo, hi = int(match[1]), match[2]
+            found.append((str(column), lo, f"{lo}+" if hi == "plus" else f"{lo}-{hi}"))
+    return sorted(found, key=lambda item: item[1])
+
+
+def metric_columns(columns: pd.Index | list[str]) -> list[str]:
+    """Evaluation metrics (losses, probe accuracies) and cost-model columns present."""
+    names = [str(c) for c in columns]
+    return [c for c in names if c in COST or c == "tokens_per_s"
+            or (_METRIC.match(c) and not c.endswith((LOWER, UPPER)))]
+
+
+def is_loss(metric: str) -> bool:
+    return "_loss" in metric

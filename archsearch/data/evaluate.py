@@ -1,0 +1,307 @@
+"""Evaluation: per-category validation losses with bootstrap intervals, and probe accuracies.
+
+Why per category: the aggregate loss moves little with the layer mix while content-word and
+copy-token losses move a lot (REFERENCE.md §1). Every number is a mean in nats per token over
+the fixed validation set's tokens of that category; intervals are 95% percentile bootstraps
+that resample *documents* (tokens of one document are not independent), seeded by the data
+seed so two evaluations of one model agree exactly.
+
+Metric names (exact; see ``archsearch.metrics``):
+
+- ``val_loss`` (all tokens), ``semantic_loss`` (content tokens), ``copy_loss`` (copy tokens),
+  ``function_loss``; ``<category>_loss`` for every category in ``evaluation.categories``;
+  ``copy_loss_<bucket>`` per run-length bucket (``4_7``, ``8_15``, ``16_plus``);
+- ``<metric>_lo`` / ``<metric>_hi`` for every loss metric above; ``n_tokens``,
+  ``n_<category>`` and ``n_copy_<bucket>`` token counts;
+- ``probe_<name>_acc`` per probe (argmax over the probe's answer set at every scored position,
+  pooled over the held-out instances) with ``_lo`` / ``_hi``, and ``probe_<name>_acc_in`` /
+  ``probe_<name>_acc_long`` for probes with a beyond-training-length split; ``probe_mean_acc``.
+
+A category with no token gets NaN (and ``n_<category>`` 0): absent, not zero loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, overload
+
+import numpy as np
+
+from archsearch.data.categories import CATEGORIES
+from archsearch.data.copy import bucket_names, bucket_of
+from archsearch.data.labels import TokenLabels
+from archsearch.data.probes.base import IGNORE
+from archsearch.data.seeding import np_rng
+from archsearch.data.stream import pad_sequences
+from archsearch.errors import ArchsearchError
+from archsearch.space.schema import EvaluationSection
+
+if TYPE_CHECKING:
+    from archsearch.data.prepare import PreparedData
+
+HEADLINE_ALIASES = {"val_loss": "all", "semantic_loss": "content", "copy_loss": "copy",
+                    "function_loss": "function"}
+
+
+def _logits(model: object, x: object) -> object:
+    out = model(x)  # type: ignore[operator]
+    if hasattr(out, "logits"):
+        out = out.logits
+    elif isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def _check_vocab(logits: object, vocab_size: int) -> None:
+    v = logits.shape[-1]
+    if v < vocab_size:
+        raise ArchsearchError(
+            f"model.vocab_size: the model outputs {v} logits but the data uses {vocab_size} "
+            "ids (text + end of document + probe tokens)")
+
+
+def token_losses(model: object, prepared: PreparedData, device: str = "cpu",
+                 batch_size: int = 8) -> np.ndarray:
+    """Loss in nats of every validation token (float64, aligned with ``prepared.labels``).
+
+    A model with a ``per_token_loss(input_ids, targets) -> [B, T]`` method (``HybridLM``) is
+    scored through it, which never holds a whole ``[B, T, vocab]`` logits tensor; any other
+    module through its logits.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    val = prepared.validation
+    out = np.full(len(val.labels), np.nan, dtype=np.float64)
+    per_token = getattr(model, "per_token_loss", None)
+    if per_token is not None and not callable(per_token):
+        per_token = None
+    was_training = getattr(model, "training", False)
+    model.eval()  # type: ignore[attr-defined]
+    try:
+        with torch.no_grad():
+            for s in range(0, val.inputs.shape[0], batch_size):
+                x = torch.from_numpy(val.inputs[s: s + batch_size]).to(device)
+                y = torch.from_numpy(val.targets[s: s + batch_size]).to(device)
+                if per_token is not None:  # the model's own (memory-light) per-token loss
+                    loss = per_token(x, y).float().flatten()
+                else:
+                    logits = _logits(model, x)
+                    _check_vocab(logits, prepared.vocab_size)
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                           ignore_index=IGNORE, reduction="none")
+                idx = val.index[s: s + batch_size].reshape(-1)
+                keep = idx >= 0
+                out[idx[keep]] = loss.double().cpu().numpy()[keep]
+    finally:
+        model.train(was_training)  # type: ignore[attr-defined]
+    return out
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Per-instance scored-position counts of one probe."""
+
+    correct: np.ndarray  # int64 per instance
+    total: np.ndarray  # int64 per instance
+    split: np.ndarray  # str per instance ("in" | "long")
+
+
+def probe_results(model: object, prepared: PreparedData, device: str = "cpu",
+                  batch_size: int = 8) -> dict[str, ProbeResult]:
+    """Correct / scored positions per held-out instance of every probe."""
+    import torch
+
+    results: dict[str, ProbeResult] = {}
+    was_training = getattr(model, "training", False)
+    model.eval()  # type: ignore[attr-defined]
+    try:
+        with torch.no_grad():
+            for name, instances in prepared.probe_eval.items():
+                cand = prepared.probes[name].candidates()
+                cand_t = torch.as_tensor(cand, device=device) if cand is not None else None
+                correct = np.zeros(len(instances), np.int64)
+                total = np.zeros(len(instances), np.int64)
+                # batches of similar lengths: little padding (the long split is twice as long)
+                order = np.argsort([len(i) for i in instances], kind="stable")
+                for s in range(0, len(instances), batch_size):
+                    rows = order[s: s + batch_size]
+                    chunk = [instances[i] for i in rows]
+                    xs, ys = pad_sequences(chunk, prepared.pad_id)
+                    logits = _logits(model, torch.from_numpy(xs).to(device))
+                    _check_vocab(logits, prepared.vocab_size)
+                    if cand_t is not None:
+                        pred = cand_t[logits.index_select(-1, cand_t).argmax(-1)]
+                    else:
+                        pred = logits[..., : prepared.vocab_size].argmax(-1)
+                    pred = pred.cpu().numpy()
+                    mask = ys != IGNORE
+                    hit = (pred == ys) & mask
+                    correct[rows] = hit.sum(1)
+                    total[rows] = mask.sum(1)
+                results[name] = ProbeResult(correct, total,
+                                            np.asarray([i.split for i in instances]))
+    finally:
+        model.train(was_training)  # type: ignore[attr-defined]
+    return results
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def group_masks(labels: TokenLabels, categories: Sequence[str],
+                buckets: Sequence[int]) -> dict[str, np.ndarray]:
+    """Token masks by group name: ``all``, each class, ``copy``, ``copy_<bucket>``."""
+    masks: dict[str, np.ndarray] = {"all": np.ones(len(labels), dtype=bool)}
+    for c in dict.fromkeys(["content", "function", "copy", *categories]):
+        masks[c] = labels.category_mask(c)
+    b = bucket_of(labels.copy_run, buckets)
+    for i, name in enumerate(bucket_names(buckets)):
+        masks[f"copy_{name}"] = b == i
+    return masks
+
+
+def bootstrap_weights(n_units: int, resamples: int, seed: int) -> np.ndarray:
+    """``[resamples, n_units]`` counts: how often each unit is drawn in each resample."""
+    if resamples <= 0 or n_units == 0:
+        return np.zeros((0, n_units))
+    rng = np_rng("bootstrap", seed, n_units)
+    draws = rng.integers(0, n_units, size=(resamples, n_units))
+    w = np.zeros((resamples, n_units))
+    np.add.at(w, (np.repeat(np.arange(resamples), n_units), draws.ravel()), 1.0)
+    return w
+
+
+def grouped_means(values: np.ndarray, units: np.ndarray, masks: Mapping[str, np.ndarray],
+                  resamples: int, seed: int) -> dict[str, tuple[float, float, float, int]]:
+    """Mean of ``values`` per mask with a unit-resampling 95% interval: (mean, lo, hi, n).
+
+    The bootstrap mean of a group is the ratio of resampled sums to resampled counts, so a unit
+    contributes in proportion to its tokens, as in the point estimate.
+    """
+    names = list(masks)
+    n_units = int(units.max()) + 1 if len(units) else 0
+    sums = np.zeros((n_units, len(names)))
+    counts = np.zeros((n_units, len(names)))
+    finite = np.isfinite(values)
+    for j, name in enumerate(names):
+        m = masks[name] & finite
+        sums[:, j] = np.bincount(units[m], weights=values[m], minlength=n_units)
+        counts[:, j] = np.bincount(units[m], minlength=n_units)
+    total_s, total_c = sums.sum(0), counts.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = total_s / total_c
+        w = bootstrap_weights(n_units, resamples, seed)
+        if len(w):
+            boot = (w @ sums) / (w @ counts)
+    out = {}
+    for j, name in enumerate(names):
+        if total_c[j] == 0:
+            out[name] = (float("nan"), float("nan"), float("nan"), 0)
+            continue
+        if len(w):
+            col = boot[:, j][np.isfinite(boot[:, j])]
+            lo, hi = (np.percentile(col, [2.5, 97.5]) if len(col) else (np.nan, np.nan))
+        else:
+            lo = hi = float("nan")
+        out[name] = (float(point[j]), float(lo), float(hi), int(total_c[j]))
+    return out
+
+
+def loss_metrics(losses: np.ndarray, labels: TokenLabels, evaluation: EvaluationSection,
+                 seed: int) -> dict[str, float]:
+    """The loss part of ``evaluate``'s dict, from per-token losses (see the module docstring)."""
+    masks = group_masks(labels, evaluation.categories, evaluation.copy_buckets)
+    stats = grouped_means(losses, labels.doc.astype(np.int64), masks, evaluation.bootstrap, seed)
+    metrics: dict[str, float] = {}
+
+    def put(metric: str, group: str) -> None:
+        mean, lo, hi, _n = stats[group]
+        metrics[metric] = mean
+        metrics[f"{metric}_lo"] = lo
+        metrics[f"{metric}_hi"] = hi
+
+    for metric, group in HEADLINE_ALIASES.items():
+        put(metric, group)
+    for c in evaluation.categories:
+        if f"{c}_loss" not in metrics:
+            put(f"{c}_loss", c)
+    for name in bucket_names(evaluation.copy_buckets):
+        put(f"copy_loss_{name}", f"copy_{name}")
+    metrics["n_tokens"] = float(stats["all"][3])
+    for c in dict.fromkeys([*CATEGORIES, "copy", *evaluation.categories]):
+        if c in stats:
+            metrics[f"n_{c}"] = float(stats[c][3])
+        else:
+            metrics[f"n_{c}"] = float(labels.category_mask(c).sum())
+    for name in bucket_names(evaluation.copy_buckets):
+        metrics[f"n_copy_{name}"] = float(stats[f"copy_{name}"][3])
+    return metrics
+
+
+def probe_metrics(results: Mapping[str, ProbeResult], resamples: int,
+                  seed: int) -> dict[str, float]:
+    """Probe accuracies with instance-bootstrap intervals and per-split accuracies."""
+    metrics: dict[str, float] = {}
+    accs = []
+    for name, r in results.items():
+        units = np.arange(len(r.total))
+        masks = {"all": np.ones(len(units), bool)}
+        if (r.split == "long").any():
+            masks["in"] = r.split == "in"
+            masks["long"] = r.split == "long"
+        # accuracy = sum(correct) / sum(total): a ratio estimator over instances
+        w = bootstrap_weights(len(units), resamples, seed)
+        for group, m in masks.items():
+            c, t = r.correct[m].sum(), r.total[m].sum()
+            acc = float(c / t) if t else float("nan")
+            key = f"probe_{name}_acc" if group == "all" else f"probe_{name}_acc_{group}"
+            metrics[key] = acc
+            if group == "all":
+                accs.append(acc)
+                if len(w):
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        boot = (w @ r.correct) / (w @ r.total)
+                    boot = boot[np.isfinite(boot)]
+                    lo, hi = np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan,) * 2
+                else:
+                    lo = hi = float("nan")
+                metrics[f"{key}_lo"], metrics[f"{key}_hi"] = float(lo), float(hi)
+    if accs:
+        metrics["probe_mean_acc"] = float(np.nanmean(accs)) if np.isfinite(accs).any() else \
+            float("nan")
+    return metrics
+
+
+@overload
+def evaluate(model: object, prepared: PreparedData, evaluation: EvaluationSection,
+             device: str = ..., batch_size: int = ...,
+             return_token_losses: Literal[False] = ..., probes: bool = ...) -> dict[str, float]: ...
+
+
+@overload
+def evaluate(model: object, prepared: PreparedData, evaluation: EvaluationSection,
+             device: str = ..., batch_size: int = ...,
+             return_token_losses: Literal[True] = ..., probes: bool = ...
+             ) -> tuple[dict[str, float], np.ndarray]: ...
+
+
+def evaluate(model, prepared, evaluation, device="cpu", batch_size=8,
+             return_token_losses=False, probes=True):
+    """Score ``model`` (input_ids [B, T] -> logits [B, T, V]) on ``prepared``'s held-out data.
+
+    Runs under ``torch.no_grad`` in eval mode (the model's mode is restored afterwards).
+    Returns the metric dict (module docstring); with ``return_token_losses=True`` also the
+    per-token validation losses (float64, aligned with ``prepared.labels``) for ``compare``.
+    ``probes=False`` skips the probe instances (at default settings they hold ~4x the
+    validation set's tokens), e.g. for cheap intermediate evaluations.
+    """
+    losses = token_losses(model, prepared, device, batch_size)
+    metrics = loss_metrics(losses, prepared.labels, evaluation, prepared.seed)
+    if probes and prepared.probe_eval:
+        results = probe_results(model, prepared, device, batch_size)
+        metrics.update(probe_metrics(results, evaluation.bootstrap, prepared.seed))
+    if return_token_losses:
+        return metrics, losses
+    return metrics

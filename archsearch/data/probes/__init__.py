@@ -1,0 +1,68 @@
+"""The probe registry: synthetic tasks mixed into training and scored on held-out instances.
+
+Adding a probe is one file and one line: write ``probes/<name>.py`` defining a ``Probe``
+subclass with ``name = "<name>"`` and ``PROBE = ThatClass``, then append ``"<name>"`` to
+``PROBE_MODULES``. Append only: the order fixes each probe's task-marker id (see ``base.py``).
+The metric ``probe_<name>_acc`` then appears for every run that lists it in ``data.probes``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+from archsearch.data.probes.base import (
+    BLOCK_SIZE,
+    IGNORE,
+    MAX_PROBES,
+    Probe,
+    ProbeSequence,
+    ProbeVocab,
+)
+from archsearch.errors import ArchsearchError
+
+PROBE_MODULES: tuple[str, ...] = ("copy", "mqar", "s5", "parity", "entity", "brackets")
+
+__all__ = [
+    "BLOCK_SIZE",
+    "IGNORE",
+    "PROBE_MODULES",
+    "Probe",
+    "ProbeSequence",
+    "ProbeVocab",
+    "build_probes",
+    "probe_classes",
+    "probe_vocab",
+]
+
+
+def probe_classes() -> dict[str, type[Probe]]:
+    """Every registered probe class by name, in registry order."""
+    if len(PROBE_MODULES) > MAX_PROBES:
+        raise RuntimeError(f"at most {MAX_PROBES} probes fit the reserved id block")
+    out: dict[str, type[Probe]] = {}
+    for module in PROBE_MODULES:
+        cls = importlib.import_module(f"archsearch.data.probes.{module}").PROBE
+        if cls.name != module:
+            raise RuntimeError(f"probe module {module} defines probe named {cls.name!r}")
+        out[cls.name] = cls
+    return out
+
+
+def probe_vocab(base: int) -> ProbeVocab:
+    """The reserved id block starting at ``base`` (the text vocabulary size)."""
+    return ProbeVocab(base=base, probe_names=PROBE_MODULES)
+
+
+def build_probes(names: Sequence[str], vocab: ProbeVocab, seq_len: int) -> dict[str, Probe]:
+    """Instances of the named probes (``data.probes``) with default difficulty for ``seq_len``."""
+    classes = probe_classes()
+    out: dict[str, Probe] = {}
+    for name in names:
+        if name not in classes:
+            raise ArchsearchError(
+                f"data.probes: unknown probe {name!r} (known: {', '.join(classes)})")
+        if name in out:
+            raise ArchsearchError(f"data.probes: probe {name!r} listed twice")
+        out[name] = classes[name](vocab, seq_len)
+    return out

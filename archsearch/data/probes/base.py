@@ -1,0 +1,152 @@
+"""What every probe shares: the reserved token ids, the sequence format, the generator API.
+
+Token ids. Probe tokens never collide with text: they live in a reserved block appended after
+the text vocabulary (the tokenizer's ids, plus an appended end-of-document id if it has none).
+With ``base`` = the text vocabulary size, the block is
+
+    base + 0 .. base + 7        specials: SEP, EOS, QUERY, FILL, PUT, and spares
+    base + 8 .. base + 23       one task marker per registered probe (registry order), which
+                                starts every example, so the model knows which task it is in
+    base + 24 .. base + 151     128 generic symbols, ``sym(0)`` .. ``sym(127)``; each probe
+                                gives them its own meaning (copy alphabet, MQAR keys and
+                                values, S5 elements, bits, boxes and items, brackets)
+
+so the model's vocabulary is ``base + 152`` whenever probes are on. The layout is fixed by the
+registry order, not by which probes a run enables: ids stay stable across runs.
+
+Sequences. A probe example is ``inputs`` and ``targets`` of the same length: ``targets[j]`` is
+the token the model must output at position ``j`` (after reading ``inputs[: j + 1]``), or -100
+(PyTorch's ``ignore_index``) where nothing is scored. For next-token tasks (copy, MQAR, entity,
+brackets) a target equals the next input; for state tracking (S5, parity) it is the state after
+reading the current element (a tagging task, as in Merrill et al.). Training uses the same
+positions as evaluation: only scored positions carry a loss.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from archsearch.data.seeding import py_rng
+
+IGNORE = -100
+SPECIALS: tuple[str, ...] = ("SEP", "EOS", "QUERY", "FILL", "PUT", "PAD", "SPARE6", "SPARE7")
+MAX_PROBES = 16
+N_SYMBOLS = 128
+BLOCK_SIZE = len(SPECIALS) + MAX_PROBES + N_SYMBOLS
+
+
+@dataclass(frozen=True)
+class ProbeVocab:
+    """The reserved id block: ``base`` is the first id after the text vocabulary."""
+
+    base: int
+    probe_names: tuple[str, ...]  # every registered probe, registry order
+
+    def special(self, name: str) -> int:
+        return self.base + SPECIALS.index(name)
+
+    def marker(self, probe: str) -> int:
+        return self.base + len(SPECIALS) + self.probe_names.index(probe)
+
+    def sym(self, i: int) -> int:
+        if not 0 <= i < N_SYMBOLS:
+            raise ValueError(f"probe symbol {i} outside 0..{N_SYMBOLS - 1}")
+        return self.base + len(SPECIALS) + MAX_PROBES + i
+
+    def sym_index(self, token_id: int) -> int:
+        """Inverse of ``sym`` (for tests and debugging)."""
+        return token_id - (self.base + len(SPECIALS) + MAX_PROBES)
+
+    @property
+    def end(self) -> int:
+        """One past the last reserved id: the model vocabulary size."""
+        return self.base + BLOCK_SIZE
+
+
+@dataclass(frozen=True)
+class ProbeSequence:
+    """One example or evaluation instance; ``split`` is ``in`` (training lengths) or ``long``."""
+
+    inputs: np.ndarray  # int64 [L]
+    targets: np.ndarray  # int64 [L], IGNORE where not scored
+    split: str = "in"
+
+    def __post_init__(self) -> None:
+        if self.inputs.shape != self.targets.shape:
+            raise ValueError("inputs and targets differ in length")
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Positions that carry a target."""
+        return np.flatnonzero(self.targets != IGNORE)
+
+
+def make_sequence(inputs: Sequence[int], targets: Sequence[int], split: str) -> ProbeSequence:
+    return ProbeSequence(np.asarray(inputs, dtype=np.int64), np.asarray(targets, dtype=np.int64),
+                         split)
+
+
+def next_token_sequence(full: Sequence[int], scored: Sequence[int], split: str) -> ProbeSequence:
+    """``inputs = full[:-1]``; ``targets[j] = full[j + 1]`` for ``j`` in ``scored``."""
+    inputs = list(full[:-1])
+    targets = [IGNORE] * len(inputs)
+    for j in scored:
+        targets[j] = full[j + 1]
+    return make_sequence(inputs, targets, split)
+
+
+class Probe(ABC):
+    """A synthetic task generator. Subclasses set ``name`` and implement ``example``.
+
+    Difficulty settings are constructor keywords, with defaults scaled to ``seq_len``.
+    ``has_long`` probes also have a ``long`` split: lengths beyond the training lengths.
+    """
+
+    name: ClassVar[str]
+    has_long: ClassVar[bool] = True
+
+    def __init__(self, vocab: ProbeVocab, seq_len: int) -> None:
+        self.vocab = vocab
+        self.seq_len = seq_len
+        self.marker = vocab.marker(self.name)
+
+    @abstractmethod
+    def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
+        """One sequence of at most ``max_len`` tokens, or None if none fits in ``max_len``."""
+
+    def candidates(self) -> np.ndarray | None:
+        """Ids among which accuracy takes the argmax (None: the whole vocabulary)."""
+        return None
+
+    def eval_set(self, seed: int, count: int) -> list[ProbeSequence]:
+        """``count`` held-out instances (half of them ``long`` when the probe has that split).
+
+        Drawn from their own seed stream, separate from the training stream's.
+        """
+        n_long = count // 2 if self.has_long else 0
+        out: list[ProbeSequence] = []
+        for i in range(count):
+            split = "long" if i >= count - n_long else "in"
+            rng = py_rng("probe-eval", self.name, seed, i)
+            seq = self.example(rng, self.seq_len, split)
+            if seq is None and split == "long":
+                seq = self.example(rng, self.seq_len, "in")
+            if seq is None:
+                raise ValueError(f"probe {self.name}: no instance fits seq_len {self.seq_len}")
+            out.append(seq)
+        return out
+
+
+def clamp_range(lo: int, hi: int, cap: int) -> tuple[int, int] | None:
+    """``[lo, min(hi, cap)]`` or None when empty."""
+    hi = min(hi, cap)
+    return (lo, hi) if lo <= hi else None

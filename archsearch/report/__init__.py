@@ -1,0 +1,11 @@
+"""A static HTML report of a sweep: one self-contained file, plots as inline SVG, no script.
+
+    from archsearch.report import write_report
+    path = write_report("sweeps/quickstart")   # sweeps/quickstart/report/index.html
+
+``archsearch.report.browser`` opens a page in headless Chromium to check it renders.
+"""
+
+from archsearch.report.build import write_report
+
+__all__ = ["write_report"]

@@ -1,0 +1,307 @@
+"""The report's sections, each built from the loaded sweep: HTML text with inline SVG plots."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import pandas as pd
+
+from archsearch import analysis as A
+from archsearch.analysis import columns as C
+from archsearch.analysis import plots
+from archsearch.errors import ArchsearchError
+from archsearch.report.figures import svg
+from archsearch.report.format import esc, metric_value, number, table, with_interval
+from archsearch.report.page import Section, plot
+from archsearch.space.schema import Objective
+
+_MAX_TABLE_ROWS = 25
+_MAX_ERROR_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the sections share, computed once."""
+
+    sweep: A.Sweep
+    objectives: list[Objective]
+    colors: dict[str, tuple[float, ...]]
+    recommendation: A.Recommendation | None  # None when no trial completed its budget
+    reference: str | None
+
+
+def summary(ctx: Context) -> Section:
+    sweep, trials = ctx.sweep, ctx.sweep.trials
+    facts: list[tuple[str, str]] = [("sweep folder", f"<code>{esc(sweep.path)}</code>")]
+    space = sweep.space
+    if space is not None:
+        spec = space.spec
+        facts.append(("search space", f"<b>{esc(spec.name)}</b> {esc(spec.description.strip())}"))
+        shown = ", ".join(f"<code>{esc(c.pattern)}</code>" for c in space.candidates[:16])
+        more = " …" if len(space.candidates) > 16 else ""
+        facts.append(("candidate patterns", f"{len(space.candidates)}: {shown}{more}"))
+        s = spec.search
+        asha = (f"; ASHA on {esc(s.asha.metric)} (grace {s.asha.grace_period}, reduction "
+                f"{s.asha.reduction_factor:g})" if s.asha else "; no early stopping")
+        facts.append(("search", (f"{esc(s.algorithm)}, {s.samples} trials, {s.concurrency} at "
+                                 f"a time, seed {s.seed}{asha}")))
+        t, d = spec.training, spec.data
+        facts.append(("budget per trial", (f"{esc(t.tokens)} tokens (batch "
+                                           f"{esc(t.batch_size)} × {esc(d.seq_len)} tokens)")))
+    else:
+        facts.append(("search space", "no space file in the sweep folder"))
+    facts.append(("objectives", ", ".join(f"{esc(o.metric)} ({esc(o.mode)})"
+                                          for o in ctx.objectives)))
+    if C.TOKENS_SEEN in trials:
+        facts.append(("tokens trained", f"{trials[C.TOKENS_SEEN].fillna(0).sum():,.0f} in all"))
+    if C.WALL_TIME in trials:
+        facts.append(("trial time", f"{trials[C.WALL_TIME].fillna(0).sum() / 60:.1f} min in all"))
+    for column in sorted(c for c in trials.columns if str(c).startswith("version.")) + ["host"]:
+        if column in trials:
+            values = sorted(map(str, trials[column].dropna().unique()))
+            facts.append((column, esc(", ".join(values))))
+    dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
+    counts = _status_counts(trials)
+    body = (f'<dl class="facts">{dl}</dl><h3>Trials by status</h3>'
+            + table(counts, [("status", lambda r: esc(r["status"])),
+                             ("trials", lambda r: str(r["trials"])),
+                             ("meaning", lambda r: esc(r["meaning"]))]))
+    return Section("summary", "Summary", body)
+
+
+def _status_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    meaning = {C.COMPLETED: "ran to the end of its budget", C.STOPPED: "stopped early by ASHA",
+               C.FAILED: "raised an error (see below)", "running": "still training"}
+    counts = trials[C.STATUS].value_counts() if C.STATUS in trials else pd.Series(dtype=int)
+    full = len(A.full_budget(trials))
+    rows = [{"status": s, "trials": int(n), "meaning": meaning.get(s, "")} for s, n in counts.items()]
+    rows.append({"status": "full budget", "trials": full,
+                 "meaning": "completed at fidelity 1.0: the trials every front and table uses"})
+    return pd.DataFrame(rows)
+
+
+def recommendation(ctx: Context) -> str:
+    rec = ctx.recommendation
+    if rec is None:
+        return ('<div class="pick">No recommendation: no trial completed its full budget with '
+                "every objective.</div>")
+    weights = ", ".join(f"{esc(m)} {w:.2f}" for m, w in rec.weights.items())
+    lines = [(f'<div class="pick"><div>Recommended pattern</div>'
+              f'<div class="pattern">{esc(rec.pattern)}</div><ul>'),
+             (f"<li>Best weighted score {rec.score:.3f} (weights: {weights}; each objective's "
+              f"per-pattern mean is min-max normalised across the {len(rec.table)} patterns, "
+              "0 = best, 1 = worst).</li>")]
+    if rec.runner_up is not None:
+        best = rec.table.iloc[0]
+        second = rec.table.iloc[1]
+        diffs = "; ".join(f"{esc(m)} {_signed(d, m)}" for m, d in rec.differences.items())
+        lines.append(f"<li>Runner-up <code>{esc(rec.runner_up)}</code>, "
+                     f"{rec.margin:.3f} behind on the score. Runner-up minus winner: {diffs}.</li>")
+        overlap = [o.metric for o in ctx.objectives if _overlaps(best, second, o.metric)]
+        if overlap:
+            lines.append("<li>Their intervals overlap on " + ", ".join(map(esc, overlap))
+                         + ": more seeds could swap them.</li>")
+    else:
+        lines.append("<li>Only one pattern completed its budget: nothing to compare with.</li>")
+    if rec.knee is not None:
+        same = " (the same pattern)" if rec.knee == rec.pattern else ""
+        lines.append(f"<li>Knee of the Pareto front: <code>{esc(rec.knee)}</code>{same}, the "
+                     "front point farthest from the line through the front's extremes.</li>")
+    lines.append(f"<li>{'On' if rec.on_front else 'Not on'} the Pareto front of the objectives."
+                 "</li></ul></div>")
+    return "".join(lines)
+
+
+def _signed(value: float, metric: str) -> str:
+    if metric in C.COST:
+        return f"{value:+.3g}"
+    return f"{value:+.4f}"
+
+
+def _overlaps(a: pd.Series, b: pd.Series, metric: str) -> bool:
+    lo_a, hi_a, lo_b, hi_b = (a.get(C.lower(metric)), a.get(C.upper(metric)),
+                              b.get(C.lower(metric)), b.get(C.upper(metric)))
+    values = [lo_a, hi_a, lo_b, hi_b]
+    if any(v is None or not math.isfinite(float(v)) for v in values):
+        return False
+    return float(lo_a) <= float(hi_b) and float(lo_b) <= float(hi_a)
+
+
+def fronts(ctx: Context) -> Section:
+    trials = ctx.sweep.trials
+    means = A.by_pattern(trials)
+    if not len(means):
+        return Section("fronts", "Pareto fronts", "<p>No trial completed its full budget.</p>")
+    parts = []
+    pairs = list(itertools.combinations(ctx.objectives, 2))
+    names = {(a.metric, b.metric) for a, b in pairs}
+    if {"semantic_loss", "copy_loss"} <= set(means.columns) and not (
+            ("semantic_loss", "copy_loss") in names or ("copy_loss", "semantic_loss") in names):
+        pairs.insert(0, (Objective("semantic_loss"), Objective("copy_loss")))
+    for i, (x, y) in enumerate(pairs[:3]):
+        if x.metric not in means or y.metric not in means:
+            continue
+        volume = A.hypervolume(trials, [x, y])
+        drawing = svg(f"front-{i}", [partial(plots.plot_front, table=means, x=x, y=y,
+                                             colors=ctx.colors)])
+        parts.append(plot(f"front-{i}", drawing,
+                          f"{esc(y.metric)} against {esc(x.metric)}: per-pattern means with 95% "
+                          "intervals; the front's patterns are outlined. Hypervolume of the "
+                          f"trials' front: {volume:.4g} (reference: each objective's worst value "
+                          "plus 10% of its range)."))
+    quality = next((o for o in ctx.objectives if o.metric not in C.COST and o.metric in means),
+                   None)
+    costs = [c for c in ("params", "train_flops_per_token", "inference_bytes") if c in means]
+    if quality is not None and costs:
+        drawing = svg("cost", [partial(plots.plot_front, table=means, x=Objective(c), y=quality,
+                                       colors=ctx.colors) for c in costs], width=5.0)
+        parts.append(plot("cost", drawing, f"{esc(quality.metric)} against cost: parameters, "
+                                            "training FLOPs per token, inference memory (a log "
+                                            "axis when costs span more than a decade). The "
+                                            "dashed line is each pair's front."))
+    return Section("fronts", "Pareto fronts", "".join(parts) or "<p>No objective pair to plot.</p>")
+
+
+def top_patterns(ctx: Context) -> Section:
+    rec = ctx.recommendation
+    if rec is None:
+        return Section("patterns", "Top patterns", "<p>No trial completed its full budget.</p>")
+    scored = rec.table.copy()
+    ranks = A.pareto_ranks(scored, ctx.objectives)
+    scored["front"] = ranks.reindex(scored.index)
+    cells = [("rank", lambda r: str(int(r["rank"]))),
+             ("pattern", lambda r: f'<code>{esc(r[C.PATTERN])}</code>'),
+             ("trials", lambda r: str(int(r["n"])))]
+    for o in ctx.objectives:
+        cells.append((f"{o.metric} ({o.mode})", partial(_interval_cell, metric=o.metric)))
+    cells.append(("score", lambda r: f"{r['score']:.3f}"))
+    cells.append(("Pareto rank", lambda r: number(r["front"], 0)))
+    if C.ATTENTION_FRACTION in scored:
+        cells.append(("attention", lambda r: f"{float(r[C.ATTENTION_FRACTION]):.0%}"))
+    extra = A.by_pattern(ctx.sweep.trials, [c for c in C.COST if c in ctx.sweep.trials])
+    scored = scored.merge(extra[[C.PATTERN, *[c for c in C.COST if c in extra]]],
+                          on=C.PATTERN, how="left", suffixes=("", "_cost"))
+    for cost in ("params", "inference_bytes"):
+        if cost in scored:
+            cells.append((C.COST_LABELS[cost], partial(_cost_cell, metric=cost)))
+    shown = scored.head(_MAX_TABLE_ROWS)
+    note = (f"<p>{len(scored) - len(shown)} more patterns not shown.</p>"
+            if len(scored) > len(shown) else "")
+    return Section("patterns", "Top patterns",
+                   "<p>Per-pattern means over full-budget trials with 95% intervals (t over seeds;"
+                   " the evaluation bootstrap for a single trial), ranked by the weighted score."
+                   "</p>" + table(shown, cells) + note)
+
+
+def _interval_cell(row: pd.Series, metric: str) -> str:
+    return with_interval(row, metric)
+
+
+def _cost_cell(row: pd.Series, metric: str) -> str:
+    return metric_value(metric, row.get(metric))
+
+
+def categories(ctx: Context) -> Section:
+    trials = ctx.sweep.trials
+    if not len(A.full_budget(trials)):
+        return Section("categories", "Per-category loss gaps",
+                       "<p>No trial completed its full budget.</p>")
+    if ctx.reference is None:
+        return Section("categories", "Per-category loss gaps",
+                       "<p>No all-attention pattern completed its budget, so there is no reference"
+                       " to compare against: run <code>archsearch report --reference PATTERN"
+                       "</code>.</p>")
+    gaps = A.category_gaps(trials, ctx.reference)
+    runs = A.copy_run_gaps(trials, ctx.reference)
+    parts = [(f"<p>gap = loss(<code>{esc(ctx.reference)}</code>) − loss(pattern) per token "
+              "category, with 95% intervals: positive means the pattern predicts that category "
+              "better than the reference (Ai2's Olmo Hybrid analysis: the hybrid gains most on "
+              "content words, least on tokens continuing a verbatim copy).</p>")]
+    if len(gaps):
+        parts.append(plot("categories", svg("categories", [partial(
+            plots.plot_gaps, gaps=gaps, colors=ctx.colors)], width=11, height=4.4),
+            "Per-category gap against the reference."))
+    if len(runs):
+        parts.append(plot("copy-runs", svg("copy-runs", [partial(
+            plots.plot_gaps, gaps=runs, colors=ctx.colors,
+            title=f"copy-token gap against {ctx.reference} by run length")], width=8, height=4),
+            "Gap on copy tokens by the length of the verbatim run they continue."))
+    if len(parts) == 1:
+        parts.append("<p>Only the reference pattern completed its budget.</p>")
+    return Section("categories", "Per-category loss gaps", "".join(parts))
+
+
+def curves(ctx: Context) -> Section:
+    data, trials = ctx.sweep.curves, ctx.sweep.trials
+    metrics = [o.metric for o in ctx.objectives if o.metric in data.columns and o.metric not in C.COST]
+    if "val_loss" in data.columns and "val_loss" not in metrics:
+        metrics.append("val_loss")
+    if not len(data) or not metrics:
+        return Section("curves", "Learning curves", "<p>The sweep wrote no learning curves.</p>")
+    drawing = svg("curves", [partial(plots.plot_curves, curves=data, trials=trials, metric=m,
+                                     colors=ctx.colors) for m in metrics[:3]], width=5.0)
+    return Section("curves", "Learning curves", plot(
+        "curves", drawing, "Every trial's evaluations against tokens seen, coloured by pattern "
+                           "(stopped and failed trials included, up to where they ended)."))
+
+
+def placement(ctx: Context) -> Section | None:
+    metric = next((o.metric for o in ctx.objectives if o.metric not in C.COST), None)
+    if metric is None:
+        return None
+    lines = A.by_placement(ctx.sweep.trials, [metric])
+    if not len(lines) or lines["placement"].nunique() == 0:
+        return None
+    drawing = svg("placement", [partial(plots.plot_placement, table=lines, metric=metric)])
+    return Section("placement", "Ratio and placement", plot(
+        "placement", drawing, f"{esc(metric)} against the share of attention layers, one line per"
+                              " placement of the attention layers."))
+
+
+def problems(ctx: Context) -> Section:
+    trials = ctx.sweep.trials
+    bad = trials[trials[C.STATUS].isin([C.FAILED, C.STOPPED])] if C.STATUS in trials else trials[:0]
+    if not len(bad):
+        return Section("problems", "Failed and stopped trials", "<p>None: every trial completed."
+                                                                "</p>")
+    cells = [("trial", lambda r: f"<code>{esc(r[C.TRIAL_ID])}</code>"),
+             ("pattern", lambda r: f"<code>{esc(r[C.PATTERN])}</code>"),
+             ("status", lambda r: esc(r[C.STATUS])),
+             ("fidelity", lambda r: number(r.get(C.FIDELITY), 2)),
+             ("step", lambda r: number(r.get(C.STEP), 0)),
+             ("error", lambda r: f'<div class="err">{esc(_short(r.get(C.ERROR)))}</div>')]
+    order = bad.sort_values([C.STATUS, C.PATTERN], kind="stable")
+    return Section("problems", "Failed and stopped trials", table(order, cells))
+
+
+def _short(error: object) -> str:
+    if error is None or (isinstance(error, float) and math.isnan(error)):
+        return ""
+    text = str(error).strip()
+    return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS] + " …"
+
+
+def build_context(sweep: A.Sweep, objectives: Sequence[A.ObjectiveLike] | None,
+                  weights: dict[str, float] | None, reference: str | None) -> Context:
+    objs = A.as_objectives(objectives) if objectives else sweep.objectives
+    trials = sweep.trials
+    metrics = [o.metric for o in objs]
+    missing = [m for m in metrics if m not in trials.columns]
+    if missing:
+        raise ArchsearchError(f"{sweep.path}: no column {', '.join(missing)} in trials.parquet")
+    scorable = A.full_budget(trials)[metrics].notna().all(axis=1).any()
+    rec = A.recommend(trials, objs, weights) if scorable else None
+    try:
+        ref = A.reference_pattern(trials, reference)
+    except ArchsearchError:
+        if reference is not None:
+            raise
+        ref = None
+    colors = plots.pattern_colors(trials[C.PATTERN].dropna().astype(str))
+    return Context(sweep, objs, colors, rec, ref)
+
+

@@ -1,0 +1,204 @@
+"""Connecting to Ray: a private single-machine instance by default, or an existing cluster.
+
+Single machine: ``ray.init(address="local")`` starts a fresh Ray owned by this process even when
+a CLI-started cluster is running (a plain ``ray.init()`` would silently join that one), with
+every CPU, no dashboard and a small object store (trials exchange only metrics and checkpoint
+paths), so it fits a 2-core laptop. ``--address`` joins a cluster started with ``ray start``.
+
+A multi-node sweep writes checkpoints and results from every node, so its storage must be
+shared. ``check_storage`` proves a local path is shared by writing a random token into it and
+reading it back from a task pinned to every live node; a URI (s3://, gs://, ...) is shared by
+construction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+
+OBJECT_STORE_BYTES = 200 * 1024**2
+PROBE_TIMEOUT_S = 60.0
+
+# Environment Ray Tune reads while a sweep runs (see ``ray_environment``).
+_QUIET_TUNE_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",  # the legacy engine honours verbose=0: no tables at all
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # parquet is our record; no CSV/JSON/TBX files
+    # Save the experiment state often: a driver killed between two saves loses the trials
+    # started since the last one (they are re-run on resume), so keep that window short.
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S": "600",  # our own resource check runs first
+}
+
+
+class ClusterError(ArchsearchError):
+    """Ray cannot be started or joined, or cannot run the sweep as configured."""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    ip: str
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class Connection:
+    address: str  # "local" or what the user passed
+    nodes: tuple[NodeInfo, ...]
+
+    @property
+    def multi_node(self) -> bool:
+        return len(self.nodes) > 1
+
+    @property
+    def is_client(self) -> bool:
+        return self.address.startswith("ray://")
+
+
+def connect(address: str | None, verbose: bool) -> Connection:
+    """Start a private local Ray (``address`` None) or join ``auto`` / ``HOST:PORT`` / ``ray://``."""
+    import ray
+
+    quiet = logging.INFO if verbose else logging.ERROR
+    try:
+        if address is None:
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                     object_store_memory=OBJECT_STORE_BYTES, log_to_driver=verbose,
+                     logging_level=quiet)
+        else:
+            ray.init(address=address, log_to_driver=verbose, logging_level=quiet)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ClusterError(f"cannot start or join {where}: {first}") from None
+    if not verbose:
+        _silence_ray_loggers()
+    return Connection(address or "local", tuple(live_nodes()))
+
+
+def disconnect() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def live_nodes() -> list[NodeInfo]:
+    import ray
+
+    return [NodeInfo(n["NodeID"], n["NodeManagerAddress"], n["Resources"].get("CPU", 0.0),
+                     n["Resources"].get("GPU", 0.0))
+            for n in ray.nodes() if n.get("Alive")]
+
+
+def check_resources(connection: Connection, cpus: float, gpus: float) -> None:
+    """Refuse a per-trial request that no node can ever satisfy (Ray would wait forever)."""
+    if not any(n.cpus >= cpus and n.gpus >= gpus for n in connection.nodes):
+        have = ", ".join(f"{n.ip}: {n.cpus:g} CPU {n.gpus:g} GPU" for n in connection.nodes)
+        raise ClusterError(f"a trial needs {cpus:g} CPU and {gpus:g} GPU but no node has that "
+                           f"({have}); lower resources.cpus / resources.gpus")
+
+
+def is_uri(storage: str) -> bool:
+    """True for a remote URI (s3://, gs://, ...); a plain path or file:// is local."""
+    return "://" in storage and not storage.startswith("file://")
+
+
+Probe = Callable[[str, str, list[NodeInfo]], list[NodeInfo]]
+
+
+def check_storage(storage: str, connection: Connection, shared_ok: bool,
+                  probe: Probe | None = None) -> None:
+    """Refuse node-local storage on a multi-node cluster, in one line.
+
+    A URI passes; so does a path every live node can read (proven by ``probe``) or one the user
+    vouches for with ``--shared-storage-ok``. A Ray Client driver (``ray://``) runs the sweep on
+    the cluster, so even one node must see the path.
+    """
+    if is_uri(storage) or shared_ok or not (connection.multi_node or connection.is_client):
+        return
+    folder = Path(storage)
+    if not folder.is_absolute():
+        raise ClusterError(f"storage '{storage}' is a relative local path; a multi-node sweep "
+                           f"needs shared storage: an absolute path on a shared filesystem or a "
+                           f"URI such as s3://bucket/sweeps")
+    blind = (probe or probe_nodes)(str(folder), secrets.token_hex(16), list(connection.nodes))
+    if blind:
+        names = ", ".join(n.ip for n in blind)
+        raise ClusterError(f"storage '{storage}' is not visible from node(s) {names}; use a "
+                           f"shared folder or a URI (s3://, gs://, ...), or pass "
+                           f"--shared-storage-ok if it is shared")
+
+
+def probe_nodes(folder: str, token: str, nodes: list[NodeInfo]) -> list[NodeInfo]:
+    """The nodes that cannot read a token file written here into ``folder``."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    marker = Path(folder) / f".archsearch-probe-{token[:8]}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(token)
+    try:
+        read = ray.remote(num_cpus=0)(_read_text)
+        futures = {n.node_id: read.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n.node_id, soft=False)).remote(str(marker)) for n in nodes}
+        ready, _ = ray.wait(list(futures.values()), num_returns=len(futures),
+                            timeout=PROBE_TIMEOUT_S)
+        seen = {node: ray.get(f) if f in ready else None for node, f in futures.items()}
+    finally:
+        marker.unlink(missing_ok=True)
+    return [n for n in nodes if seen.get(n.node_id) != token]
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def ray_environment(verbose: bool) -> Iterator[None]:
+    """Set the variables Tune reads during ``fit`` and put the caller's values back after.
+
+    Variables the user set are left alone.
+    """
+    wanted = dict(_QUIET_TUNE_ENV)
+    if not verbose:  # a failed trial's traceback is in its error file; the summary names it
+        wanted["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "0"
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update({k: v for k, v in wanted.items() if saved[k] is None})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _silence_ray_loggers() -> None:
+    # Ray Tune logs resource hints and state-sync notices at WARNING, and "trials did not
+    # complete" at ERROR when some failed; the progress line and the final summary say what
+    # matters. --verbose leaves them on.
+    for name in ("ray", "ray.train", "ray.data", "optuna"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def node_context() -> dict[str, Any]:
+    """Where the calling trial runs (recorded per trial in the results)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address()}

@@ -1,0 +1,168 @@
+"""The Ray Tune function trainable: one sampled config -> one trained, evaluated proxy.
+
+Each report carries every metric ``train_proxy`` produced (so every objective, as OptunaSearch
+needs) plus a ``meta`` mapping (node, versions; ``failed`` on a divergence). A checkpoint folder
+the trainer wrote is handed to Tune, which copies it to the sweep's storage, then deleted here.
+
+Faults: a run whose loss becomes NaN/inf fails the same way every time (the data stream and the
+initialisation are seeded), and so does one with a user error (``ArchsearchError``: sizes that do
+not fit, a bad corpus). Neither is raised to Ray, which would retry it up to ``max_failures``
+times for nothing: the trial ends with a final report whose ``meta.failed`` holds the one-line
+reason, and the sweep records it as failed. Anything else (a crash, a lost node, GPU memory
+running out) is raised, and Ray retries the trial from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.space import SearchSpace, TrialConfig
+
+META = "meta"
+FAILED = "failed"  # meta key: the one-line reason a trial diverged
+REPORT_FILE = "sweep_report.json"  # the metrics of the report a checkpoint was written with
+
+TrainFn = Callable[..., Mapping[str, Any]]  # train_proxy's signature
+
+
+class InvalidReport(ArchsearchError):
+    """A report without an objective, or with a NaN/inf one."""
+
+
+class TrialOutOfMemory(Exception):
+    """The trial's model did not fit in the GPU memory it was given (retried: the GPU may be
+    shared with other trials that will have finished)."""
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a sweep shares (sent once through Ray's object store)."""
+
+    space: SearchSpace
+    data_cache: str  # a folder, possibly with ~ (expanded on the node that runs the trial)
+    objectives: tuple[str, ...]
+    train_fn: TrainFn | None = None  # None: archsearch.trainer.train_proxy
+
+
+def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """The function Ray Tune runs for each trial (``tune.with_parameters`` supplies ``setup``)."""
+    import torch
+    from ray import tune
+
+    trial = setup.space.resolve(config)
+    requested = tune.get_context().get_trial_resources().required_resources
+    torch.set_num_threads(max(1, int(requested.get("CPU", 1))))
+    gpus = requested.get("GPU", 0.0)
+    train = setup.train_fn or _default_train_fn()
+    workdir = Path(tempfile.mkdtemp(prefix="archsearch-trial-"))
+    meta = _meta()
+    reported = []
+    try:
+        resume_from, restored = _restore(tune.get_checkpoint(), workdir)
+        if resume_from is not None:
+            meta["resumed_from_step"] = restored.get("step")
+
+        def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+            _check_objectives(metrics, setup.objectives, trial)
+            payload = {**metrics, META: meta}
+            if checkpoint_dir is None:
+                tune.report(payload)
+            else:
+                (Path(checkpoint_dir) / REPORT_FILE).write_text(json.dumps(metrics))
+                tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)  # Tune has its own copy now
+            reported.append(metrics.get("step"))
+
+        try:
+            train(trial, report, workdir, Path(setup.data_cache).expanduser(),
+                  resume_from=resume_from, device=_device(gpus))
+        except _out_of_memory() as err:
+            raise TrialOutOfMemory(_oom_message(trial, gpus, err)) from None
+        except ArchsearchError as err:  # the trainer's TrialDiverged is one
+            tune.report({META: {**meta, FAILED: one_line(err)}})
+            return
+        if not reported and restored:
+            # Restored from the final checkpoint (the driver died right after it was taken): the
+            # trainer has nothing left to do, so repeat the report that checkpoint came with.
+            tune.report({**restored, META: meta})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def one_line(err: BaseException) -> str:
+    """``Type: first line of the message`` (what the parquet ``error`` column holds)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _check_objectives(metrics: Mapping[str, Any], objectives: Sequence[str],
+                      trial: TrialConfig) -> None:
+    for name in objectives:
+        value = metrics.get(name)
+        if not isinstance(value, int | float):
+            raise InvalidReport(f"the trainer did not report objective '{name}'")
+        if not math.isfinite(value):
+            raise InvalidReport(f"{name} became {value} by step {metrics.get('step')} "
+                                  f"(pattern {trial.pattern})")
+
+
+def _restore(checkpoint: Any, workdir: Path) -> tuple[Path | None, dict[str, Any]]:
+    """Copy Tune's latest checkpoint of this trial (if any) next to the run; its report too."""
+    if checkpoint is None:
+        return None, {}
+    folder = Path(checkpoint.to_directory(str(workdir / "restored")))
+    report_file = folder / REPORT_FILE
+    return folder, json.loads(report_file.read_text()) if report_file.is_file() else {}
+
+
+def _device(gpus: float) -> str:
+    if gpus <= 0:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ArchsearchError(f"the trial was given {gpus:g} GPU but torch sees no CUDA device")
+    return "cuda"
+
+
+def _default_train_fn() -> TrainFn:
+    from archsearch.trainer import train_proxy
+
+    return train_proxy
+
+
+def _out_of_memory() -> tuple[type[BaseException], ...]:
+    import torch
+
+    return (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
+
+
+def _oom_message(trial: TrialConfig, gpus: float, err: BaseException) -> str:
+    from archsearch.sweep.resources import trial_params
+
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (f"GPU out of memory: pattern {trial.pattern} with {trial_params(trial):,} parameters "
+            f"at batch {trial.training.batch_size} x {trial.data.seq_len} on {gpus:g} GPU; give "
+            f"it a larger fraction (resources.gpus_by_params) or fewer trials per GPU ({first})")
+
+
+def _meta() -> dict[str, Any]:
+    from archsearch.sweep.cluster import node_context
+
+    versions = {}
+    for package in ("torch", "archsearch", "ray", "optuna"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {**node_context(), "host": platform.node(), "versions": versions}

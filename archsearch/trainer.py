@@ -1,0 +1,191 @@
+"""Train one proxy model from a resolved trial, evaluating and checkpointing as it goes.
+
+``train_proxy`` knows nothing of Ray: it calls ``report(metrics, checkpoint_dir)`` after every
+evaluation, and resumes from a checkpoint folder it wrote earlier. The data stream is a pure
+function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archsearch.data import PreparedData, evaluate, prepare_data
+from archsearch.errors import ArchsearchError
+from archsearch.model import HybridLM
+from archsearch.model.checkpoint import load_checkpoint, save_checkpoint
+from archsearch.model.cost import cost_report
+from archsearch.space import TrialConfig
+from archsearch.space.build import hybrid_config
+from archsearch.space.schema import TrainingSection
+
+Report = Callable[[dict[str, Any], Path | None], None]
+OPTIMIZER_FILE = "trainer_state.pt"
+
+
+class TrialDiverged(ArchsearchError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    steps: int
+    tokens_per_step: int
+
+    @classmethod
+    def of(cls, trial: TrialConfig) -> Budget:
+        per_step = trial.training.batch_size * trial.data.seq_len
+        return cls(max(1, trial.training.tokens // per_step), per_step)
+
+
+def lr_at(step: int, total: int, training: TrainingSection) -> float:
+    """Linear warmup, then cosine or linear decay to ``min_lr_ratio``, or constant."""
+    warmup = max(1, round(training.warmup_fraction * total))
+    if step < warmup:
+        return training.lr * (step + 1) / warmup
+    if training.schedule == "constant":
+        return training.lr
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if training.schedule == "cosine" else 1 - progress
+    floor = training.min_lr_ratio
+    return training.lr * (floor + (1 - floor) * shape)
+
+
+def make_optimizer(model: torch.nn.Module, training: TrainingSection) -> torch.optim.AdamW:
+    """AdamW; matrices decay, vectors (norms, gates' biases, A_log, dt_bias) do not."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    keep = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    fused = all(p.is_cuda for p in decay + keep)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": training.weight_decay},
+         {"params": keep, "weight_decay": 0.0}],
+        lr=training.lr, betas=(training.beta1, training.beta2), fused=fused or None,
+    )
+
+
+def autocast_dtype(trial: TrialConfig, device: torch.device) -> torch.dtype | None:
+    precision = trial.training.precision
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def train_proxy(
+    trial: TrialConfig,
+    report: Report,
+    workdir: Path,
+    data_cache: Path,
+    resume_from: Path | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Train ``trial``'s proxy to its token budget; returns the final metrics.
+
+    ``report`` receives every evaluation's metrics and the checkpoint written with it (or None).
+    Raises ``TrialDiverged`` if the loss stops being finite.
+    """
+    device = torch.device(device)
+    torch.manual_seed(trial.training.seed)
+    data = prepare_data(trial.data, trial.evaluation, data_cache)
+    config = hybrid_config(trial, data.vocab_size)
+    budget = Budget.of(trial)
+    model = HybridLM(config).to(device)
+    optimizer = make_optimizer(model, trial.training)
+    start = 0
+    if resume_from is not None:
+        start = _restore(model, optimizer, resume_from, device)
+    costs = cost_report(config, trial.data.seq_len)
+    static = {
+        "params": costs.params,
+        "non_embedding_params": costs.non_embedding_params,
+        "train_flops_per_token": costs.train_flops_per_token,
+        "inference_bytes": costs.inference_memory_bytes,
+        "total_steps": budget.steps,
+    }
+    amp = autocast_dtype(trial, device)
+    every, ckpt_every = trial.evaluation.every, trial.training.checkpoint_every
+    train_time, losses, metrics = 0.0, [], {}
+    batches = data.train_batches(trial.training.batch_size, trial.training.seed, start_step=start)
+    model.train()
+    for step in range(start, budget.steps):
+        inputs, targets = next(batches)
+        began = time.perf_counter()
+        loss = _train_step(model, optimizer, inputs.to(device), targets.to(device),
+                           lr_at(step, budget.steps, trial.training), trial.training.grad_clip, amp)
+        train_time += time.perf_counter() - began
+        losses.append(loss)
+        done = step + 1
+        if done % every == 0 or done == budget.steps:
+            train_loss = float(torch.stack(losses).mean())  # one host sync per evaluation
+            if not math.isfinite(train_loss):
+                raise TrialDiverged(f"training loss became {train_loss} by step {done} "
+                                    f"(pattern {trial.pattern}, lr {trial.training.lr:g})")
+            # probe sets are larger than the validation set: score them at the end, and at every
+            # evaluation only when the search reads a probe metric each time
+            probes = done == budget.steps or any(m.startswith("probe_") for m in trial.watched)
+            metrics = _evaluate(model, data, trial, device, amp, probes) | static | {
+                "train_loss": train_loss,
+                "step": done,
+                "tokens_seen": done * budget.tokens_per_step,
+                "fidelity": done / budget.steps,
+                "tokens_per_s": len(losses) * budget.tokens_per_step / max(train_time, 1e-9),
+            }
+            for name in ("val_loss", "semantic_loss", "copy_loss"):
+                if name in metrics and not math.isfinite(metrics[name]):
+                    raise TrialDiverged(f"{name} became {metrics[name]} by step {done}")
+            checkpoint = None
+            if done % ckpt_every < every or done == budget.steps:
+                checkpoint = _save(model, optimizer, done, workdir / f"checkpoint_{done:07d}")
+            report(metrics, checkpoint)
+            losses, train_time = [], 0.0
+            model.train()
+    return metrics
+
+
+def _train_step(
+    model: HybridLM,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    lr: float,
+    grad_clip: float,
+    amp: torch.dtype | None,
+) -> torch.Tensor:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(inputs.device.type, dtype=amp, enabled=amp is not None):
+        loss = model.loss(inputs, targets)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def _evaluate(model: HybridLM, data: PreparedData, trial: TrialConfig,
+              device: torch.device, amp: torch.dtype | None, probes: bool) -> dict[str, float]:
+    model.eval()
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        return evaluate(model, data, trial.evaluation, device=str(device), probes=probes)
+
+
+def _save(model: HybridLM, optimizer: torch.optim.Optimizer, step: int, folder: Path) -> Path:
+    save_checkpoint(model, folder, metadata={"step": step})
+    tmp = folder / (OPTIMIZER_FILE + ".tmp")
+    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp)
+    tmp.replace(folder / OPTIMIZER_FILE)
+    return folder
+
+
+def _restore(model: HybridLM, optimizer: torch.optim.Optimizer, folder: Path,
+             device: torch.device) -> int:
+    restored = load_checkpoint(folder, device=device)
+    model.load_state_dict(restored.state_dict())
+    state = torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])

@@ -1,0 +1,94 @@
+"""``archsearch report``: one self-contained HTML page from a real (tiny) sweep; one-line errors."""
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from archsearch.cli import main
+from archsearch.report import write_report
+
+
+@pytest.fixture(scope="module")
+def page(tiny_sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", str(tiny_sweep), "--out", str(out)]) == 0
+    return (out / "index.html").read_text()
+
+
+def test_page_has_every_section_and_the_pick(page):
+    for anchor in ("summary", "fronts", "patterns", "categories", "placement", "curves",
+                   "problems"):
+        assert f'<section id="{anchor}">' in page
+    assert "Recommended pattern" in page and "Runner-up" in page and "Knee" in page
+    assert "weights: semantic_loss 0.50, copy_loss 0.50" in page
+    assert "loss(AA)" in page  # the all-attention reference, canonical spelling
+    for pattern in ("AA", "GG", "GA", "AG"):
+        assert f"<code>{pattern}</code>" in page
+    assert page.count('<figure class="plot"') >= 6
+    assert page.count("<svg") == page.count('<figure class="plot"')
+
+
+def test_page_is_self_contained(page):
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert "@import" not in page and "url(http" not in page
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "element ids must be unique across the inlined SVGs"
+
+
+def test_default_location_and_options(tiny_sweep, tmp_path, capsys):
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep, copy, ignore=shutil.ignore_patterns("trial_*", "data_cache"))
+    assert main(["report", str(copy), "--weight", "copy_loss=1", "--weight", "semantic_loss=0",
+                 "--reference", "A*2"]) == 0
+    assert str(copy / "report" / "index.html") in capsys.readouterr().out
+    text = (copy / "report" / "index.html").read_text()
+    assert "weights: semantic_loss 0.00, copy_loss 1.00" in text
+    assert "loss(AA)" in text
+
+
+def test_failed_and_stopped_trials_are_listed(tiny_sweep, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep, copy, ignore=shutil.ignore_patterns("trial_*", "data_cache"))
+    trials = pd.read_parquet(copy / "trials.parquet")
+    trials.loc[0, ["status", "error", "fidelity"]] = ["failed", "RuntimeError: <boom> & bust", 0.5]
+    trials.loc[1, ["status", "fidelity"]] = ["stopped", 0.5]
+    trials.to_parquet(copy / "trials.parquet")
+    text = write_report(copy).read_text()
+    problems = text.split('<section id="problems">')[1].split("</section>")[0]
+    assert "RuntimeError: &lt;boom&gt; &amp; bust" in problems
+    assert ">stopped<" in problems and ">failed<" in problems
+    assert trials.loc[0, "trial_id"] in problems and trials.loc[1, "trial_id"] in problems
+
+
+def test_a_sweep_where_every_trial_failed_still_reports(tiny_sweep, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep, copy, ignore=shutil.ignore_patterns("trial_*", "data_cache"))
+    trials = pd.read_parquet(copy / "trials.parquet").assign(status="failed", error="OOM")
+    trials.to_parquet(copy / "trials.parquet")
+    text = write_report(copy).read_text()
+    assert "No recommendation" in text and text.count('<div class="err">OOM</div>') == 4
+
+
+@pytest.mark.parametrize("case", ["missing", "not_a_sweep", "no_trials", "bad_reference",
+                                  "bad_weight", "unknown_weight"])
+def test_errors_are_one_line(case, tiny_sweep, tmp_path, capsys):
+    args = ["report", str(tmp_path / "nowhere")]
+    if case == "not_a_sweep":
+        args = ["report", str(tmp_path)]
+    elif case == "no_trials":
+        (tmp_path / "empty").mkdir()
+        pd.read_parquet(tiny_sweep / "trials.parquet").iloc[:0].to_parquet(
+            tmp_path / "empty" / "trials.parquet")
+        args = ["report", str(tmp_path / "empty")]
+    elif case == "bad_reference":
+        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--reference", "GAG"]
+    elif case == "bad_weight":
+        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--weight", "copy_loss=lots"]
+    elif case == "unknown_weight":
+        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--weight", "val_loss=1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archsearch report: error: ") and err.count("\n") == 1, err

@@ -1,0 +1,189 @@
+"""``scale`` planning and resuming, ``recommend`` and ``export --from``, with an injected runner.
+
+The runner here writes the results a Ray run would (trials.parquet, one row per ladder point)
+from known power laws, so the fits, the ranking at the target and the evidence can be checked
+against the truth in seconds. tests/test_scaling_e2e.py trains real proxies through Ray.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from archsearch.cli import main
+from archsearch.errors import ArchsearchError
+from archsearch.scaling.recommend import parse_weights, recommend
+from archsearch.scaling.render import as_dict, render
+from archsearch.scaling.run import POINT_KEY, ScaleError, ScaleJob, run_scale
+
+SPACE = """
+name: synth
+model: {depth: 4, d_model: 32, n_heads: 4}
+patterns:
+  candidates: ["A*4"]
+  generate: {ratios: ["3:1", "1:1"], placements: [even_end]}
+data: {vocab_size: 300, seq_len: 32}
+training: {batch_size: 2}
+objectives: [{metric: semantic_loss}, {metric: copy_loss}]
+ladder:
+  rungs: [{d_model: 16, depth: 4}, {d_model: 32, depth: 8}, {d_model: 48, depth: 12},
+          {d_model: 64, depth: 16}]
+  seeds: [0, 1, 2]
+  tokens_per_param: 20
+  bootstrap: 40
+"""
+# (E, A, alpha) per pattern family: all attention is best at the proxies' compute but flattens
+# out early; 3:1 starts worse and ends best at the target; 1:1 is worse everywhere.
+LAWS = {"A": (2.0, 0.1, 0.5), "3:1": (1.9, 1.5, 0.5), "1:1": (2.1, 1.0, 0.5)}
+
+
+def family(pattern: str) -> str:
+    attention = pattern.count("A") / len(pattern)
+    return "A" if attention == 1 else ("3:1" if attention == 0.25 else "1:1")
+
+
+def write_results(job: ScaleJob, noise: float = 0.002) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for point in job.points:
+        layers = "".join(point.trial.layers)
+        e, a, alpha = LAWS[family(layers)]
+        compute = 6.0 * point.planned_params * point.tokens
+        base = e + a * (compute / 1e12) ** -alpha
+        rows.append({"trial_id": point.point, "pattern": point.pattern, "status": "completed",
+                     "fidelity": 1.0, "step": 1, "tokens_seen": point.tokens,
+                     f"param.{POINT_KEY}": point.point, "params": point.planned_params,
+                     "train_flops_per_token": 6.0 * point.planned_params,
+                     **{m: (base + shift) * math.exp(rng.normal(0, noise))
+                        for m, shift in (("val_loss", 0.0), ("semantic_loss", 0.3),
+                                         ("copy_loss", -0.4))}})
+    folder = Path(job.location)
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet")
+
+
+@pytest.fixture(scope="module")
+def scale_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale")
+    space = root / "synth.yaml"
+    space.write_text(SPACE)
+    jobs = []
+    outcome = run_scale(str(space), storage=str(root / "runs"),
+                        runner=lambda job: (jobs.append(job), write_results(job)))
+    assert outcome.points == 3 * 4 * 3 and outcome.completed == outcome.points
+    assert not jobs[0].resume
+    return Path(outcome.location), space, jobs
+
+
+def test_the_plan_is_written_beside_the_results(scale_dir):
+    folder, _, jobs = scale_dir
+    plan = json.loads((folder / "scale.json").read_text())
+    assert [s["rule"]["placement"] for s in plan["series"]] == ["even_end"] * 3
+    assert len(plan["points"]) == len(jobs[0].points)
+    assert (folder / "space.yaml").is_file()
+
+
+def test_running_again_resumes_and_a_changed_plan_is_refused(scale_dir, tmp_path):
+    folder, space, _ = scale_dir
+    jobs = []
+    run_scale(str(space), storage=str(folder.parent), runner=jobs.append)
+    assert jobs[0].resume
+    with pytest.raises(ScaleError, match="different plan"):
+        run_scale(str(space), storage=str(folder.parent), overrides=["ladder.seeds=[0]"],
+                  runner=jobs.append)
+
+
+def test_recommend_extrapolates_past_the_crossing(scale_dir):
+    folder, _, _ = scale_dir
+    rec = recommend(folder, parse_weights("semantic_loss=0.5,copy_loss=0.5"))
+    assert rec.winner.key == "GGGA" and rec.winner.rule.describe() == "ratio 3:1, placement even_end"
+    assert "".join(rec.winner.target_layers) == "GGGA" * 8
+    assert rec.runner_up.key == "A*4"
+    assert rec.margin > 0 and rec.margin_interval.defined and rec.margin_interval.low > 0
+    assert rec.win_probability == pytest.approx(1.0)
+    fit = rec.winner.fits["semantic_loss"]
+    assert fit.fit.alpha == pytest.approx(0.5, abs=0.05)
+    assert fit.intervals["alpha"].covers(0.5)
+    # observed at the largest rung all attention is still ahead: said, not hidden
+    assert any("fitted curves crossing" in note for note in rec.notes)
+    assert rec.stability["score"].last_tau == pytest.approx(1.0)
+
+
+def test_recommend_prints_the_evidence_and_valid_json(scale_dir, capsys):
+    folder, _, _ = scale_dir
+    assert main(["recommend", str(folder), "--weights", "semantic_loss=0.5,copy_loss=0.5",
+                 "--bootstrap", "20"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("recommended: ratio 3:1, placement even_end  ->  (GGGA)*8 at 32 layers",
+                     "runner-up: A*4", "fitted curves L(C) = E + A * C^-alpha",
+                     "rank stability (Kendall tau", "ranking at the target"):
+        assert expected in out
+    assert main(["recommend", str(folder), "--json", "--bootstrap", "20"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    json.dumps(data, allow_nan=False)
+    assert data["recommended"]["at_target"] == "(GGGA)*8"
+    assert set(data["recommended"]["fits"]) == {"val_loss", "semantic_loss", "copy_loss"}
+
+
+def test_weights_must_name_fitted_metrics(scale_dir):
+    folder, _, _ = scale_dir
+    with pytest.raises(ArchsearchError, match="probe_copy_acc"):
+        recommend(folder, {"probe_copy_acc": 1.0})
+    with pytest.raises(ArchsearchError, match="METRIC=NUMBER"):
+        parse_weights("semantic_loss")
+
+
+def test_a_small_target_keeps_the_proxy_order(scale_dir):
+    folder, _, _ = scale_dir
+    rec = recommend(folder, {"val_loss": 1.0}, target_params=1e5, target_tokens=2e6,
+                    bootstrap=10)
+    assert rec.winner.key == "A*4"
+
+
+def test_export_from_a_scale_folder_uses_the_recommendation(scale_dir, tmp_path):
+    folder, _, _ = scale_dir
+    assert main(["export", "--from", str(folder), "--format", "olmo-core", str(tmp_path)]) == 0
+    info = json.loads((tmp_path / "export.json").read_text())
+    assert (info["pattern"], info["chosen"], info["depth"]) == ("(GGGA)*8", "GGGA", 32)
+
+
+# -- from a sweep -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep") / "synth"
+    folder.mkdir()
+    (folder / "space.yaml").write_text(SPACE)
+    rows = []
+    for pattern, semantic, copy in (("A*4", 4.0, 3.0), ("GGGA", 3.9, 2.8), ("GAGA", 4.2, 2.9)):
+        for seed in (0, 1):
+            rows.append({"trial_id": f"{pattern}-{seed}", "pattern": pattern,
+                         "status": "completed", "fidelity": 1.0, "param.pattern": pattern,
+                         "param.training.seed": seed, "seed": seed,
+                         "semantic_loss": semantic + 0.01 * seed, "copy_loss": copy})
+    rows.append({"trial_id": "stopped", "pattern": "GAGA", "status": "stopped", "fidelity": 0.3,
+                 "param.pattern": "GAGA", "param.training.seed": 0, "seed": 0,
+                 "semantic_loss": 1.0, "copy_loss": 1.0})  # ASHA-stopped: must not count
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet")
+    return folder
+
+
+def test_recommend_from_a_sweep_reads_ratio_and_placement(sweep_dir):
+    rec = recommend(sweep_dir)
+    assert rec.source == "sweep" and rec.winner.key == "GGGA"
+    assert rec.winner.rule.describe() == "ratio 3:1, placement even_end"
+    assert "".join(rec.winner.target_layers) == "GGGA" * 8
+    text = render(rec)
+    assert "one proxy size" in text and "runner-up" in text
+    json.dumps(as_dict(rec), allow_nan=False)
+
+
+def test_scale_from_a_sweep_takes_its_top_patterns(sweep_dir, tmp_path):
+    jobs = []
+    run_scale(str(sweep_dir / "space.yaml"), storage=str(tmp_path), from_sweep=str(sweep_dir),
+              top_k=2, runner=jobs.append)
+    # GGGA dominates both others; A*4 and GAGA share the second front, A*4 scores better there
+    assert sorted({p.series for p in jobs[0].points}) == ["A*4", "GGGA"]
