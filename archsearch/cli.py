@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from archsearch.errors import ArchsearchError
+
+if TYPE_CHECKING:
+    from archsearch.sweep import SweepOutcome
 
 Verb = Callable[[argparse.Namespace], int]
 
@@ -40,7 +44,7 @@ def _sweep(args: argparse.Namespace) -> int:
     outcome = run_sweep(args.space, name=args.name, storage=args.storage, overrides=args.set,
                         options=options)
     print(outcome.summary)
-    return 1 if outcome.errored and not outcome.front else 0
+    return _sweep_status(outcome)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -49,7 +53,15 @@ def _resume(args: argparse.Namespace) -> int:
     options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
     outcome = resume_sweep(args.sweep_dir, options=options, retry_errored=args.retry_errored)
     print(outcome.summary)
-    return 1 if outcome.errored and not outcome.front else 0
+    return _sweep_status(outcome)
+
+
+def _sweep_status(outcome: SweepOutcome) -> int:
+    """130 if interrupted, 1 if every trial failed, else 0 (failed trials are in the results)."""
+    if not outcome.finished:
+        return 130
+    return 1 if not outcome.front and any(r.get("status") == "failed" for r in outcome.rows) \
+        else 0
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,7 +102,7 @@ def _scale(args: argparse.Namespace) -> int:
                         from_sweep=args.from_sweep, top_k=args.top_k, address=args.address,
                         verbose=args.verbose, shared_storage_ok=args.shared_storage_ok)
     print(outcome.summary)
-    return 1 if outcome.failed and not outcome.completed else 0
+    return 1 if outcome.unfinished or (outcome.failed and not outcome.completed) else 0
 
 
 def _recommend(args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@
 Headline metrics (evaluation): ``val_loss`` (all tokens), ``semantic_loss`` (content tokens),
 ``copy_loss`` (tokens continuing a verbatim repeat), ``function_loss``; per category
 ``<category>_loss``; per copy run-length bucket ``copy_loss_<lo>_<hi>`` / ``copy_loss_<lo>_plus``;
-per probe ``probe_<name>_acc`` (``_in`` within training lengths, ``_long`` beyond them) and
-``probe_mean_acc``; every loss and accuracy also as a 95% interval ``<metric>_lo`` /
-``<metric>_hi``. Cost model: ``params``, ``non_embedding_params``,
+per probe ``probe_<name>_acc`` and their mean ``probe_mean_acc``; every loss and probe
+accuracy also as a 95% interval ``<metric>_lo`` / ``<metric>_hi``. (Probes evaluated beyond
+their training lengths also report ``probe_<name>_acc_in`` and ``_long``.) Cost model: ``params``, ``non_embedding_params``,
 ``train_flops_per_token``, ``inference_bytes``. Training: ``train_loss``, ``tokens_per_s``.
 """
 
@@ -30,7 +30,7 @@ def known_metrics(categories: Sequence[str], buckets: Sequence[int], probes: Seq
     names = list(HEADLINE) + list(COST) + list(TRAINING)
     names += [f"{c}_loss" for c in categories if f"{c}_loss" not in names]
     names += [f"copy_loss_{b}" for b in copy_bucket_names(buckets)]
-    probe_names = [f"probe_{p}_acc{part}" for p in probes for part in ("", "_in", "_long")]
-    names += probe_names + ["probe_mean_acc"] if probes else []
+    names += [f"probe_{p}_acc" for p in probes]
     quality = [n for n in names if n not in COST and n not in TRAINING]
-    return names + [f"{n}_{end}" for n in quality for end in ("lo", "hi")]
+    names += [f"{n}_{end}" for n in quality for end in ("lo", "hi")]
+    return names + (["probe_mean_acc"] if probes else [])

@@ -43,6 +43,12 @@ def describe_space(space: SearchSpace) -> str:
                  f"tokens, lr {t.lr}, precision {t.precision}")
     lines.append(f"data: {d.corpus}, tokenizer {d.tokenizer}, probes {', '.join(map(str, d.probes))}"
                  if isinstance(d.probes, list) else f"data: {d.corpus}")
+    if spec.ladder is not None:
+        sizes = ", ".join(f"{int(r['depth'])}x{int(r['d_model'])}" for r in spec.ladder.rungs
+                          if "depth" in r and "d_model" in r)
+        lines.append(f"ladder (archsearch scale): {len(spec.ladder.rungs)} rungs ({sizes}), "
+                     f"seeds {spec.ladder.seeds}, {spec.ladder.tokens_per_param:g} tokens per "
+                     f"parameter")
     r = spec.resources
     lines.append(f"resources per trial: {r.cpus:g} CPU, {r.gpus:g} GPU; storage: {spec.storage}")
     return "\n".join(lines)

@@ -46,8 +46,12 @@ def transformers_twin(model: HybridLM) -> torch.nn.Module:
 
     # transformers binds fla / causal-conv1d at import when they import (fla even on CPU, where
     # it then fails); the wrappers' __wrapped__ chain ends at the torch reference implementation.
-    for name in ("torch_chunk_gated_delta_rule", "torch_recurrent_gated_delta_rule",
-                 "causal_conv1d_fn", "causal_conv1d_update"):
+    for name in (
+        "torch_chunk_gated_delta_rule",
+        "torch_recurrent_gated_delta_rule",
+        "causal_conv1d_fn",
+        "causal_conv1d_update",
+    ):
         setattr(modeling, name, inspect.unwrap(getattr(modeling, name)))
     config = hf_config(model.config)
     config._attn_implementation = "sdpa"
@@ -56,7 +60,9 @@ def transformers_twin(model: HybridLM) -> torch.nn.Module:
     return twin
 
 
-def train_step_fn(model: torch.nn.Module, ours: bool) -> Callable[[torch.Tensor, torch.Tensor], float]:
+def train_step_fn(
+    model: torch.nn.Module, ours: bool
+) -> Callable[[torch.Tensor, torch.Tensor], float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
 
     def step(inputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -74,17 +80,33 @@ def train_step_fn(model: torch.nn.Module, ours: bool) -> Callable[[torch.Tensor,
     return step
 
 
-def bench(name: str, config: HybridConfig, batch: int, seq: int, steps: int, warmup: int) -> dict:
+def bench(
+    name: str,
+    config: HybridConfig,
+    batch: int,
+    seq: int,
+    steps: int,
+    warmup: int,
+    profile: bool = False,
+) -> dict:
     torch.manual_seed(0)
     ours = HybridLM(config)
     theirs = transformers_twin(ours)
     tokens = torch.randint(0, config.vocab_size, (batch, seq + 1))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     with torch.no_grad():
-        diff = (ours(inputs[:2]) - theirs(input_ids=inputs[:2], use_cache=False).logits).abs().max().item()
+        diff = (
+            (ours(inputs[:2]) - theirs(input_ids=inputs[:2], use_cache=False).logits)
+            .abs()
+            .max()
+            .item()
+        )
     if diff > 1e-4:
         raise SystemExit(f"{name}: logits disagree with transformers (max abs diff {diff:.2e})")
-    steps_fn = {"archsearch": train_step_fn(ours, True), "transformers": train_step_fn(theirs, False)}
+    steps_fn = {
+        "archsearch": train_step_fn(ours, True),
+        "transformers": train_step_fn(theirs, False),
+    }
     times: dict[str, list[float]] = {key: [] for key in steps_fn}
     for i in range(warmup + steps):
         for key, fn in steps_fn.items():  # alternate, so noise hits both
@@ -93,33 +115,84 @@ def bench(name: str, config: HybridConfig, batch: int, seq: int, steps: int, war
                 times[key].append(elapsed)
     tok = batch * seq
     result = {key: tok / statistics.median(values) for key, values in times.items()}
+    if profile:
+        for key, fn in steps_fn.items():
+            print_profile(f"{name} / {key}", fn, inputs, targets)
     return {"name": name, "params": ours.num_params(), "diff": diff, **result}
 
 
+def print_profile(
+    title: str,
+    step: Callable[[torch.Tensor, torch.Tensor], float],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+) -> None:
+    """One profiled training step: top ops by self time, and the share spent in dense GEMMs
+    (the part both implementations share, which bounds any speed-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(inputs, targets)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
+    print(
+        f"\n== {title}: {total / 1e3:.0f} ms profiled, {100 * gemm / total:.0f}% in aten::mm/addmm"
+    )
+    print(events.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=48))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one step of each model"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [
-        bench("quickstart d128", quickstart_config(1), args.batch, args.seq, args.steps, args.warmup),
-        bench("4x d256", quickstart_config(2), args.batch, args.seq, args.steps, args.warmup),
+        bench(
+            "quickstart d128",
+            quickstart_config(1),
+            args.batch,
+            args.seq,
+            args.steps,
+            args.warmup,
+            args.profile,
+        ),
+        bench(
+            "4x d256",
+            quickstart_config(2),
+            args.batch,
+            args.seq,
+            args.steps,
+            args.warmup,
+            args.profile,
+        ),
     ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
-          f"fp32, fwd+bwd+AdamW, median of {args.steps} steps")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x seq {args.seq}, "
+        f"fp32, fwd+bwd+AdamW, median of {args.steps} steps"
+    )
     header = f"{'model':<16} {'params':>10} {'archsearch tok/s':>17} {'transformers tok/s':>19} {'ratio':>7} {'logit diff':>11}"
     print(header)
     print("-" * len(header))
     for r in rows:
         ratio = r["archsearch"] / r["transformers"]
         flag = "" if ratio >= TARGET_RATIO else f"  (< {TARGET_RATIO:.0f}x target)"
-        print(f"{r['name']:<16} {r['params']:>10,} {r['archsearch']:>17,.0f} {r['transformers']:>19,.0f} "
-              f"{ratio:>6.2f}x {r['diff']:>11.1e}{flag}")
+        print(
+            f"{r['name']:<16} {r['params']:>10,} {r['archsearch']:>17,.0f} {r['transformers']:>19,.0f} "
+            f"{ratio:>6.2f}x {r['diff']:>11.1e}{flag}"
+        )
 
 
 if __name__ == "__main__":

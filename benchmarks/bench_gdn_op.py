@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
 from archsearch_kernels import chunk_gated_delta_rule
 
 
@@ -83,11 +82,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     B, H, D = args.batch, args.heads, args.head_dim
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, fwd+bwd, "
-          f"B={B} H={H} K=V={D}; median (and min) of {args.repeats} interleaved runs after "
-          f"{args.warmup} warm-up; load average {os.getloadavg()[0]:.2f}")
-    print(f"{'T':>6} {'chunk':>6} {'SDPA ms':>9} {'GDN ms':>9} {'GDN/SDPA':>9} "
-          f"{'SDPA min':>9} {'GDN min':>9} {'min ratio':>9}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, fwd+bwd, "
+        f"B={B} H={H} K=V={D}; median (and min) of {args.repeats} interleaved runs after "
+        f"{args.warmup} warm-up; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'T':>6} {'chunk':>6} {'SDPA ms':>9} {'GDN ms':>9} {'GDN/SDPA':>9} "
+        f"{'SDPA min':>9} {'GDN min':>9} {'min ratio':>9}"
+    )
     for T in args.seq_lens:
         steps = {"sdpa": sdpa_step(B, H, T, D)}
         steps.update({C: gdn_step(B, H, T, D, C) for C in args.chunk_sizes})
@@ -95,8 +98,11 @@ def main() -> None:
         sdpa_med, sdpa_min = statistics.median(times["sdpa"]), min(times["sdpa"])
         for C in args.chunk_sizes:
             med, low = statistics.median(times[C]), min(times[C])
-            print(f"{T:>6} {C:>6} {sdpa_med:>9.2f} {med:>9.2f} {med / sdpa_med:>8.2f}x "
-                  f"{sdpa_min:>9.2f} {low:>9.2f} {low / sdpa_min:>8.2f}x")
+            print(
+                f"{T:>6} {C:>6} {sdpa_med:>9.2f} {med:>9.2f} {med / sdpa_med:>8.2f}x "
+                f"{sdpa_min:>9.2f} {low:>9.2f} {low / sdpa_min:>8.2f}x"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,12 @@ attention_specs = st.builds(
 )
 gdn_specs = st.builds(
     lambda h, group, dk, dv, neg, conv: GDNSpec(
-        heads=h, v_heads=h * group, head_dim_k=dk, head_dim_v=dv, allow_neg_eigval=neg, conv_size=conv
+        heads=h,
+        v_heads=h * group,
+        head_dim_k=dk,
+        head_dim_v=dv,
+        allow_neg_eigval=neg,
+        conv_size=conv,
     ),
     st.integers(1, 3),
     st.integers(1, 2),
@@ -128,7 +133,9 @@ def test_inference_memory() -> None:
     for length in (0, 1, 16, 100):
         expected = (kv * length + kv * min(length, 16) + state) * 2
         assert inference_memory_bytes(config, length) == expected
-    assert inference_memory_bytes(config, 100, dtype_bytes=4) == 2 * inference_memory_bytes(config, 100)
+    assert inference_memory_bytes(config, 100, dtype_bytes=4) == 2 * inference_memory_bytes(
+        config, 100
+    )
     # 7B: 8 full-attention layers of 30 x 128 K/V per token + 24 fixed GDN states
     seven = olmo_hybrid_7b_config()
     per_token = 8 * 2 * 30 * 128 * 2

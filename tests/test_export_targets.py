@@ -46,7 +46,7 @@ def gated_deltanet_config_class():
     spec = importlib.util.find_spec("fla")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("fla is not installed")
-    root = Path(list(spec.submodule_search_locations)[0]) / "models"
+    root = Path(next(iter(spec.submodule_search_locations))) / "models"
     names = ("fla.models", "fla.models.configuration_utils")
     saved = {name: sys.modules.get(name) for name in names}
     try:
@@ -190,7 +190,7 @@ def test_cli_depth_redraws_a_pattern_with_its_ratio_and_placement(tmp_path):
 
 
 def test_cli_checkpoint_export_calls_the_weights_exporter(tmp_path, monkeypatch, capsys):
-    import archsearch.export.hf as hf
+    from archsearch.export import hf
 
     calls = []
     monkeypatch.setattr(hf, "export_checkpoint",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers.models.olmo_hybrid.modeling_olmo_hybrid as olmo_hybrid_modeling
 from transformers import AutoModelForCausalLM, Olmo3ForCausalLM, OlmoHybridForCausalLM
 
-import transformers.models.olmo_hybrid.modeling_olmo_hybrid as olmo_hybrid_modeling
 from archsearch.export.hf import ExportError, export_checkpoint, hf_config, save_hf
 from archsearch.model.checkpoint import save_checkpoint
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
@@ -33,11 +33,19 @@ _KERNEL_WRAPPED = (
 @pytest.fixture(autouse=True)
 def olmo_hybrid_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _KERNEL_WRAPPED:
-        monkeypatch.setattr(olmo_hybrid_modeling, name, inspect.unwrap(getattr(olmo_hybrid_modeling, name)))
+        monkeypatch.setattr(
+            olmo_hybrid_modeling, name, inspect.unwrap(getattr(olmo_hybrid_modeling, name))
+        )
 
 
-def build(pattern: str, *, attention: AttentionSpec | None = None, gdn: GDNSpec | None = None,
-          window: int | None = None, **kwargs: object) -> HybridLM:
+def build(
+    pattern: str,
+    *,
+    attention: AttentionSpec | None = None,
+    gdn: GDNSpec | None = None,
+    window: int | None = None,
+    **kwargs: object,
+) -> HybridLM:
     config = HybridConfig.from_pattern(
         pattern,
         vocab_size=VOCAB,
@@ -52,7 +60,7 @@ def build(pattern: str, *, attention: AttentionSpec | None = None, gdn: GDNSpec 
     model = HybridLM(config)
     with torch.no_grad():  # non-trivial norm weights, so a misplaced norm cannot hide
         for name, p in model.named_parameters():
-            if name.endswith("norm.weight") or name.endswith("layernorm.weight"):
+            if name.endswith(("norm.weight", "layernorm.weight")):
                 p.uniform_(0.5, 1.5)
     return model
 
@@ -76,7 +84,14 @@ def assert_same_logits(model: HybridLM, out: Path, expected_class: type, seq: in
         {},  # (GGGA)*2, MHA, one value head per key head
         {  # grouped-query attention, grouped value heads, no negative eigenvalues, conv 3
             "attention": AttentionSpec(heads=4, kv_heads=2, head_dim=24, rope_theta=10000.0),
-            "gdn": GDNSpec(heads=2, v_heads=4, head_dim_k=16, head_dim_v=24, allow_neg_eigval=False, conv_size=3),
+            "gdn": GDNSpec(
+                heads=2,
+                v_heads=4,
+                head_dim_k=16,
+                head_dim_v=24,
+                allow_neg_eigval=False,
+                conv_size=3,
+            ),
         },
         {  # NoPE (the released Olmo Hybrid) and tied embeddings
             "attention": AttentionSpec(heads=4, kv_heads=4, head_dim=16, rope=False),
@@ -90,9 +105,9 @@ def test_hybrid_matches_olmo_hybrid(tmp_path: Path, kwargs: dict) -> None:
     save_hf(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "olmo_hybrid"
-    assert config["layer_types"] == ["linear_attention"] * 3 + ["full_attention"] + ["linear_attention"] * 3 + [
-        "full_attention"
-    ]
+    assert config["layer_types"] == ["linear_attention"] * 3 + ["full_attention"] + [
+        "linear_attention"
+    ] * 3 + ["full_attention"]
     assert_same_logits(model, tmp_path, OlmoHybridForCausalLM)
 
 
@@ -119,14 +134,14 @@ def test_export_checkpoint_from_our_checkpoint(tmp_path: Path) -> None:
 
 
 def small_config(pattern: str, **kwargs: object) -> HybridConfig:
-    defaults: dict = dict(
-        vocab_size=VOCAB,
-        d_model=32,
-        mlp_hidden=48,
-        attention=AttentionSpec(heads=2, kv_heads=2, head_dim=16),
-        gdn=GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=8),
-        window=8,
-    )
+    defaults: dict = {
+        "vocab_size": VOCAB,
+        "d_model": 32,
+        "mlp_hidden": 48,
+        "attention": AttentionSpec(heads=2, kv_heads=2, head_dim=16),
+        "gdn": GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=8),
+        "window": 8,
+    }
     defaults.update(kwargs)
     return HybridConfig.from_pattern(pattern, **defaults)
 
@@ -137,8 +152,18 @@ def small_config(pattern: str, **kwargs: object) -> HybridConfig:
         (small_config("GGA", norm_placement="pre"), "norm_placement='pre'"),
         (small_config("GGS"), "sliding-window attention .* to OlmoHybrid"),
         (small_config("GGG"), "all-GDN"),
-        (small_config("AA", attention=AttentionSpec(heads=2, kv_heads=2, head_dim=16, rope=False)), "rope=False"),
-        (small_config("GA", attention=AttentionSpec(heads=2, kv_heads=2, head_dim=16, qk_norm=False)), "qk_norm"),
+        (
+            small_config(
+                "AA", attention=AttentionSpec(heads=2, kv_heads=2, head_dim=16, rope=False)
+            ),
+            "rope=False",
+        ),
+        (
+            small_config(
+                "GA", attention=AttentionSpec(heads=2, kv_heads=2, head_dim=16, qk_norm=False)
+            ),
+            "qk_norm",
+        ),
         (
             small_config("GA").replace(
                 layers=(

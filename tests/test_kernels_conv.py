@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
+from archsearch_kernels import causal_conv1d, reference_causal_conv1d
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from archsearch_kernels import causal_conv1d, reference_causal_conv1d
 
 RTOL_FP32 = 1e-6
 
@@ -18,7 +19,9 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return (actual.double() - expected.double()).abs().max().item() / scale
 
 
-def make(B: int = 2, T: int = 17, D: int = 6, W: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def make(
+    B: int = 2, T: int = 17, D: int = 6, W: int = 4, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
     """float64 x [B, T, D], weight [D, W], state [B, D, W-1]."""
     gen = torch.Generator().manual_seed(seed)
     return tuple(
@@ -31,15 +34,19 @@ def make(B: int = 2, T: int = 17, D: int = 6, W: int = 4, seed: int = 0) -> tupl
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("W", [2, 4])
 @pytest.mark.parametrize("T", [1, 3, 17])
-def test_matches_float64_definition(T: int, W: int, with_state: bool, activation: str | None) -> None:
+def test_matches_float64_definition(
+    T: int, W: int, with_state: bool, activation: str | None
+) -> None:
     """Outputs, final state and gradients (x, weight, state) in fp32 vs the float64 definition."""
     x, weight, state = make(T=T, W=W)
     state = state if with_state else None
     dy = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
     def run(fn, dtype):
-        leaves = [t.detach().to(dtype, copy=True).requires_grad_() if t is not None else None
-                  for t in (x, weight, state)]
+        leaves = [
+            t.detach().to(dtype, copy=True).requires_grad_() if t is not None else None
+            for t in (x, weight, state)
+        ]
         y, final = fn(*leaves, output_final_state=True, activation=activation)
         ((y.double() * dy).sum() + final.double().sum()).backward()
         return [y, final] + [t.grad for t in leaves if t is not None]
@@ -74,7 +81,7 @@ def test_pieces_equal_whole(cuts: list[int], W: int, with_state: bool) -> None:
     whole, whole_state = causal_conv1d(x, weight, state, output_final_state=True)
     bounds = [0, *sorted(cuts), 13]
     carried, pieces = state, []
-    for start, stop in zip(bounds, bounds[1:]):
+    for start, stop in itertools.pairwise(bounds):
         y, carried = causal_conv1d(x[:, start:stop], weight, carried, output_final_state=True)
         pieces.append(y)
     torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=0, atol=1e-6)
@@ -92,8 +99,9 @@ def test_gradcheck_float64() -> None:
 
 def test_half_precision_keeps_dtype() -> None:
     x, weight, state = make()
-    y, final = causal_conv1d(x.bfloat16(), weight.bfloat16(), state.bfloat16(),
-                             output_final_state=True)
+    y, final = causal_conv1d(
+        x.bfloat16(), weight.bfloat16(), state.bfloat16(), output_final_state=True
+    )
     assert y.dtype == final.dtype == torch.bfloat16
     assert rel_err(y, reference_causal_conv1d(x, weight, state)[0]) < 3e-2
 
@@ -106,13 +114,13 @@ def test_no_final_state_by_default() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(activation="relu"),
-        dict(weight=torch.zeros(5, 4)),  # D mismatch
-        dict(initial_state=torch.zeros(2, 6, 4)),  # W instead of W-1 columns
+        {"activation": "relu"},
+        {"weight": torch.zeros(5, 4)},  # D mismatch
+        {"initial_state": torch.zeros(2, 6, 4)},  # W instead of W-1 columns
     ],
 )
 def test_bad_arguments_raise(kwargs: dict) -> None:
     x, weight, _ = make()
-    args = dict(x=x, weight=weight) | kwargs
+    args = {"x": x, "weight": weight} | kwargs
     with pytest.raises(ValueError):
         causal_conv1d(**args)

@@ -8,11 +8,11 @@ relative error (max|a - b| / max|b|).
 from __future__ import annotations
 
 import functools
+import importlib
 
 import pytest
 import torch
 import torch.nn.functional as F
-
 from archsearch_kernels import (
     chunk_gated_delta_rule,
     fused_recurrent_gated_delta_rule,
@@ -33,8 +33,16 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def make_inputs(
-    T: int, *, B: int = 2, H: int = 2, HV: int = 4, K: int = 16, V: int = 8,
-    beta_max: float = 1.0, with_h0: bool = True, seed: int = 0,
+    T: int,
+    *,
+    B: int = 2,
+    H: int = 2,
+    HV: int = 4,
+    K: int = 16,
+    V: int = 8,
+    beta_max: float = 1.0,
+    with_h0: bool = True,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """float64 inputs shaped like the real layer's: unit-norm q/k, negative g, sigmoid beta."""
     gen = torch.Generator().manual_seed(seed)
@@ -42,19 +50,21 @@ def make_inputs(
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
 
-    return dict(
-        q=F.normalize(randn(B, T, H, K), dim=-1),
-        k=F.normalize(randn(B, T, H, K), dim=-1),
-        v=randn(B, T, HV, V),
-        g=-F.softplus(randn(B, T, HV) - 1.0),
-        beta=beta_max * torch.sigmoid(randn(B, T, HV)),
-        initial_state=randn(B, HV, K, V) if with_h0 else None,
-        do=randn(B, T, HV, V),
-        dht=randn(B, HV, K, V),
-    )
+    return {
+        "q": F.normalize(randn(B, T, H, K), dim=-1),
+        "k": F.normalize(randn(B, T, H, K), dim=-1),
+        "v": randn(B, T, HV, V),
+        "g": -F.softplus(randn(B, T, HV) - 1.0),
+        "beta": beta_max * torch.sigmoid(randn(B, T, HV)),
+        "initial_state": randn(B, HV, K, V) if with_h0 else None,
+        "do": randn(B, T, HV, V),
+        "dht": randn(B, HV, K, V),
+    }
 
 
-def run(fn, inputs: dict[str, torch.Tensor], dtype: torch.dtype, **kwargs) -> dict[str, torch.Tensor]:
+def run(
+    fn, inputs: dict[str, torch.Tensor], dtype: torch.dtype, **kwargs
+) -> dict[str, torch.Tensor]:
     """Call `fn` on `dtype` copies, backprop a fixed random cotangent, return outputs and grads."""
     names = ("q", "k", "v", "g", "beta", "initial_state")
     leaves = {
@@ -63,8 +73,14 @@ def run(fn, inputs: dict[str, torch.Tensor], dtype: torch.dtype, **kwargs) -> di
         if inputs[n] is not None
     }
     o, ht = fn(
-        leaves["q"], leaves["k"], leaves["v"], leaves["g"], leaves["beta"],
-        initial_state=leaves.get("initial_state"), output_final_state=True, **kwargs,
+        leaves["q"],
+        leaves["k"],
+        leaves["v"],
+        leaves["g"],
+        leaves["beta"],
+        initial_state=leaves.get("initial_state"),
+        output_final_state=True,
+        **kwargs,
     )
     loss = (o.double() * inputs["do"]).sum() + (ht.double() * inputs["dht"]).sum()
     loss.backward()
@@ -75,11 +91,14 @@ def run(fn, inputs: dict[str, torch.Tensor], dtype: torch.dtype, **kwargs) -> di
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(T: int, beta_max: float, with_h0: bool) -> dict[str, torch.Tensor]:
     """Ground truth for one input set, shared by all chunk sizes."""
-    return run(reference_gated_delta_rule, make_inputs(T, beta_max=beta_max, with_h0=with_h0),
-               torch.float64)
+    return run(
+        reference_gated_delta_rule,
+        make_inputs(T, beta_max=beta_max, with_h0=with_h0),
+        torch.float64,
+    )
 
 
 def assert_close(actual: dict, expected: dict, rtol: float = RTOL_FP32) -> None:
@@ -116,15 +135,29 @@ def test_chunk_strong_decay_is_finite_and_exact() -> None:
     assert_close(actual, expected)
 
 
+def test_chunk_split_into_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long CPU inputs run as several calls over batch rows; results must not change."""
+    # importlib: the package attribute `gated_delta_rule` is the dispatch function, not the module
+    gdr_module = importlib.import_module("archsearch_kernels.gated_delta_rule")
+    inputs = make_inputs(65, B=3, beta_max=2.0)
+    whole = run(chunk_gated_delta_rule, inputs, torch.float32, chunk_size=16)
+    monkeypatch.setattr(gdr_module, "CPU_SCORE_ELEMENTS", 1)  # one row per call
+    split = run(chunk_gated_delta_rule, inputs, torch.float32, chunk_size=16)
+    assert_close(split, whole, rtol=1e-6)
+    assert_close(split, run(reference_gated_delta_rule, inputs, torch.float64))
+
+
 def test_chunk_gradcheck_float64() -> None:
     """Hand-written backward against finite differences (2 chunks of 4, the last one padded)."""
     inputs = make_inputs(7, B=1, H=1, HV=2, K=3, V=2, beta_max=2.0)
-    args = tuple(inputs[n].clone().requires_grad_()
-                 for n in ("q", "k", "v", "g", "beta", "initial_state"))
+    args = tuple(
+        inputs[n].clone().requires_grad_() for n in ("q", "k", "v", "g", "beta", "initial_state")
+    )
 
     def fn(q, k, v, g, beta, h0):
-        return chunk_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
-                                      output_final_state=True, chunk_size=4)
+        return chunk_gated_delta_rule(
+            q, k, v, g, beta, initial_state=h0, output_final_state=True, chunk_size=4
+        )
 
     assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-8, rtol=1e-6)
 
@@ -134,10 +167,11 @@ def test_chunk_qk_l2norm_and_scale() -> None:
     inputs = make_inputs(40)
     inputs["q"] = inputs["q"] * 3.0
     inputs["k"] = inputs["k"] * 0.5
-    kwargs = dict(use_qk_l2norm_in_kernel=True, scale=0.3)
+    kwargs = {"use_qk_l2norm_in_kernel": True, "scale": 0.3}
     expected = run(reference_gated_delta_rule, inputs, torch.float64, **kwargs)
-    assert_close(run(chunk_gated_delta_rule, inputs, torch.float32, chunk_size=16, **kwargs),
-                 expected)
+    assert_close(
+        run(chunk_gated_delta_rule, inputs, torch.float32, chunk_size=16, **kwargs), expected
+    )
 
 
 def test_chunk_bfloat16_inputs() -> None:
@@ -145,8 +179,9 @@ def test_chunk_bfloat16_inputs() -> None:
     inputs = make_inputs(65)
     expected = run(reference_gated_delta_rule, inputs, torch.float64)
     args = [inputs[n].bfloat16() for n in ("q", "k", "v", "g", "beta")]
-    o, ht = chunk_gated_delta_rule(*args, initial_state=inputs["initial_state"].bfloat16(),
-                                   output_final_state=True)
+    o, ht = chunk_gated_delta_rule(
+        *args, initial_state=inputs["initial_state"].bfloat16(), output_final_state=True
+    )
     assert o.dtype == torch.bfloat16 and ht.dtype == torch.float32
     assert rel_err(o, expected["o"]) < 3e-2
     assert rel_err(ht, expected["final_state"]) < 3e-2
@@ -169,18 +204,21 @@ def test_state_carry_pieces_equal_whole(fn) -> None:
     seq = {n: inputs[n].float() for n in ("q", "k", "v", "g", "beta")}
     h0 = inputs["initial_state"].float()
     whole, ht = fn(**seq, initial_state=h0, output_final_state=True)
-    first, h_mid = fn(**{n: x[:, :37] for n, x in seq.items()}, initial_state=h0,
-                      output_final_state=True)
-    second, h_end = fn(**{n: x[:, 37:] for n, x in seq.items()}, initial_state=h_mid,
-                       output_final_state=True)
+    first, h_mid = fn(
+        **{n: x[:, :37] for n, x in seq.items()}, initial_state=h0, output_final_state=True
+    )
+    second, h_end = fn(
+        **{n: x[:, 37:] for n, x in seq.items()}, initial_state=h_mid, output_final_state=True
+    )
     assert rel_err(torch.cat([first, second], dim=1), whole.double()) < RTOL_FP32
     assert rel_err(h_end, ht.double()) < RTOL_FP32
 
 
 @pytest.mark.parametrize("beta_max", [1.0, 2.0], ids=["beta01", "beta02"])
 def test_recurrent_matches_reference(beta_max: float) -> None:
-    actual = run(fused_recurrent_gated_delta_rule, make_inputs(65, beta_max=beta_max),
-                 torch.float32)
+    actual = run(
+        fused_recurrent_gated_delta_rule, make_inputs(65, beta_max=beta_max), torch.float32
+    )
     assert_close(actual, reference(65, beta_max, True))
 
 
@@ -192,7 +230,8 @@ def test_recurrent_decoding_one_token_at_a_time() -> None:
     state, outs = None, []
     for t in range(20):
         o, state = fused_recurrent_gated_delta_rule(
-            **{n: x[:, t : t + 1] for n, x in seq.items()}, initial_state=state,
+            **{n: x[:, t : t + 1] for n, x in seq.items()},
+            initial_state=state,
             output_final_state=True,
         )
         outs.append(o)
@@ -206,9 +245,14 @@ def test_reference_is_the_literal_recurrence() -> None:
     a, b = 0.5, 1.5
     S1 = a * (torch.eye(2) - b * torch.outer(k, k)) @ S0 + b * torch.outer(k, v)
     o, ht = reference_gated_delta_rule(
-        q.view(1, 1, 1, 2), k.view(1, 1, 1, 2), v.view(1, 1, 1, 1),
-        torch.tensor(a).log().view(1, 1, 1), torch.tensor(b).view(1, 1, 1),
-        scale=1.0, initial_state=S0.view(1, 1, 2, 1), output_final_state=True,
+        q.view(1, 1, 1, 2),
+        k.view(1, 1, 1, 2),
+        v.view(1, 1, 1, 1),
+        torch.tensor(a).log().view(1, 1, 1),
+        torch.tensor(b).view(1, 1, 1),
+        scale=1.0,
+        initial_state=S0.view(1, 1, 2, 1),
+        output_final_state=True,
     )
     torch.testing.assert_close(ht.view(2, 1).float(), S1)
     torch.testing.assert_close(o.view(1).float(), S1.T @ q)
@@ -217,14 +261,20 @@ def test_reference_is_the_literal_recurrence() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        dict(v=torch.zeros(2, 5, 3, 4)),  # HV not a multiple of H
-        dict(g=torch.zeros(2, 5, 2)),  # g not per value head
-        dict(initial_state=torch.zeros(2, 4, 8, 5)),  # state with V and K swapped
+        {"v": torch.zeros(2, 5, 3, 4)},  # HV not a multiple of H
+        {"g": torch.zeros(2, 5, 2)},  # g not per value head
+        {"initial_state": torch.zeros(2, 4, 8, 5)},  # state with V and K swapped
     ],
 )
 def test_bad_shapes_raise(change: dict) -> None:
-    args = dict(q=torch.zeros(2, 5, 2, 8), k=torch.zeros(2, 5, 2, 8), v=torch.zeros(2, 5, 4, 4),
-                g=torch.zeros(2, 5, 4), beta=torch.zeros(2, 5, 4), initial_state=None)
+    args = {
+        "q": torch.zeros(2, 5, 2, 8),
+        "k": torch.zeros(2, 5, 2, 8),
+        "v": torch.zeros(2, 5, 4, 4),
+        "g": torch.zeros(2, 5, 4),
+        "beta": torch.zeros(2, 5, 4),
+        "initial_state": None,
+    }
     args.update(change)
     for fn in (chunk_gated_delta_rule, fused_recurrent_gated_delta_rule):
         with pytest.raises(ValueError):

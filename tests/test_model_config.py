@@ -20,7 +20,14 @@ GDN = GDNSpec(heads=2, v_heads=4, head_dim_k=16, head_dim_v=32)
 
 def small(pattern: str = "GGSA", **kwargs: object) -> HybridConfig:
     return HybridConfig.from_pattern(
-        pattern, vocab_size=50, d_model=32, mlp_hidden=48, attention=ATT, gdn=GDN, window=8, **kwargs
+        pattern,
+        vocab_size=50,
+        d_model=32,
+        mlp_hidden=48,
+        attention=ATT,
+        gdn=GDN,
+        window=8,
+        **kwargs,
     )
 
 
@@ -52,20 +59,38 @@ def test_layers_list_is_stored_as_tuple_and_config_is_frozen() -> None:
         (lambda: AttentionSpec(heads=True, kv_heads=1, head_dim=16), "heads"),  # type: ignore[arg-type]
         (lambda: GDNSpec(heads=3, v_heads=4, head_dim_k=8, head_dim_v=8), "multiple of heads"),
         (lambda: GDNSpec(heads=1, v_heads=1, head_dim_k=8, head_dim_v=8, conv_size=0), "conv_size"),
-        (lambda: HybridConfig(vocab_size=10, d_model=8, mlp_hidden=8, layers=()), "must not be empty"),
-        (lambda: HybridConfig(vocab_size=10, d_model=8, mlp_hidden=8, layers=("A",)), "layers\\[0\\]"),
         (
-            lambda: HybridConfig(vocab_size=10, d_model=8, mlp_hidden=8, layers=(ATT,), norm_placement="post"),
+            lambda: HybridConfig(vocab_size=10, d_model=8, mlp_hidden=8, layers=()),
+            "must not be empty",
+        ),
+        (
+            lambda: HybridConfig(vocab_size=10, d_model=8, mlp_hidden=8, layers=("A",)),
+            "layers\\[0\\]",
+        ),
+        (
+            lambda: HybridConfig(
+                vocab_size=10, d_model=8, mlp_hidden=8, layers=(ATT,), norm_placement="post"
+            ),
             "norm_placement",
         ),
         (lambda: HybridConfig(vocab_size=10, d_model=0, mlp_hidden=8, layers=(ATT,)), "d_model"),
-        (lambda: HybridConfig(vocab_size=10, d_model=8, mlp_hidden=8, layers=(ATT,), norm_eps=0.0), "norm_eps"),
+        (
+            lambda: HybridConfig(
+                vocab_size=10, d_model=8, mlp_hidden=8, layers=(ATT,), norm_eps=0.0
+            ),
+            "norm_eps",
+        ),
         (lambda: small("GGXA"), "unknown layer symbol 'X' at position 2"),
         (
-            lambda: HybridConfig.from_pattern("S", vocab_size=5, d_model=8, mlp_hidden=8, attention=ATT),
+            lambda: HybridConfig.from_pattern(
+                "S", vocab_size=5, d_model=8, mlp_hidden=8, attention=ATT
+            ),
             "pass window=",
         ),
-        (lambda: HybridConfig.from_pattern("G", vocab_size=5, d_model=8, mlp_hidden=8), "pass gdn="),
+        (
+            lambda: HybridConfig.from_pattern("G", vocab_size=5, d_model=8, mlp_hidden=8),
+            "pass gdn=",
+        ),
     ],
 )
 def test_validation_errors_are_clear(build, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +111,9 @@ def test_from_dict_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="unknown HybridConfig field"):
         HybridConfig.from_dict(data)
     with pytest.raises(ValueError, match="unknown field"):
-        layer_from_dict({"kind": "gdn", "heads": 1, "v_heads": 1, "head_dim_k": 4, "head_dim_v": 4, "x": 1})
+        layer_from_dict(
+            {"kind": "gdn", "heads": 1, "v_heads": 1, "head_dim_k": 4, "head_dim_v": 4, "x": 1}
+        )
     with pytest.raises(ValueError, match="layer kind"):
         layer_from_dict({"kind": "mamba"})
 
@@ -98,7 +125,12 @@ def test_olmo_hybrid_7b_matches_reference() -> None:
     attention = config.layers[3]
     gdn = config.layers[0]
     assert isinstance(attention, AttentionSpec) and isinstance(gdn, GDNSpec)
-    assert (attention.heads, attention.kv_heads, attention.head_dim, attention.window) == (30, 30, 128, None)
+    assert (attention.heads, attention.kv_heads, attention.head_dim, attention.window) == (
+        30,
+        30,
+        128,
+        None,
+    )
     assert (gdn.heads, gdn.v_heads, gdn.head_dim_k, gdn.head_dim_v) == (30, 30, 96, 192)
     assert gdn.allow_neg_eigval and gdn.conv_size == 4
     assert config.norm_eps == 1e-6 and not config.tie_embeddings and config.max_seq_len == 65536

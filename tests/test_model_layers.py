@@ -52,7 +52,9 @@ def reference_gdn(layer: GatedDeltaNet, x: torch.Tensor) -> torch.Tensor:
             state = torch.zeros(dk, dv, dtype=x.dtype)
             for t in range(seq):
                 kt, qt = k[b, t, j // group], q[b, t, j // group]
-                state = torch.exp(g[b, t, j]) * (state - beta[b, t, j] * torch.outer(kt, kt @ state))
+                state = torch.exp(g[b, t, j]) * (
+                    state - beta[b, t, j] * torch.outer(kt, kt @ state)
+                )
                 state = state + beta[b, t, j] * torch.outer(kt, v[b, t, j])
                 out[b, t, j] = state.T @ qt
     gate = (x @ wg.T).view(batch, seq, hv, dv)
@@ -100,7 +102,9 @@ def reference_attention(layer: Attention, x: torch.Tensor) -> torch.Tensor:
     "spec",
     [
         GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=12),
-        GDNSpec(heads=1, v_heads=3, head_dim_k=8, head_dim_v=4, allow_neg_eigval=False, conv_size=3),
+        GDNSpec(
+            heads=1, v_heads=3, head_dim_k=8, head_dim_v=4, allow_neg_eigval=False, conv_size=3
+        ),
     ],
 )
 def test_gdn_layer_matches_recurrent_reference(spec: GDNSpec) -> None:
@@ -144,7 +148,9 @@ def test_blocks_norm_placement() -> None:
     gdn = GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=8)
     x = torch.randn(1, 7, 16, dtype=torch.float64)
     for placement in ("per_kind", "pre"):
-        config = HybridConfig(vocab_size=8, d_model=16, mlp_hidden=24, layers=(att, gdn), norm_placement=placement)
+        config = HybridConfig(
+            vocab_size=8, d_model=16, mlp_hidden=24, layers=(att, gdn), norm_placement=placement
+        )
         block = AttentionBlock(config, att).double()
         with torch.no_grad():
             for p in block.parameters():

@@ -49,7 +49,12 @@ def test_forward_shape_and_causality() -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "kwargs"),
-    [("GSGA", {}), ("GSGA", {"norm_placement": "pre", "tie_embeddings": True}), ("SSAS", {}), ("GGG", {})],
+    [
+        ("GSGA", {}),
+        ("GSGA", {"norm_placement": "pre", "tie_embeddings": True}),
+        ("SSAS", {}),
+        ("GGG", {}),
+    ],
 )
 def test_incremental_decoding_matches_full_forward(pattern: str, kwargs: dict) -> None:
     model = model_for(tiny(pattern, **kwargs))
@@ -88,7 +93,9 @@ def test_cache_memory_matches_cost_model_and_is_capped_by_window() -> None:
             # during a step (the window including the new token), so one entry per window layer more
             att = config.layers[1]
             window_extra = 2 * att.kv_heads * att.head_dim * 4 if t + 1 >= 5 else 0
-            assert cache.memory_bytes() + window_extra == inference_memory_bytes(config, t + 1, dtype_bytes=4)
+            assert cache.memory_bytes() + window_extra == inference_memory_bytes(
+                config, t + 1, dtype_bytes=4
+            )
     with pytest.raises(ValueError, match="holds 1 sequences"):
         model(torch.zeros(2, 1, dtype=torch.long), cache)
 
@@ -99,7 +106,9 @@ def test_per_token_loss_and_chunking() -> None:
     x = torch.randint(0, VOCAB, (3, 17))
     t = torch.randint(0, VOCAB, (3, 17))
     t[0, :4] = -100
-    reference = F.cross_entropy(model(x).flatten(0, 1), t.flatten(), reduction="none", ignore_index=-100)
+    reference = F.cross_entropy(
+        model(x).flatten(0, 1), t.flatten(), reduction="none", ignore_index=-100
+    )
     per_token = model.per_token_loss(x, t)
     assert per_token.shape == (3, 17) and per_token.dtype == torch.float64
     torch.testing.assert_close(per_token.flatten(), reference)
@@ -128,7 +137,9 @@ def test_all_parameters_get_gradients() -> None:
     model = model_for(tiny("GSGA", norm_placement="per_kind"))
     x = torch.randint(0, VOCAB, (2, 9))
     model.loss(x, x).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not missing
 
 

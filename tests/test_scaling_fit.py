@@ -44,7 +44,7 @@ def test_noisy_data_recovers_alpha_and_the_intervals_cover_the_truth():
 
 
 def test_a_bad_point_does_not_drag_the_robust_fit():
-    rung, seeds, compute, loss = synthetic(noise=0.001)
+    _, _, compute, loss = synthetic(noise=0.001)
     loss = loss.copy()
     loss[0] *= 1.5  # one mis-evaluated run at the smallest rung
     assert fit_power_law(compute, loss).alpha == pytest.approx(ALPHA, abs=0.03)

@@ -101,6 +101,9 @@ def test_ladder_errors_name_the_file_line_and_field(tmp_path):
     bad.write_text(SPACE.replace("lr: 0.001", "width: 3"))
     with pytest.raises(SpaceError, match=r"ladder.rungs\[1\].width: unknown rung key"):
         load_ladder_space(bad)
+    bad.write_text(SPACE + "  metrics: [semantic_los]\n")
+    with pytest.raises(SpaceError, match=r"ladder.metrics\[0\]: .*did you mean 'semantic_loss'"):
+        load_ladder_space(bad)
     bad.write_text(SPACE.split("ladder:")[0])
     with pytest.raises(SpaceError, match="no 'ladder' section"):
         load_ladder_space(bad)

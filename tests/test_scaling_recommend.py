@@ -187,3 +187,27 @@ def test_scale_from_a_sweep_takes_its_top_patterns(sweep_dir, tmp_path):
               top_k=2, runner=jobs.append)
     # GGGA dominates both others; A*4 and GAGA share the second front, A*4 scores better there
     assert sorted({p.series for p in jobs[0].points}) == ["A*4", "GGGA"]
+
+
+def test_flops_compute_extrapolates_to_each_pattern_own_target_flops(tmp_path):
+    from archsearch.export.targets import OLMO_HYBRID_7B, target_config
+    from archsearch.model.cost import train_flops_per_token
+    from archsearch.scaling.rule import DEFAULT_KINDS
+
+    space = tmp_path / "synth.yaml"
+    space.write_text(SPACE)
+    outcome = run_scale(str(space), storage=str(tmp_path), overrides=["ladder.compute=flops"],
+                        runner=write_results)
+    rec = recommend(outcome.location, bootstrap=5)
+    for evidence in rec.ranking:
+        config = target_config(evidence.target_layers, DEFAULT_KINDS, {}, OLMO_HYBRID_7B)
+        expected = train_flops_per_token(config, OLMO_HYBRID_7B.train_seq_len) * 6e12
+        assert evidence.target_compute == pytest.approx(expected)
+    assert len({e.target_compute for e in rec.ranking}) == 3  # attention FLOPs differ
+
+
+def test_export_from_a_sweep_folder_redraws_the_pick_at_the_target_depth(sweep_dir, tmp_path):
+    assert main(["export", "--from", str(sweep_dir), "--format", "fla", str(tmp_path)]) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["num_hidden_layers"] == 32
+    assert config["attn"]["layers"] == list(range(3, 32, 4))

@@ -26,8 +26,8 @@ MODEL_TYPE = "gated_deltanet"
 def fla_config(config: HybridConfig,
                token_ids: Mapping[str, int | None] | None = None) -> tuple[dict[str, Any], list[str]]:
     """(``GatedDeltaNetConfig`` arguments incl. ``model_type``, notes on what differs)."""
-    notes = ["fla blocks are all pre-norm and its attention has no QK-norm: the attention blocks "
-             "differ from Olmo Hybrid's (reordered post-norm with QK-norm)"]
+    notes = [("fla blocks are all pre-norm and its attention has no QK-norm: the attention blocks "
+              "differ from Olmo Hybrid's (reordered post-norm with QK-norm)")]
     gdn = [s for s in config.layers if isinstance(s, GDNSpec)]
     if any(s != gdn[0] for s in gdn[1:]):
         raise TargetError("cannot export to fla: GatedDeltaNetConfig has one setting for all "

@@ -50,7 +50,11 @@ def _uniform(specs: list[LayerSpec], what: str, ignore_window: bool = False) -> 
     """The one spec shared by all ``specs``; transformers' configs have one spec per kind."""
     first = specs[0]
     for spec in specs[1:]:
-        a, b = (replace(first, window=None), replace(spec, window=None)) if ignore_window else (first, spec)
+        a, b = (
+            (replace(first, window=None), replace(spec, window=None))
+            if ignore_window
+            else (first, spec)
+        )
         if a != b:
             raise ExportError(
                 f"cannot export: transformers' config has one setting for all {what} layers, "
@@ -91,30 +95,35 @@ def hf_config(
         )
     for name, value in (("pad", pad_token_id), ("bos", bos_token_id), ("eos", eos_token_id)):
         if value is not None and not 0 <= value < config.vocab_size:
-            raise ExportError(f"{name}_token_id {value} is outside the vocabulary ({config.vocab_size})")
-    common: dict[str, Any] = dict(
-        vocab_size=config.vocab_size,
-        hidden_size=config.d_model,
-        intermediate_size=config.mlp_hidden,
-        num_hidden_layers=config.n_layers,
-        hidden_act="silu",
-        max_position_embeddings=config.max_seq_len,
-        initializer_range=config.init_std,
-        rms_norm_eps=config.norm_eps,
-        tie_word_embeddings=config.tie_embeddings,
-        attention_bias=False,
-        attention_dropout=0.0,
-        pad_token_id=pad_token_id,
-        bos_token_id=bos_token_id,
-        eos_token_id=eos_token_id,
-    )
+            raise ExportError(
+                f"{name}_token_id {value} is outside the vocabulary ({config.vocab_size})"
+            )
+    common: dict[str, Any] = {
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.d_model,
+        "intermediate_size": config.mlp_hidden,
+        "num_hidden_layers": config.n_layers,
+        "hidden_act": "silu",
+        "max_position_embeddings": config.max_seq_len,
+        "initializer_range": config.init_std,
+        "rms_norm_eps": config.norm_eps,
+        "tie_word_embeddings": config.tie_embeddings,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "pad_token_id": pad_token_id,
+        "bos_token_id": bos_token_id,
+        "eos_token_id": eos_token_id,
+    }
     if gdn:
         return _olmo_hybrid_config(config, attention, gdn, common)
     return _olmo3_config(config, attention, common)
 
 
 def _attention_fields(spec: AttentionSpec, d_model: int) -> dict[str, Any]:
-    fields: dict[str, Any] = dict(num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads)
+    fields: dict[str, Any] = {
+        "num_attention_heads": spec.heads,
+        "num_key_value_heads": spec.kv_heads,
+    }
     # transformers derives head_dim = hidden_size // heads unless told otherwise
     if spec.head_dim * spec.heads != d_model:
         fields["head_dim"] = spec.head_dim
@@ -139,7 +148,8 @@ def _olmo_hybrid_config(
     # NoPE is spelled rope_theta=None (transformers then builds no rotary embedding at all)
     rope = {"rope_type": "default", "rope_theta": att.rope_theta if att.rope else None}
     layer_types = [
-        "full_attention" if isinstance(s, AttentionSpec) else "linear_attention" for s in config.layers
+        "full_attention" if isinstance(s, AttentionSpec) else "linear_attention"
+        for s in config.layers
     ]
     return OlmoHybridConfig(
         **common,
@@ -152,6 +162,7 @@ def _olmo_hybrid_config(
         linear_value_head_dim=lin.head_dim_v,
         linear_conv_kernel_dim=lin.conv_size,
         linear_allow_neg_eigval=lin.allow_neg_eigval,
+        architectures=["OlmoHybridForCausalLM"],
     )
 
 
@@ -183,13 +194,16 @@ def _olmo3_config(
         sliding_window=windows[0] if windows else config.max_seq_len,
         layer_types=layer_types,
         rope_parameters={kind: dict(rope) for kind in ("full_attention", "sliding_attention")},
+        architectures=["Olmo3ForCausalLM"],
     )
 
 
 # -- weights ---------------------------------------------------------------------------------
 
 
-def _layer_tensors(spec: LayerSpec, rest: str, tensor: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+def _layer_tensors(
+    spec: LayerSpec, rest: str, tensor: torch.Tensor
+) -> Iterator[tuple[str, torch.Tensor]]:
     """transformers' (name within the layer, tensor) pairs for one of our layer parameters."""
     if rest == "mlp.gate_up_proj.weight":
         gate, up = tensor.chunk(2, dim=0)
@@ -197,12 +211,25 @@ def _layer_tensors(spec: LayerSpec, rest: str, tensor: torch.Tensor) -> Iterator
         yield "mlp.up_proj.weight", up
     elif rest == "self_attn.qkv_proj.weight":
         assert isinstance(spec, AttentionSpec)
-        sizes = (spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim, spec.kv_heads * spec.head_dim)
-        for name, part in zip(("q_proj", "k_proj", "v_proj"), tensor.split(sizes, dim=0), strict=True):
+        sizes = (
+            spec.heads * spec.head_dim,
+            spec.kv_heads * spec.head_dim,
+            spec.kv_heads * spec.head_dim,
+        )
+        for name, part in zip(
+            ("q_proj", "k_proj", "v_proj"), tensor.split(sizes, dim=0), strict=True
+        ):
             yield f"self_attn.{name}.weight", part
     elif rest == "linear_attn.in_proj.weight":
         assert isinstance(spec, GDNSpec)
-        sizes = (spec.key_dim, spec.key_dim, spec.value_dim, spec.value_dim, spec.v_heads, spec.v_heads)
+        sizes = (
+            spec.key_dim,
+            spec.key_dim,
+            spec.value_dim,
+            spec.value_dim,
+            spec.v_heads,
+            spec.v_heads,
+        )
         names = ("q_proj", "k_proj", "v_proj", "g_proj", "a_proj", "b_proj")
         for name, part in zip(names, tensor.split(sizes, dim=0), strict=True):
             yield f"linear_attn.{name}.weight", part

@@ -117,8 +117,7 @@ def olmo_core_python(settings: Mapping[str, Any], header: str) -> str:
     ffn = next(iter(blocks.values()))["feed_forward"]
     lines = [f"# {header}", "# Paste into an OLMo-core training script; builds `model_config`.",
              _IMPORTS.format(swa=", SlidingWindowAttentionConfig" if "swa" in blocks else ""),
-             f"layer_norm = LayerNormConfig(name=LayerNormType.rms, eps={norm['eps']!r}, "
-             f"bias=False)",
+             f"layer_norm = LayerNormConfig(name=LayerNormType.rms, eps={norm['eps']!r}, bias=False)",
              f"feed_forward = FeedForwardConfig(hidden_size={ffn['hidden_size']}, bias=False)", ""]
     for name, block in blocks.items():
         lines += [_COMMENTS[name], f"{name}_block = TransformerBlockConfig(",
@@ -128,8 +127,8 @@ def olmo_core_python(settings: Mapping[str, Any], header: str) -> str:
     pattern = settings["block_pattern"]
     counts = ", ".join(f"{sum(_cycled(pattern, settings['n_layers'], n))} {n}"
                        for n in blocks)
-    lines += [f"BLOCK_PATTERN = {pattern!r}  # cycled over {settings['n_layers']} layers: "
-              f"{counts}", "",
+    lines += [f"BLOCK_PATTERN = {pattern!r}  # cycled over {settings['n_layers']} layers: {counts}",
+              "",
               "model_config = TransformerConfig(",
               f"    d_model={settings['d_model']},",
               f"    vocab_size={settings['vocab_size']},",

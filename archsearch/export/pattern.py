@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from archsearch.export.targets import OLMO_HYBRID_7B, Target, export_target, target_config
 from archsearch.pattern import parse
 from archsearch.scaling.rule import DEFAULT_KINDS, infer
 
-DEFAULT_WINDOWS: dict[str, int | None] = {"A": None, "S": 64, "G": None}
+# built-in symbols with a window (any window: the target's own sliding window is used)
+DEFAULT_WINDOWS: Mapping[str, int | None] = MappingProxyType({"A": None, "S": 64, "G": None})
 
 
 def export_pattern(pattern: str, fmt: str, out_dir: str | Path,

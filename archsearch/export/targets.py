@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from archsearch.errors import ArchsearchError
@@ -52,7 +53,14 @@ class Target:
     train_seq_len: int = 8192  # for cost-model FLOPs at the target
     tie_embeddings: bool = False
     init_std: float = 0.02
-    token_ids: dict[str, int | None] = field(default_factory=dict)  # pad / bos / eos
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+
+    @property
+    def token_ids(self) -> dict[str, int | None]:
+        return {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id,
+                "eos_token_id": self.eos_token_id}
 
 
 OLMO_HYBRID_7B = Target(
@@ -66,9 +74,10 @@ OLMO_HYBRID_7B = Target(
     gdn=GDNSpec(heads=30, v_heads=30, head_dim_k=96, head_dim_v=192, allow_neg_eigval=True,
                 conv_size=4),
     sliding_window=4096,
-    token_ids={"pad_token_id": 100277, "bos_token_id": None, "eos_token_id": 100257},
+    pad_token_id=100277,  # dolma2
+    eos_token_id=100257,
 )
-TARGETS: dict[str, Target] = {OLMO_HYBRID_7B.name: OLMO_HYBRID_7B}
+TARGETS: Mapping[str, Target] = MappingProxyType({OLMO_HYBRID_7B.name: OLMO_HYBRID_7B})
 
 
 def get_target(name: str | Target) -> Target:

@@ -1,5 +1,7 @@
 """The proxy model: configs, the hybrid attention / Gated DeltaNet LM, its cache and cost model."""
 
+from typing import TYPE_CHECKING
+
 from archsearch.model.config import (
     AttentionSpec,
     GDNSpec,
@@ -8,12 +10,16 @@ from archsearch.model.config import (
     olmo_hybrid_7b_config,
 )
 
+if TYPE_CHECKING:  # static checkers see the real classes; at run time they load lazily below
+    from archsearch.model.cache import HybridCache
+    from archsearch.model.hybrid_lm import HybridLM
+
 __all__ = [
     "AttentionSpec",
     "GDNSpec",
+    "HybridCache",
     "HybridConfig",
     "HybridLM",
-    "HybridCache",
     "LayerSpec",
     "olmo_hybrid_7b_config",
 ]

@@ -58,7 +58,9 @@ class GDNLayerCache:
 
     def memory_bytes(self) -> int:
         return sum(
-            t.numel() * t.element_size() for t in (self.conv_state, self.recurrent_state) if t is not None
+            t.numel() * t.element_size()
+            for t in (self.conv_state, self.recurrent_state)
+            if t is not None
         )
 
 

@@ -21,6 +21,10 @@ NormPlacement = Literal["per_kind", "pre"]
 NORM_PLACEMENTS: tuple[str, ...] = ("per_kind", "pre")
 
 
+# Every invalid value raises ValueError, wrong types included (ruff TRY004 would want TypeError):
+# callers such as the search-space loader catch one exception type for "this config is invalid".
+
+
 def _check_positive_int(owner: str, name: str, value: Any) -> None:
     # bool is an int subclass; True as a head count is always a mistake
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -29,7 +33,7 @@ def _check_positive_int(owner: str, name: str, value: Any) -> None:
 
 def _check_bool(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{owner}.{name} must be true or false, got {value!r}")
+        raise ValueError(f"{owner}.{name} must be true or false, got {value!r}")  # noqa: TRY004
 
 
 def _check_positive_float(owner: str, name: str, value: Any) -> None:
@@ -127,7 +131,7 @@ class GDNSpec:
 
 
 LayerSpec = AttentionSpec | GDNSpec
-_SPEC_BY_KIND: dict[str, type[AttentionSpec] | type[GDNSpec]] = {
+_SPEC_BY_KIND: dict[str, type[AttentionSpec | GDNSpec]] = {
     "attention": AttentionSpec,
     "gdn": GDNSpec,
 }
@@ -176,13 +180,13 @@ class HybridConfig:
         for name in ("vocab_size", "d_model", "mlp_hidden", "max_seq_len"):
             _check_positive_int(owner, name, getattr(self, name))
         if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Iterable):
-            raise ValueError(f"{owner}.layers must be a sequence of layer specs")
+            raise ValueError(f"{owner}.layers must be a sequence of layer specs")  # noqa: TRY004
         layers = tuple(self.layers)  # accept a list, store a tuple so the config stays hashable
         if not layers:
             raise ValueError(f"{owner}.layers must not be empty")
         for i, spec in enumerate(layers):
             if not isinstance(spec, (AttentionSpec, GDNSpec)):
-                raise ValueError(
+                raise ValueError(  # noqa: TRY004
                     f"{owner}.layers[{i}] must be an AttentionSpec or a GDNSpec, "
                     f"got {type(spec).__name__}"
                 )
@@ -242,7 +246,7 @@ class HybridConfig:
             raise ValueError("HybridConfig needs 'layers'")
         raw_layers = data["layers"]
         if not isinstance(raw_layers, (list, tuple)):
-            raise ValueError("HybridConfig.layers must be a list of layer objects")
+            raise ValueError("HybridConfig.layers must be a list of layer objects")  # noqa: TRY004
         data["layers"] = tuple(layer_from_dict(layer) for layer in raw_layers)
         return cls(**data)
 
@@ -280,7 +284,9 @@ class HybridConfig:
                     raise ValueError(f"pattern {pattern!r} has attention layers: pass attention=")
                 if symbol == "S" and window is None and attention.window is None:
                     raise ValueError(f"pattern {pattern!r} has 'S' layers: pass window=")
-                win = None if symbol == "A" else (window if window is not None else attention.window)
+                win = (
+                    None if symbol == "A" else (window if window is not None else attention.window)
+                )
                 layers.append(replace(attention, window=win))
             elif symbol == "G":
                 if gdn is None:
@@ -292,7 +298,11 @@ class HybridConfig:
                     "(expected A, S or G)"
                 )
         return cls(
-            vocab_size=vocab_size, d_model=d_model, mlp_hidden=mlp_hidden, layers=tuple(layers), **kwargs
+            vocab_size=vocab_size,
+            d_model=d_model,
+            mlp_hidden=mlp_hidden,
+            layers=tuple(layers),
+            **kwargs,
         )
 
 
@@ -303,7 +313,9 @@ def olmo_hybrid_7b_config(rope: bool = True) -> HybridConfig:
     pass ``rope=False`` for the latter. The parameter count does not depend on it.
     """
     attention = AttentionSpec(heads=30, kv_heads=30, head_dim=128, window=None, rope=rope)
-    gdn = GDNSpec(heads=30, v_heads=30, head_dim_k=96, head_dim_v=192, allow_neg_eigval=True, conv_size=4)
+    gdn = GDNSpec(
+        heads=30, v_heads=30, head_dim_k=96, head_dim_v=192, allow_neg_eigval=True, conv_size=4
+    )
     layers = tuple(attention if i % 4 == 3 else gdn for i in range(32))
     return HybridConfig(
         vocab_size=100352,

@@ -110,7 +110,9 @@ class GatedDeltaNet(nn.Module):
         g = -self.A_log.to(work).exp() * F.softplus(a.to(work) + self.dt_bias.to(work))
 
         # one decoding step: the recurrent form is cheaper than setting up a chunk
-        kernel = fused_recurrent_gated_delta_rule if cache is not None and seq == 1 else gated_delta_rule
+        kernel = (
+            fused_recurrent_gated_delta_rule if cache is not None and seq == 1 else gated_delta_rule
+        )
         o, state = kernel(
             q,
             k,

@@ -51,7 +51,9 @@ class HybridLM(nn.Module):
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         # tied: the head reuses embed_tokens.weight, so there is no lm_head parameter at all
         self.lm_head = (
-            None if config.tie_embeddings else nn.Linear(config.d_model, config.vocab_size, bias=False)
+            None
+            if config.tie_embeddings
+            else nn.Linear(config.d_model, config.vocab_size, bias=False)
         )
         self._init_own_weights()
 
@@ -78,7 +80,9 @@ class HybridLM(nn.Module):
         """An empty decoding cache for this model (one batch of sequences)."""
         return HybridCache.empty(self.config)
 
-    def hidden_states(self, input_ids: torch.Tensor, cache: HybridCache | None = None) -> torch.Tensor:
+    def hidden_states(
+        self, input_ids: torch.Tensor, cache: HybridCache | None = None
+    ) -> torch.Tensor:
         """Final-norm hidden states ``[B, T, d_model]`` (everything but the LM head)."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
@@ -157,7 +161,9 @@ class HybridLM(nn.Module):
         return total if include_embedding else total - self.embed_tokens.weight.numel()
 
 
-def _head_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def _head_cross_entropy(
+    h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     # at least fp32 logits: a bf16 log-softmax over a large vocabulary is visibly off
     logits = F.linear(h, weight)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))

@@ -33,6 +33,9 @@ from archsearch.errors import ArchsearchError
 ALPHA_BOUNDS = (1e-3, 3.0)
 LOG_A_BOUNDS = (math.log(1e-8), math.log(1e4))
 E_CEILING = 0.999  # E stays below this fraction of the smallest observed loss
+NO_FLOOR = 1e-3  # E below this fraction of the smallest loss: no saturation visible
+NO_FLOOR_NOTE = ("E fitted at 0: these rungs show no saturation yet, so the prediction is a pure "
+                 "power law and probably too low")
 _ALPHA_GRID = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
 _E_GRID = (0.0, 0.3, 0.6, 0.8, 0.9, 0.97)
 
@@ -235,6 +238,8 @@ def bootstrap_fit(
     if fit.at_bound:
         notes.append(f"fit left {', '.join(fit.at_bound)} on a bound: the curve is weakly "
                      "determined by these rungs")
+    if fit.E < NO_FLOOR * float(np.min(y)):
+        notes.append(NO_FLOOR_NOTE)
     return BootstrapFit(fit=fit, target_compute=float(target_compute), prediction=prediction,
                         intervals=intervals, replicates=params[:, 3], level=level,
                         notes=tuple(notes))

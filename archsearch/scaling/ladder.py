@@ -23,12 +23,15 @@ at every rung.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from archsearch.errors import SpaceError
+from archsearch.metrics import known_metrics
 from archsearch.model.cost import non_embedding_params, param_count
 from archsearch.pattern import canonical
 from archsearch.scaling.rule import PatternRule, RuleError, from_space
@@ -38,8 +41,8 @@ from archsearch.space.distributions import Choice, IntRange, Uniform
 from archsearch.space.loader import Path_, dotted, read_space_file
 from archsearch.space.schema import LadderSection
 
-RUNG_KEYS = {"d_model": int, "depth": int, "n_heads": int, "mlp_hidden": int, "tokens": int,
-             "lr": float}
+RUNG_KEYS: Mapping[str, type] = MappingProxyType({
+    "d_model": int, "depth": int, "n_heads": int, "mlp_hidden": int, "tokens": int, "lr": float})
 # tuned fields a rung decides; a series' sampled value for them is ignored
 LADDER_OWNED = ("model.d_model", "model.depth", "model.n_heads", "model.n_kv_heads",
                 "model.mlp_hidden", "training.tokens", "training.seed")
@@ -140,13 +143,23 @@ def check_ladder(space: SearchSpace, lines: Mapping[Path_, int] | None = None) -
         raise fail(("ladder", "max_tokens"), "must be positive and at least min_tokens")
     if not ladder.metrics:
         raise fail(("ladder", "metrics"), "give at least one metric to fit")
+    known = _known_losses(space)
     for i, metric in enumerate(ladder.metrics):
-        if not metric.endswith("_loss"):
-            raise fail(("ladder", "metrics", i), f"'{metric}' is not a loss: only losses "
-                                                  "follow a saturating power law")
+        if metric not in known:
+            close = difflib.get_close_matches(metric, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise fail(("ladder", "metrics", i), f"'{metric}' is not a loss this space reports "
+                                                  f"(only losses are fitted){hint}")
     for rung in rungs:
         _check_heads(space, rung, fail)
     return LadderSpace(space=space, ladder=ladder, rungs=rungs)
+
+
+def _known_losses(space: SearchSpace) -> set[str]:
+    evaluation, data = space.spec.evaluation, space.spec.data
+    names = known_metrics(_fixed(evaluation.categories), _fixed(evaluation.copy_buckets),
+                          _fixed(data.probes))
+    return {n for n in names if n.endswith("_loss") or "_loss_" in n}
 
 
 def _rung(index: int, raw: Mapping[str, float], fail: Any) -> Rung:

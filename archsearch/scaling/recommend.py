@@ -28,7 +28,14 @@ from archsearch.errors import ArchsearchError
 from archsearch.export.targets import OLMO_HYBRID_7B, Target, get_target, target_config
 from archsearch.model.cost import train_flops_per_token
 from archsearch.pattern import canonical
-from archsearch.scaling.fit import UNDEFINED, BootstrapFit, FitError, Interval, bootstrap_fit
+from archsearch.scaling.fit import (
+    NO_FLOOR_NOTE,
+    UNDEFINED,
+    BootstrapFit,
+    FitError,
+    Interval,
+    bootstrap_fit,
+)
 from archsearch.scaling.results import ScaleResults, is_scale_folder, load_scale
 from archsearch.scaling.rule import DEFAULT_KINDS, PatternRule, RuleError, from_generator, infer
 from archsearch.scaling.stability import Stability, rank_stability
@@ -275,6 +282,12 @@ def _notes(ranking: list[SeriesEvidence], results: ScaleResults, goal: TargetCom
             notes.append(f"at the largest rung ({results.rung_labels.get(last, last)}) {second} "
                          f"still scores better than {winner}: the order at the target comes from "
                          "the fitted curves crossing")
+    floorless = [f"{e.key} {m}" for e in ranking for m, f in e.fits.items()
+                 if NO_FLOOR_NOTE in f.notes]
+    if floorless:
+        notes.append(f"E fitted at 0 (no saturation visible at these rungs, so the predictions "
+                     f"are pure power laws and probably too low) for: {', '.join(floorless)}; "
+                     "larger or longer-trained rungs would pin E down")
     if len({len(e.replicates) for e in ranking}) > 1:
         notes.append("patterns have different numbers of finished points: their bootstrap "
                      "resamples are not paired, so no margin interval")
@@ -315,8 +328,8 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
             replicates=np.array([]),
             observed={o.metric: {0: float(row[o.metric])} for o in objectives},
             n_runs=int(row.get("n", 0))))
-    notes = ["one proxy size: no extrapolation and no rank stability; scores are min-max "
-             "normalised over these patterns (0 = best on every objective)"]
+    notes = [("one proxy size: no extrapolation and no rank stability; scores are min-max "
+              "normalised over these patterns (0 = best on every objective)")]
     return Recommendation(source="sweep", folder=str(folder), weights=pick.weights,
                           ranking=evidence, margin=pick.margin, margin_interval=UNDEFINED,
                           win_probability=math.nan, stability={}, target=t, target_compute=None,

@@ -51,15 +51,15 @@ def _header(rec: Recommendation) -> list[str]:
                   f"{goal.tokens:.3g} tokens"
     return [f"Recommendation from scale run {rec.folder} (rungs depth x width: {rungs})",
             f"target: {rec.target.name}, {compute}",
-            f"weights: {weights} (score: weighted mean of the predicted losses at the target, "
-            "nats)"]
+            (f"weights: {weights} (score: weighted mean of the predicted losses at the target, "
+             "nats)")]
 
 
 def _pick(rec: Recommendation) -> list[str]:
     w, depth = rec.winner, rec.target.depth
     lines = [f"recommended: {w.rule.describe()}  ->  {_at_target(w, depth)}",
-             f"  chosen pattern as trained: {w.key}; score {_num(w.score)} "
-             f"{_interval(w.score_interval)}"]
+             (f"  chosen pattern as trained: {w.key}; score {_num(w.score)} "
+              f"{_interval(w.score_interval)}")]
     second = rec.runner_up
     if second is None:
         lines.append("  no runner-up: only one pattern has a score")

@@ -22,13 +22,16 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from archsearch.errors import ArchsearchError
 from archsearch.pattern import canonical, generate
 from archsearch.pattern.generate import PLACEMENTS, parse_ratio
 
-DEFAULT_KINDS: dict[str, str] = {"A": "attention", "S": "attention", "G": "gdn"}
+# the built-in symbols' kinds (read-only: shared by every caller)
+DEFAULT_KINDS: Mapping[str, str] = MappingProxyType({"A": "attention", "S": "attention",
+                                                     "G": "gdn"})
 
 
 class RuleError(ArchsearchError):

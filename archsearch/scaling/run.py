@@ -99,6 +99,7 @@ class ScaleOutcome:
     points: int
     completed: int
     failed: list[dict[str, Any]]
+    unfinished: int  # neither completed nor failed: the run was interrupted
     summary: str
 
 
@@ -228,15 +229,17 @@ def _outcome(folder: Any, total: int) -> ScaleOutcome:
     rows = read_table(folder, TRIALS_FILE)
     completed = sum(r.get("status") == COMPLETED for r in rows)
     failed = [r for r in rows if r.get("status") == FAILED_STATUS]
-    lines = [f"{total} ladder points: {completed} completed, {len(failed)} failed"]
+    unfinished = total - completed - len(failed)
+    lines = [f"{total} ladder points: {completed} completed, {len(failed)} failed"
+             + (f", {unfinished} not finished (interrupted?)" if unfinished else "")]
     for row in failed[:10]:
         lines.append(f"  {row.get('param.' + POINT_KEY)}  {row.get('pattern')}  {row.get('error')}")
     lines += ["", f"results in {folder.location}/",
               f"  {SCALE_FILE}   the plan: rungs, patterns and their rules, points",
               f"  {TRIALS_FILE}   one row per point (column param.{POINT_KEY})",
               f"next: archsearch recommend {folder.location}",
-              f"continue it if interrupted: run the same command again"]
-    return ScaleOutcome(folder.location, total, completed, failed, "\n".join(lines))
+              "continue it if interrupted: run the same command again"]
+    return ScaleOutcome(folder.location, total, completed, failed, unfinished, "\n".join(lines))
 
 
 # ------------------------------------------------------------------ the Ray runner

@@ -9,6 +9,7 @@ proxies have not reached the regime where the comparison transfers.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def rank_stability(scores: Mapping[str, Mapping[int, float]]) -> Stability:
     rungs = sorted({r for per_rung in scores.values() for r in per_rung})
     rankings = {r: ranking({p: s[r] for p, s in scores.items() if r in s}) for r in rungs}
     pairs, swaps = [], []
-    for a, b in zip(rungs, rungs[1:], strict=False):
+    for a, b in itertools.pairwise(rungs):
         common = [p for p in sorted(scores)
                   if _finite(scores[p].get(a)) and _finite(scores[p].get(b))]
         x = [scores[p][a] for p in common]

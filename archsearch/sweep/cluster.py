@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from archsearch.errors import ArchsearchError
 
 OBJECT_STORE_BYTES = 200 * 1024**2
 PROBE_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 5.0
 
 # Environment Ray Tune reads while a sweep runs (see ``ray_environment``).
 _QUIET_TUNE_ENV = {
@@ -65,10 +67,12 @@ class Connection:
 
 
 def connect(address: str | None, verbose: bool) -> Connection:
-    """Start a private local Ray (``address`` None) or join ``auto`` / ``HOST:PORT`` / ``ray://``."""
+    """Start a private local Ray (``address`` None) or join auto / HOST:PORT / ray://HOST:PORT."""
     import ray
 
     quiet = logging.INFO if verbose else logging.ERROR
+    if address not in (None, "auto"):
+        _check_reachable(address)
     try:
         if address is None:
             ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
@@ -83,6 +87,18 @@ def connect(address: str | None, verbose: bool) -> Connection:
     if not verbose:
         _silence_ray_loggers()
     return Connection(address or "local", tuple(live_nodes()))
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, in one line, where ray.init would retry a dead address for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise ClusterError(f"no Ray cluster answers at {address} ({err.strerror or err}); start "
+                           f"one with 'ray start --head' or check the address") from None
 
 
 def disconnect() -> None:

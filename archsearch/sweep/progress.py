@@ -1,6 +1,9 @@
 """One compact status line while a sweep runs, instead of Ray's trial tables.
 
-    trials 3/8 done, 2 running, 0 stopped, 1 failed | best semantic_loss 4.213, copy_loss 2.977 | 2m13s, ETA 4m05s
+    trials 3/8 done, 2 running, 0 stopped, 1 failed | best semantic_loss 4.213, copy_loss 2.977 |
+    2m13s, ETA 4m05s
+
+(one line on screen).
 
 On a terminal the line refreshes in place about once a second; in a log (not a TTY) a new line is
 printed when a trial finishes, and at most once a minute otherwise. "Best" is over full-budget
@@ -25,11 +28,15 @@ TTY_REFRESH_S = 1.0
 LOG_REFRESH_S = 60.0
 
 
-def trial_state(trial: Any) -> str:
-    """completed / stopped / failed / running / pending, from Tune's status and last result."""
+def trial_state(trial: Any, interrupted: bool = False) -> str:
+    """completed / stopped / failed / running / pending, from Tune's status and last result.
+
+    ``interrupted``: Tune terminated the trial because the sweep itself was stopped (Ctrl-C),
+    so it is unfinished, not stopped early.
+    """
     status = getattr(trial, "status", "PENDING")
     if status == "TERMINATED":
-        return classify(trial.last_result)
+        return RUNNING if interrupted else classify(trial.last_result)
     if status == "ERROR":
         return FAILED_STATUS
     if status == "RUNNING":
@@ -63,12 +70,24 @@ class ProgressLine(Callback):
         self._finished_seen = -1
         self._width = 0
         self._shown = ""
+        self._ran: set[str] = set()  # trials seen running in this process
+        self._ended: set[str] = set()  # ... and seen finishing (complete or error callbacks)
 
     def setup(self, **info: Any) -> None:
         self._start = time.monotonic()
         self._last = 0.0
         self._work_at_start = None
         self._finished_seen = -1
+        self._ran, self._ended = set(), set()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ran.add(trial.trial_id)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.add(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.add(trial.trial_id)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._render(trials, final=False)
@@ -79,7 +98,10 @@ class ProgressLine(Callback):
     def _render(self, trials: list, final: bool) -> None:
         stream: TextIO = sys.stderr
         tty = stream.isatty()
-        states = [trial_state(t) for t in trials]
+        # A trial that ran here but ended without a completion callback was cut off by Ctrl-C;
+        # one that never ran here finished before a resume.
+        states = [trial_state(t, t.trial_id in self._ran and t.trial_id not in self._ended)
+                  for t in trials]
         finished = sum(s in (COMPLETED, STOPPED, FAILED_STATUS) for s in states)
         now = time.monotonic()
         due = now - self._last >= (TTY_REFRESH_S if tty else LOG_REFRESH_S)
@@ -118,7 +140,7 @@ def _counts_part(line: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:

@@ -26,7 +26,8 @@ from archsearch.sweep.trainable import FAILED, META
 COMPLETED, STOPPED, FAILED_STATUS, RUNNING = "completed", "stopped", "failed", "running"
 FULL_BUDGET = 1.0 - 1e-9
 LEADING = ["trial_id", "pattern", "status", "error", "fidelity", "step", "tokens_seen"]
-TRAILING = ["attention_fraction", "depth", "origins", "wall_time_s", "seed", "failures", "resumed_from_step",
+TRAILING = ["attention_fraction", "depth", "origins", "wall_time_s", "seed", "failures",
+            "resumed_from_step",
             "version.torch", "version.archsearch", "version.ray", "version.optuna",
             "host", "node_ip", "node_id", "started_at", "finished_at"]
 PACKAGES = ("torch", "archsearch", "ray", "optuna")

@@ -30,7 +30,14 @@ from archsearch.sweep.overrides import load_with_overrides
 from archsearch.sweep.pareto import eligible, front_table, pareto_front
 from archsearch.sweep.progress import ProgressLine
 from archsearch.sweep.resources import TrialResources, max_gpus
-from archsearch.sweep.results import COMPLETED, FAILED_STATUS, STOPPED, ResultsWriter, read_table
+from archsearch.sweep.results import (
+    COMPLETED,
+    FAILED_STATUS,
+    RUNNING,
+    STOPPED,
+    ResultsWriter,
+    read_table,
+)
 from archsearch.sweep.search import SweepSearch, make_scheduler, num_samples
 from archsearch.sweep.trainable import TrainFn, TrialSetup, run_trial
 
@@ -56,7 +63,8 @@ class SweepOutcome:
     rows: list[dict[str, Any]]
     front: list[dict[str, Any]]
     summary: str  # what the CLI prints at the end
-    errored: bool = field(default=False)  # Ray stopped the experiment on an error
+    finished: bool = True  # False: interrupted (Ctrl-C) before every trial ended
+    errored: bool = field(default=False)  # some trial ended in an error
 
 
 def run_sweep(space_path: str, name: str | None = None, storage: str | None = None,
@@ -176,18 +184,26 @@ def _finish(results: Any, space: SearchSpace, folder: SweepFolder) -> SweepOutco
     rows = read_table(folder, TRIALS_FILE)
     objectives = space.spec.objectives
     front = pareto_front(rows, objectives)
-    summary = summarize(rows, front, space, folder)
-    return SweepOutcome(folder, rows, front, summary, errored=bool(results.errors))
+    ended = [r for r in rows if r.get("status") in (COMPLETED, STOPPED, FAILED_STATUS)]
+    finished = len(ended) >= num_samples(space)
+    summary = summarize(rows, front, space, folder, finished)
+    return SweepOutcome(folder, rows, front, summary, finished, errored=bool(results.errors))
 
 
 def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: SearchSpace,
-              folder: SweepFolder) -> str:
+              folder: SweepFolder, finished: bool = True) -> str:
     objectives = space.spec.objectives
     statuses = [r.get("status") for r in rows]
     names = ", ".join(f"{o.metric} ({o.mode})" for o in objectives)
     full = len(eligible(rows, objectives))
-    lines = [f"{len(rows)} trials: {statuses.count(COMPLETED)} completed, "
-             f"{statuses.count(STOPPED)} stopped early, {statuses.count(FAILED_STATUS)} failed"]
+    lines = [(f"{len(rows)} trials: {statuses.count(COMPLETED)} completed, "
+              f"{statuses.count(STOPPED)} stopped early, {statuses.count(FAILED_STATUS)} failed")]
+    if statuses.count(RUNNING):
+        lines[0] += f", {statuses.count(RUNNING)} unfinished"
+    if not finished:
+        lines.insert(0, f"interrupted: {len(rows) - statuses.count(RUNNING)} of "
+                        f"{num_samples(space)} trials finished; continue with: "
+                        f"archsearch resume {folder.location}")
     if front:
         lines += ["", f"Pareto front of {names} over {full} full-budget completed trials:",
                   front_table(front, objectives, [t.name for t in space.tunables])]
@@ -203,6 +219,6 @@ def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: Se
     lines += ["", f"results in {where}/",
               f"  {TRIALS_FILE}   one row per trial (status, parameters, last metrics, costs)",
               f"  {CURVES_FILE}   every evaluation of every trial",
-              f"  {JOURNAL_FILE}   the Optuna study (optuna-dashboard {folder.local / JOURNAL_FILE})",
-              f"continue it if interrupted: archsearch resume {where}"]
+              (f"  {JOURNAL_FILE}   the Optuna study "
+               f"(optuna-dashboard {folder.local / JOURNAL_FILE})")]
     return "\n".join(lines)

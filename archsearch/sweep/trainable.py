@@ -89,7 +89,10 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         except _out_of_memory() as err:
             raise TrialOutOfMemory(_oom_message(trial, gpus, err)) from None
         except ArchsearchError as err:  # the trainer's TrialDiverged is one
-            tune.report({META: {**meta, FAILED: one_line(err)}})
+            # Tune insists on every objective in every report: NaN marks them unusable (ASHA
+            # and Optuna skip them; SweepSearch tells Optuna FAIL on seeing meta.failed).
+            nan = dict.fromkeys(setup.objectives, math.nan)
+            tune.report({**nan, META: {**meta, FAILED: one_line(err)}})
             return
         if not reported and restored:
             # Restored from the final checkpoint (the driver died right after it was taken): the

@@ -31,6 +31,10 @@ from torch.autograd.function import once_differentiable
 __all__ = ["chunk_gated_delta_rule"]
 
 L2NORM_EPS = 1e-6  # same as fla's l2norm: x / sqrt(sum(x^2) + eps)
+# C x C score elements one CPU call works on at most (4 MiB per float32 C x C tensor); larger
+# inputs are split by batch rows (see _rows_per_call). Measured on a 2-core AMD EPYC: splitting
+# B=8, T=1024 into 2-4 calls was faster than one call; at T=256 splitting gained nothing.
+CPU_SCORE_ELEMENTS = 2**20
 
 
 def l2norm(x: torch.Tensor, eps: float = L2NORM_EPS) -> torch.Tensor:
@@ -56,7 +60,9 @@ def check_shapes(
 ) -> tuple[int, int, int, int, int, int]:
     """Validate fla's layout and return (B, T, H, HV, K, V); errors name the offending tensor."""
     if q.dim() != 4 or k.shape != q.shape:
-        raise ValueError(f"q and k must both be [B, T, H, K]; got {tuple(q.shape)}, {tuple(k.shape)}")
+        raise ValueError(
+            f"q and k must both be [B, T, H, K]; got {tuple(q.shape)}, {tuple(k.shape)}"
+        )
     B, T, H, K = q.shape
     if v.dim() != 4 or v.shape[:2] != (B, T):
         raise ValueError(f"v must be [B, T, HV, V] with B={B}, T={T}; got {tuple(v.shape)}")
@@ -126,16 +132,28 @@ def _intra_chunk(
     AG = (k @ k.mT).mul_(Gamma).tril_(-1)  # strictly lower K K^T * Gamma
     # unitriangular=True: the solver takes L's (zero) diagonal as ones, i.e. inverts I + L.
     eye_c = torch.eye(C, dtype=q.dtype, device=q.device).expand_as(AG)
-    Tinv = torch.linalg.solve_triangular(AG * b.unsqueeze(-1), eye_c, upper=False, unitriangular=True)
-    X = torch.cat([k * (b * eG).unsqueeze(-1), v * b.unsqueeze(-1)], dim=-1)
+    Tinv = torch.linalg.solve_triangular(
+        AG * b.unsqueeze(-1), eye_c, upper=False, unitriangular=True
+    )
+    X = k.new_empty(*k.shape[:-1], Kd + v.shape[-1])
+    torch.mul(k, (b * eG).unsqueeze(-1), out=X[..., :Kd])
+    torch.mul(v, b.unsqueeze(-1), out=X[..., Kd:])
     WU = Tinv @ X  # [W | U]
     kd = k * decay_to_end.unsqueeze(-1)
     KWU = kd.mT @ WU  # [N, Z, K, K+V]: kd^T W and kd^T U in one matmul
     eye_k = torch.eye(Kd, dtype=q.dtype, device=q.device)
     M = torch.addcmul(-KWU[..., :Kd], eye_k, eG[..., -1:].unsqueeze(-1))
-    saved = dict(
-        eG=eG, decay_to_end=decay_to_end, Gamma=Gamma, P=P, AG=AG, Tinv=Tinv, WU=WU, kd=kd, M=M
-    )
+    saved = {
+        "eG": eG,
+        "decay_to_end": decay_to_end,
+        "Gamma": Gamma,
+        "P": P,
+        "AG": AG,
+        "Tinv": Tinv,
+        "WU": WU,
+        "kd": kd,
+        "M": M,
+    }
     return saved, KWU[..., Kd:]
 
 
@@ -207,7 +225,8 @@ def _chunk_backward(
     # O = (Q exp(G)) S + P V'
     dqe = do @ S0.mT
     dP = do @ Vn.mT
-    dQK = dP * Gamma
+    D = dP * P  # D_ij = dLoss/d(G_i - G_j), P's share; L's share is added below
+    dQK = dP.mul_(Gamma)
     dq = (dqe * eG.unsqueeze(-1)).add_(dQK @ k)
     dG = (dqe * qe).sum(-1)
 
@@ -236,8 +255,7 @@ def _chunk_backward(
     db = (t * eG).add_((dXv * v).sum(-1)).sub_(minus_dL_AG.sum(-1))
     dA = minus_dL.mul_(Gamma).mul_(-b.unsqueeze(-1))  # dL/dA = diag(b) * Gamma
     dk.add_(dQK.mT @ q).add_((dA + dA.mT) @ k)
-    # D_ij = dLoss/d(G_i - G_j) from both uses of Gamma
-    D = (dP * P).addcmul_(minus_dL_AG, b.unsqueeze(-1), value=-1)
+    D.addcmul_(minus_dL_AG, b.unsqueeze(-1), value=-1)
     dG.add_(D.sum(-1)).sub_(D.sum(-2))
     dG[..., -1] += dG_last
 
@@ -268,6 +286,46 @@ class _ChunkGatedDeltaRule(torch.autograd.Function):
         return dq, dk, dv, dg, db, (dh0 if ctx.has_h0 else None)
 
 
+def _rows_per_call(
+    batch: int, value_heads: int, seq_len: int, chunk_size: int, device: torch.device
+) -> int:
+    """How many batch rows one autograd call handles.
+
+    Why split at all: the C x C intermediates (Gamma, P, AG, T, their gradients) of all chunks of
+    all heads at once outgrow a CPU core's cache for long sequences, and every elementwise pass
+    then runs at DRAM speed. Calling the kernel on groups of rows keeps each group's C x C
+    tensors under CPU_SCORE_ELEMENTS (one row at least); the grouping changes speed, not results.
+    """
+    if device.type != "cpu":
+        return batch
+    n_chunks = -(-seq_len // chunk_size)
+    per_row = value_heads * n_chunks * chunk_size * chunk_size
+    return max(1, min(batch, CPU_SCORE_ELEMENTS // per_row))
+
+
+def _chunk_rows(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    h0: torch.Tensor | None,
+    chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One autograd call on (a group of rows of) already cast and scaled [B, T, ...] inputs."""
+    B, T, H, K = q.shape
+    HV, V = v.shape[2], v.shape[3]
+    o, hT = _ChunkGatedDeltaRule.apply(
+        _to_chunks(q, chunk_size, HV // H),
+        _to_chunks(k, chunk_size, HV // H),
+        _to_chunks(v, chunk_size),
+        _to_chunks(g, chunk_size),
+        _to_chunks(beta, chunk_size),
+        None if h0 is None else h0.reshape(B * HV, K, V),
+    )
+    return _from_chunks(o, B, T), hT.view(B, HV, K, V)
+
+
 def chunk_gated_delta_rule(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -288,7 +346,7 @@ def chunk_gated_delta_rule(
     inputs, like fla keeps states in float32) when `output_final_state`, else None.
     Half inputs are computed in float32. Any chunk_size >= 1 works; 16/32/64/128 are tested.
     """
-    B, T, H, HV, K, V = check_shapes(q, k, v, g, beta, initial_state)
+    B, T, _H, HV, K, _V = check_shapes(q, k, v, g, beta, initial_state)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     dtype = compute_dtype(q, k, v)
@@ -296,15 +354,17 @@ def chunk_gated_delta_rule(
     q, k = q.to(dtype), k.to(dtype)
     if use_qk_l2norm_in_kernel:
         q, k = l2norm(q), l2norm(k)
-    groups = HV // H
-    h0 = None if initial_state is None else initial_state.to(dtype).reshape(B * HV, K, V)
-    o, hT = _ChunkGatedDeltaRule.apply(
-        _to_chunks(q * scale, chunk_size, groups),
-        _to_chunks(k, chunk_size, groups),
-        _to_chunks(v.to(dtype), chunk_size),
-        _to_chunks(g.to(dtype), chunk_size),
-        _to_chunks(beta.to(dtype), chunk_size),
-        h0,
-    )
-    o = _from_chunks(o, B, T).to(v.dtype)
-    return o, (hT.view(B, HV, K, V) if output_final_state else None)
+    args = (q * scale, k, v.to(dtype), g.to(dtype), beta.to(dtype))
+    h0 = None if initial_state is None else initial_state.to(dtype)
+    rows = _rows_per_call(B, HV, T, chunk_size, q.device)
+    parts = [
+        _chunk_rows(
+            *(x[i : i + rows] for x in args), None if h0 is None else h0[i : i + rows], chunk_size
+        )
+        for i in range(0, B, rows)
+    ]
+    o = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
+    if not output_final_state:
+        return o.to(v.dtype), None
+    hT = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
+    return o.to(v.dtype), hT

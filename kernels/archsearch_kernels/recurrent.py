@@ -27,7 +27,7 @@ def _prepare(
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, ...]:
     """Cast, normalise, scale q and give every value head its own copy of its key head."""
-    B, T, H, HV, K, V = check_shapes(q, k, v, g, beta, initial_state)
+    B, _T, H, HV, K, V = check_shapes(q, k, v, g, beta, initial_state)
     q, k = q.to(dtype), k.to(dtype)
     if use_qk_l2norm_in_kernel:
         q, k = l2norm(q), l2norm(k)

@@ -16,8 +16,12 @@ __all__ = ["causal_conv1d", "reference_causal_conv1d"]
 _ACTIVATIONS = (None, "silu", "swish")
 
 
-def _check(x: torch.Tensor, weight: torch.Tensor, initial_state: torch.Tensor | None,
-           activation: str | None) -> tuple[int, int, int, int]:
+def _check(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    initial_state: torch.Tensor | None,
+    activation: str | None,
+) -> tuple[int, int, int, int]:
     """Validate shapes and the activation name; return (B, T, D, W)."""
     if x.dim() != 3:
         raise ValueError(f"x must be [B, T, D]; got {tuple(x.shape)}")
@@ -57,7 +61,7 @@ def causal_conv1d(
     (W ~ 4) this beats a grouped conv1d on CPU, which needs two layout transposes around it.
     Half inputs are computed in float32; y and the state come back in x's dtype.
     """
-    B, T, D, W = _check(x, weight, initial_state, activation)
+    _B, T, _D, W = _check(x, weight, initial_state, activation)
     dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), torch.float32)
     xp = _with_history(x.to(dtype), initial_state, W)
     w = weight.to(dtype)
@@ -78,7 +82,7 @@ def reference_causal_conv1d(
     activation: str | None = "silu",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The definition, one output step at a time in float64 (ground truth for the tests)."""
-    B, T, D, W = _check(x, weight, initial_state, activation)
+    _B, T, _D, W = _check(x, weight, initial_state, activation)
     xp = _with_history(x.double(), None if initial_state is None else initial_state.double(), W)
     w = weight.double()
     ys = []

@@ -1,0 +1,183 @@
+"""The sweep's pieces without a Ray cluster: searcher, Pareto front, parquet tables, resources."""
+
+import math
+import pickle
+
+import optuna
+import pytest
+
+from archsearch.space import SearchSpace
+from archsearch.space.schema import GpuStep, Objective, ResourcesSection
+from archsearch.sweep.folder import SweepFolder
+from archsearch.sweep.pareto import front_table, pareto_front
+from archsearch.sweep.progress import status_line
+from archsearch.sweep.resources import TrialResources, gpu_fraction
+from archsearch.sweep.results import classify, read_table, write_table
+from archsearch.sweep.search import (
+    STUDY_NAME,
+    SweepSearch,
+    evaluations_per_trial,
+    grid_points,
+    journal_storage,
+    num_samples,
+)
+
+SPACE = """
+name: logic
+model: {depth: 2, d_model: 16, n_heads: 2}
+symbols:
+  G: {kind: gdn, head_dim_k: {choices: [4, 8]}}
+patterns: {candidates: ["AA", "GG", "GA"]}
+training: {tokens: 6400, batch_size: 2, lr: {choices: [0.001, 0.003]}}
+data: {seq_len: 16}
+evaluation: {every: 30}
+objectives: [{metric: semantic_loss}, {metric: copy_loss}]
+search: {algorithm: grid, samples: 100, concurrency: 2, seed: 3}
+"""
+OBJECTIVES = [Objective("semantic_loss", "min"), Objective("copy_loss", "min")]
+
+
+def _tell_all(search: SweepSearch, n: int, prefix: str = "t") -> list[dict]:
+    configs = []
+    for i in range(n):
+        config = search.suggest(f"{prefix}{i}")
+        if config is None or config == SweepSearch.FINISHED:
+            break
+        configs.append(config)
+        search.on_trial_complete(f"{prefix}{i}", {"semantic_loss": 1.0 + i, "copy_loss": 2.0 - i,
+                                           "fidelity": 1.0})
+    return configs
+
+
+def test_grid_runs_every_point_exactly_once(tmp_path):
+    space = SearchSpace.from_text(SPACE)
+    # AA: 2 lrs; GG and GA: 2 lrs x 2 head_dim_k (the G option is asked only when G is used)
+    assert len(space.grid()) == 2 + 4 + 4 == num_samples(space)
+    search = SweepSearch(space, tmp_path / "journal")
+    configs = _tell_all(search, 20)
+    assert len(configs) == 10
+    assert sorted(map(repr, configs)) == sorted(map(repr, space.grid()))
+    assert search.suggest("t-extra") == SweepSearch.FINISHED
+
+
+def test_grid_subset_is_seeded_and_resumes_without_repeats(tmp_path):
+    space = SearchSpace.from_text(SPACE.replace("samples: 100", "samples: 6"))
+    assert grid_points(space) == grid_points(space) and len(grid_points(space)) == 6
+    search = SweepSearch(space, tmp_path / "journal")
+    first = _tell_all(search, 2)
+    search.save(str(tmp_path / "state.pkl"))
+    # The driver dies after asking one more trial that was never saved: an orphan in the journal.
+    orphan = search.suggest("lost")
+    restored = pickle.loads(pickle.dumps(search))  # stand-in object; state comes from the file
+    restored.restore(str(tmp_path / "state.pkl"))
+    rest = _tell_all(restored, 10, prefix="r")
+    assert len(first) + len(rest) == 6
+    assert sorted(map(repr, first + rest)) == sorted(map(repr, grid_points(space)))
+    assert orphan in rest  # its point is run again, once
+    study = optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(tmp_path / "journal"))
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 6
+    assert states.count(optuna.trial.TrialState.FAIL) == 1  # the orphan
+
+
+def test_failed_and_diverged_trials_are_told_fail_with_fidelity(tmp_path):
+    space = SearchSpace.from_text(SPACE.replace("algorithm: grid", "algorithm: tpe"))
+    search = SweepSearch(space, tmp_path / "journal")
+    for trial_id in ("ok", "nan", "crash", "stopped"):
+        search.suggest(trial_id)
+    search.on_trial_complete("ok", {"semantic_loss": 1.0, "copy_loss": 2.0, "fidelity": 1.0})
+    search.on_trial_complete("nan", {"semantic_loss": math.nan, "copy_loss": math.nan,
+                                     "meta/failed": "TrialDiverged: nan", "fidelity": 0.2})
+    search.on_trial_complete("crash", None, error=True)
+    search.on_trial_complete("stopped", {"semantic_loss": 3.0, "copy_loss": 3.0,
+                                         "fidelity": 0.5})
+    trials = search._ot_study.trials
+    state = {t: trials[i].state.name for i, t in enumerate(("ok", "nan", "crash", "stopped"))}
+    assert state == {"ok": "COMPLETE", "nan": "FAIL", "crash": "FAIL", "stopped": "COMPLETE"}
+    assert trials[1].user_attrs["error"] == "TrialDiverged: nan"
+    assert trials[3].user_attrs["fidelity"] == 0.5  # filter on it before reading a front
+    search.on_trial_complete("ok", {"semantic_loss": 9.0, "copy_loss": 9.0})  # no double tell
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "nsga2", "gp", "random"])
+def test_every_sampler_handles_the_conditional_space(tmp_path, algorithm):
+    space = SearchSpace.from_text(SPACE.replace("algorithm: grid", f"algorithm: {algorithm}")
+                                  .replace("samples: 100", "samples: 4"))
+    configs = _tell_all(SweepSearch(space, tmp_path / "journal"), 4)
+    assert len(configs) == 4
+    for config in configs:
+        space.resolve(config)  # every relevant field was sampled
+        assert ("symbols.G.head_dim_k" in config) == ("G" in config["pattern"])
+    again = _tell_all(SweepSearch(space, tmp_path / "journal2"), 4)
+    assert again == configs  # seeded
+
+
+def test_pareto_front_uses_full_budget_completed_trials_only():
+    rows = [
+        {"trial_id": "a", "pattern": "AA", "status": "completed", "fidelity": 1.0,
+         "semantic_loss": 1.0, "copy_loss": 3.0, "params": 2_500_000},
+        {"trial_id": "b", "pattern": "GG", "status": "completed", "fidelity": 1.0,
+         "semantic_loss": 2.0, "copy_loss": 2.0, "params": 1200},
+        {"trial_id": "c", "pattern": "GA", "status": "completed", "fidelity": 1.0,
+         "semantic_loss": 2.5, "copy_loss": 2.5},  # dominated by b
+        {"trial_id": "d", "pattern": "AG", "status": "stopped", "fidelity": 0.25,
+         "semantic_loss": 0.1, "copy_loss": 0.1},  # better, but at a quarter of the budget
+        {"trial_id": "e", "pattern": "AG", "status": "failed", "fidelity": 0.0,
+         "semantic_loss": None, "copy_loss": None},
+    ]
+    front = pareto_front(rows, OBJECTIVES)
+    assert [r["trial_id"] for r in front] == ["a", "b"]
+    maximise = [Objective("semantic_loss", "max"), Objective("copy_loss", "min")]
+    assert [r["trial_id"] for r in pareto_front(rows, maximise)] == ["c", "b"]
+    table = front_table(front, OBJECTIVES, ["training.lr"])
+    assert table.splitlines()[0].split() == ["pattern", "semantic_loss", "(min)", "copy_loss",
+                                             "(min)", "params", "settings"]
+    assert "2.50M" in table and "1.20K" in table
+
+
+def test_status_classification_and_line():
+    assert classify({"fidelity": 1.0}) == "completed"
+    assert classify({"fidelity": 0.5}) == "stopped"
+    assert classify({"fidelity": 1.0, "meta": {"failed": "x"}}) == "failed"
+    assert classify(None, errored=True) == "failed"
+    line = status_line(["completed", "running", "failed", "pending"],
+                       [{"semantic_loss": 2.0, "copy_loss": 3.0}, {}, {}, {}], 8, OBJECTIVES,
+                       75.0, 125.0)
+    assert line == ("trials 2/8 done, 1 running, 0 stopped, 1 failed | best semantic_loss 2, "
+                    "copy_loss 3 | 1m15s, ETA 2m05s")
+
+
+def test_parquet_tables_round_trip_atomically(tmp_path):
+    folder = SweepFolder.under(str(tmp_path), "s")
+    rows = [{"trial_id": "a", "step": 1, "param.x": 1, "m": 0.5, "error": None},
+            {"trial_id": "b", "step": 2, "param.x": 2.5, "m": math.nan, "error": "boom",
+             "mixed": "x"},
+            {"trial_id": "c", "step": 3, "mixed": 4}]
+    write_table(folder, "t.parquet", rows, ["trial_id", "step"], ["error"])
+    back = read_table(folder, "t.parquet")
+    assert [r["trial_id"] for r in back] == ["a", "b", "c"]
+    assert back[1]["m"] is None and back[1]["error"] == "boom" and back[0]["param.x"] == 1.0
+    assert back[2]["mixed"] == "4"  # a column mixing types falls back to text
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["t.parquet"]  # no temp left
+    assert read_table(folder, "missing.parquet") == []
+
+
+def test_evaluations_per_trial_is_the_largest_budget():
+    space = SearchSpace.from_text(SPACE)  # 6400 tokens / (2 x 16) = 200 steps, every 30
+    assert evaluations_per_trial(space) == 7
+    wider = SearchSpace.from_text(SPACE.replace("batch_size: 2", "batch_size: {choices: [1, 4]}"))
+    assert evaluations_per_trial(wider) == 14  # 400 steps at batch 1
+
+
+def test_gpu_fraction_grows_with_parameters():
+    resources = ResourcesSection(gpus=0.1, gpus_by_params=[GpuStep(1_000_000, 0.25),
+                                                           GpuStep(100, 0.125)])
+    assert gpu_fraction(50, resources) == 0.125
+    assert gpu_fraction(5000, resources) == 0.25
+    assert gpu_fraction(10**9, resources) == 0.25  # above the last step: the largest fraction
+    assert gpu_fraction(10**9, ResourcesSection(gpus=0.5)) == 0.5
+    space = SearchSpace.from_text(SPACE + "resources: {cpus: 1, gpus_by_params: "
+                                  "[{up_to_params: 40000, gpus: 0.25}, "
+                                  "{up_to_params: 1000000000, gpus: 0.5}]}\n")
+    small = TrialResources(space).request({"pattern": "AA", "training.lr": 0.001})
+    assert small == {"CPU": 1.0, "GPU": 0.25}
