@@ -85,7 +85,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, fwd+bwd, "
         f"B={B} H={H} K=V={D}; median (and min) of {args.repeats} interleaved runs after "
-        f"{args.warmup} warm-up; load average {os.getloadavg()[0]:.2f}"
+        f"{args.warmup} warm-up; 1-min load average {os.getloadavg()[0]:.2f} (other processes "
+        f"on the CPU inflate medians more than minima)"
     )
     print(
         f"{'T':>6} {'chunk':>6} {'SDPA ms':>9} {'GDN ms':>9} {'GDN/SDPA':>9} "
@@ -93,11 +94,11 @@ def main() -> None:
     )
     for T in args.seq_lens:
         steps = {"sdpa": sdpa_step(B, H, T, D)}
-        steps.update({C: gdn_step(B, H, T, D, C) for C in args.chunk_sizes})
+        steps.update({f"gdn{C}": gdn_step(B, H, T, D, C) for C in args.chunk_sizes})
         times = interleaved_times(steps, args.warmup, args.repeats)
         sdpa_med, sdpa_min = statistics.median(times["sdpa"]), min(times["sdpa"])
         for C in args.chunk_sizes:
-            med, low = statistics.median(times[C]), min(times[C])
+            med, low = statistics.median(times[f"gdn{C}"]), min(times[f"gdn{C}"])
             print(
                 f"{T:>6} {C:>6} {sdpa_med:>9.2f} {med:>9.2f} {med / sdpa_med:>8.2f}x "
                 f"{sdpa_min:>9.2f} {low:>9.2f} {low / sdpa_min:>8.2f}x"

@@ -59,3 +59,22 @@ def test_patterns_prints_the_olmo_hybrid_7b_parameter_count(capsys):
     assert "(GGGA)*8" in out
     assert "7,430,870,688" in out
     assert "7,045,519,008" in out
+
+
+def test_tag_counts_categories_and_writes_the_table(tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "tokens.parquet"
+    assert main(["tag", "builtin", "--max-documents", "20", "--out", str(out)]) == 0
+    summary = capsys.readouterr().out
+    for category in ("content", "function", "copy_4_7"):
+        assert category in summary
+    table = pd.read_parquet(out)
+    assert {"doc", "position", "token", "text", "category", "copy", "copy_run"} <= set(table.columns)
+    assert table["doc"].nunique() == 20
+
+
+def test_tag_missing_corpus_is_one_line(tmp_path, capsys):
+    assert main(["tag", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.txt" in err and err.count("\n") == 1

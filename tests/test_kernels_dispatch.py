@@ -139,3 +139,54 @@ def test_import_and_cpu_calls_never_load_fla_or_triton() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or not fla_available(), reason="needs CUDA and fla"
+)
+def test_fla_and_torch_backends_agree_on_cuda() -> None:
+    """Same calling convention and state layouts: swapping the backend must not change results.
+
+    Loose tolerance: fla's kernels may use TF32 matmuls for float32 inputs.
+    """
+    gen = torch.Generator().manual_seed(0)
+    q, k = (F.normalize(torch.randn(2, 100, 2, 32, generator=gen), dim=-1) for _ in range(2))
+    v = torch.randn(2, 100, 4, 32, generator=gen)
+    g = -F.softplus(torch.randn(2, 100, 4, generator=gen))
+    beta = 2 * torch.sigmoid(torch.randn(2, 100, 4, generator=gen))
+    h0 = torch.randn(2, 4, 32, 32, generator=gen)
+    args = [t.cuda() for t in (q, k, v, g, beta)]
+    results = {
+        backend: gated_delta_rule(
+            *args, initial_state=h0.cuda(), output_final_state=True, backend=backend
+        )
+        for backend in ("fla", "torch")
+    }
+    for fla_out, torch_out in zip(results["fla"], results["torch"], strict=True):
+        err = (fla_out.float() - torch_out).abs().max() / torch_out.abs().max()
+        assert err < 1e-2
+
+    x, weight = torch.randn(2, 9, 64, generator=gen), torch.randn(64, 4, generator=gen)
+    state = torch.randn(2, 64, 3, generator=gen)
+    conv = {
+        backend: short_conv(
+            x.cuda(), weight.cuda(), state.cuda(), output_final_state=True, backend=backend
+        )
+        for backend in ("fla", "torch")
+    }
+    for fla_out, torch_out in zip(conv["fla"], conv["torch"], strict=True):
+        torch.testing.assert_close(fla_out, torch_out, rtol=1e-3, atol=1e-3)
+
+
+def test_recurrent_dispatch_on_cpu_is_the_torch_per_step_form():
+    from archsearch_kernels import fused_recurrent_gated_delta_rule, recurrent_gated_delta_rule
+
+    torch.manual_seed(0)
+    q, k = (torch.nn.functional.normalize(torch.randn(1, 3, 2, 8), dim=-1) for _ in range(2))
+    v = torch.randn(1, 3, 2, 8)
+    g, beta = -torch.rand(1, 3, 2), torch.rand(1, 3, 2)
+    got = recurrent_gated_delta_rule(q, k, v, g, beta, output_final_state=True)
+    want = fused_recurrent_gated_delta_rule(q, k, v, g, beta, output_final_state=True)
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])

@@ -88,6 +88,19 @@ def test_tiny_real_sweep_records_everything_and_a_diverging_trial_fails_alone(tm
     assert again.stderr.count("\n") == 1
 
 
+def test_a_crash_is_retried_from_its_checkpoint_then_recorded_with_a_clear_error(tmp_path):
+    (tmp_path / "space.yaml").write_text(TINY)
+    outcome = run_sweep(str(tmp_path / "space.yaml"), storage=str(tmp_path / "sweeps"),
+                        overrides=["search.max_failures=1"],
+                        train_fn=SyntheticTrainer(oom_pattern="AG"))
+    rows = {r["pattern"]: r for r in outcome.rows}
+    assert rows["GA"]["status"] == "completed" and rows["GA"]["failures"] == 0
+    oom = rows["AG"]
+    assert oom["status"] == "failed" and oom["failures"] == 2  # the first run and one retry
+    assert oom["error"].startswith("TrialOutOfMemory: GPU out of memory: pattern AG with ")
+    assert "AG" in outcome.summary.split("failed trials:")[1]
+
+
 ASHA = """
 name: asha
 model: {depth: 2, d_model: 16, n_heads: 2}

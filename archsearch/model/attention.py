@@ -104,7 +104,11 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v)
         mask = attention_mask(seq, k.shape[2], position_offset, spec.window, x.device)
-        causal = mask is None and seq > 1
+        # a branch, not `causal = ... and seq > 1`: under torch.compile with a symbolic length the
+        # expression would be a SymBool, which SDPA rejects; a branch becomes a guard instead
+        causal = False
+        if mask is None and seq > 1:
+            causal = True
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=spec.heads != spec.kv_heads
         )

@@ -9,6 +9,12 @@ Per token, from input x (d_model):
   o       =  gated delta rule(q, k, v, g, beta)                    (REFERENCE section 3)
   out     =  o_proj(RMSNorm_head(o) * SiLU(gate))                 (norm per head, eps 1e-5)
 
+On CUDA a full sequence (training, scoring) takes a split path: ``project`` (projections and
+conv), ``recurrence`` (one fla kernel call that also applies the q/k L2 norm, beta's sigmoid and
+the decay gate inside the kernel) and ``finish`` (gated norm, o_proj). The two halves around the
+kernel are plain tensor code that ``GDNBlock`` can hand to torch.compile, while the fla call stays
+outside the graph. Decoding with a cache and everything on CPU run ``forward``'s unfused path.
+
 Layout notes (why it differs from transformers' module while computing the same function):
 the six projections are one fused ``in_proj`` matmul (rows q, k, v, gate, a, b), and the three
 convolutions are one depthwise convolution over the q|k|v channels, which is the same operation
@@ -22,7 +28,13 @@ import math
 
 import torch
 import torch.nn.functional as F
-from archsearch_kernels import fused_recurrent_gated_delta_rule, gated_delta_rule, short_conv
+from archsearch_kernels import (
+    causal_conv1d,
+    gated_delta_rule,
+    recurrent_gated_delta_rule,
+    select_backend,
+    short_conv,
+)
 from torch import nn
 
 from archsearch.model.cache import GDNLayerCache
@@ -33,11 +45,76 @@ A_LOG_RANGE = (0.0, 16.0)  # A ~ U(0, 16), A_log = log A
 DT_RANGE = (1e-3, 0.1)  # dt log-uniform; dt_bias = softplus^-1(dt)
 DT_FLOOR = 1e-4
 OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
+# fla computes beta = sigmoid(b) (x2) and g = -exp(A_log) softplus(a + dt_bias) inside its chunk
+# kernel (and their gradients in its backward): no [B, T, H] gate tensors or launches of our own.
+FLA_GATES_IN_KERNEL = True
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     """Decay maths runs in float32 at least (exp/softplus in bf16 loses the small decays)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def gdn_gates(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    A_log: torch.Tensor,
+    dt_bias: torch.Tensor,
+    allow_neg_eigval: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g, beta) from the raw projections: g = -exp(A_log) softplus(a + dt_bias), beta = sigmoid(b)
+    (x2 with negative eigenvalues)."""
+    beta = b.sigmoid()
+    if allow_neg_eigval:
+        beta = beta * 2.0
+    work = _work_dtype(a.dtype)
+    g = -A_log.to(work).exp() * F.softplus(a.to(work) + dt_bias.to(work))
+    return g, beta
+
+
+@torch.compiler.disable  # fla's Triton/TileLang kernels stay outside any compiled graph
+def chunk_rule_from_raw_gates(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    A_log: torch.Tensor,
+    dt_bias: torch.Tensor,
+    scale: float,
+    allow_neg_eigval: bool,
+    gates_in_kernel: bool | None = None,
+) -> torch.Tensor:
+    """The chunked gated delta rule (q/k L2-normalised) from raw ``a``, ``b``; returns o.
+
+    With fla (CUDA, $ARCHSEARCH_KERNELS not "torch"), the gates are computed in fla's kernel when
+    ``gates_in_kernel`` (default ``FLA_GATES_IN_KERNEL``); otherwise ``gdn_gates`` computes them
+    and the kernel package's dispatch runs the rule.
+    """
+    fused = FLA_GATES_IN_KERNEL if gates_in_kernel is None else gates_in_kernel
+    if fused and select_backend(None, q.device) == "fla":
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
+
+        o, _ = fla_chunk_gated_delta_rule(
+            q,
+            k,
+            v,
+            a,
+            b,
+            scale=scale,
+            use_qk_l2norm_in_kernel=True,
+            use_gate_in_kernel=True,
+            A_log=A_log,
+            dt_bias=dt_bias,
+            use_beta_sigmoid_in_kernel=True,
+            allow_neg_eigval=allow_neg_eigval,
+        )
+        return o
+    g, beta = gdn_gates(a, b, A_log, dt_bias, allow_neg_eigval)
+    o, _ = gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True)
+    # the torch kernel returns a strided view whose strides vary with the length; a compiled
+    # `finish` would recompile for each new stride pattern
+    return o.contiguous()
 
 
 class GatedRMSNorm(nn.Module):
@@ -86,7 +163,46 @@ class GatedDeltaNet(nn.Module):
         self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.o_norm.reset_parameters()
 
+    # -- CUDA full-sequence path: project -> recurrence -> finish ------------------------------
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Projections and SiLU conv: contiguous (q, k, v, raw a, raw b, gate) for ``recurrence``.
+
+        Under torch.compile the conv is the plain-torch one, which inductor fuses with the SiLU
+        and the q/k/v copies (no graph break); run eagerly it is the dispatched kernel (fla's).
+        """
+        spec = self.spec
+        batch, seq, _ = x.shape
+        qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
+        conv = causal_conv1d if torch.compiler.is_compiling() else short_conv
+        qkv, _ = conv(qkv, self.conv_weight, activation="silu")
+        q, k, v = qkv.split((spec.key_dim, spec.key_dim, spec.value_dim), dim=-1)
+        # fla copies non-contiguous inputs anyway; making them here lets inductor write them once
+        q = q.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
+        k = k.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
+        v = v.reshape(batch, seq, spec.v_heads, spec.head_dim_v).contiguous()
+        return q, k, v, a.contiguous(), b.contiguous(), gate
+
+    def recurrence(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+    ) -> torch.Tensor:
+        """The gated delta rule over whole sequences from ``project``'s outputs (no cache)."""
+        return chunk_rule_from_raw_gates(
+            q, k, v, a, b, self.A_log, self.dt_bias,
+            scale=self.spec.head_dim_k**-0.5, allow_neg_eigval=self.spec.allow_neg_eigval,
+        )
+
+    def finish(self, o: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """Per-head gated RMSNorm and the output projection."""
+        spec = self.spec
+        batch, seq = o.shape[:2]
+        o = self.o_norm(o, gate.reshape(batch, seq, spec.v_heads, spec.head_dim_v))
+        return self.o_proj(o.reshape(batch, seq, spec.value_dim))
+
     def forward(self, x: torch.Tensor, cache: GDNLayerCache | None = None) -> torch.Tensor:
+        if cache is None and x.is_cuda:
+            q, k, v, a, b, gate = self.project(x)
+            return self.finish(self.recurrence(q, k, v, a, b), gate)
         spec = self.spec
         batch, seq, _ = x.shape
         qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
@@ -102,17 +218,11 @@ class GatedDeltaNet(nn.Module):
         q = q.reshape(batch, seq, spec.heads, spec.head_dim_k)
         k = k.reshape(batch, seq, spec.heads, spec.head_dim_k)
         v = v.reshape(batch, seq, spec.v_heads, spec.head_dim_v)
+        g, beta = gdn_gates(a, b, self.A_log, self.dt_bias, spec.allow_neg_eigval)
 
-        beta = b.sigmoid()
-        if spec.allow_neg_eigval:
-            beta = beta * 2.0
-        work = _work_dtype(a.dtype)
-        g = -self.A_log.to(work).exp() * F.softplus(a.to(work) + self.dt_bias.to(work))
-
-        # one decoding step: the recurrent form is cheaper than setting up a chunk
-        kernel = (
-            fused_recurrent_gated_delta_rule if cache is not None and seq == 1 else gated_delta_rule
-        )
+        # one decoding step: the recurrent form (fla's fused recurrent kernel on CUDA) is cheaper
+        # than setting up a chunk
+        kernel = recurrent_gated_delta_rule if cache is not None and seq == 1 else gated_delta_rule
         o, state = kernel(
             q,
             k,
@@ -126,6 +236,4 @@ class GatedDeltaNet(nn.Module):
         )
         if cache is not None:
             cache.conv_state, cache.recurrent_state = conv_state, state
-
-        o = self.o_norm(o, gate.reshape(batch, seq, spec.v_heads, spec.head_dim_v))
-        return self.o_proj(o.reshape(batch, seq, spec.value_dim))
+        return self.finish(o, gate)

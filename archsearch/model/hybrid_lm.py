@@ -6,6 +6,12 @@
     nll = model.per_token_loss(input_ids, targets) # [B, T], for evaluation
     cache = model.new_cache()                      # incremental decoding:
     logits = model(piece, cache)                   #   successive pieces == one full pass
+    model.compile_blocks()                         # CUDA training: compiled block regions
+
+On CUDA, ``loss`` with gradients uses the fused linear cross-entropy of ``archsearch.model.loss``
+(three head matmuls over 8192-token slices, no fp32 logits kept) and GDN layers call fla's chunk
+kernel with its in-kernel gates; ``compile_blocks`` adds torch.compile around everything but the
+fla kernel (docs/GPU.md has the measured effect). On CPU none of this is used.
 
 Build without allocating (e.g. to count the 7B's parameters): ``HybridLM(config, device="meta")``
 or under ``with torch.device("meta"):``; then ``model.to_empty(device=...)`` and
@@ -21,14 +27,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from archsearch.model.blocks import make_block
+from archsearch.model.blocks import CompileOptions, make_block
 from archsearch.model.cache import HybridCache
 from archsearch.model.config import HybridConfig
+from archsearch.model.loss import GPU_CHUNK_TOKENS, linear_cross_entropy
 from archsearch.model.mlp import RMSNorm
 
 IGNORE_INDEX = -100  # targets equal to this contribute no loss (PyTorch's convention)
 # Largest logits slice materialised at once by the chunked loss: 2^25 floats = 128 MiB in fp32.
 LOSS_CHUNK_ELEMENTS = 1 << 25
+# Compiled graphs per function: (attention, GDN) x widths x train/eval x grad modes can pass
+# torch's default of 8, after which dynamo silently falls back to eager for that function.
+RECOMPILE_LIMIT = 64
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -61,6 +71,23 @@ class HybridLM(nn.Module):
         nn.init.normal_(self.embed_tokens.weight, mean=0.0, std=self.config.init_std)
         if self.lm_head is not None:
             nn.init.normal_(self.lm_head.weight, mean=0.0, std=self.config.init_std)
+
+    def compile_blocks(self, mode: str | None = None, dynamic_tokens: bool = True) -> HybridLM:
+        """Compile every block's tensor code with torch.compile for CUDA (in place; returns self).
+
+        Attention blocks compile whole; GDN blocks compile the code before and after the fla
+        kernel (see ``archsearch.model.blocks``). Blocks of one kind and width share their graphs.
+        ``dynamic_tokens``: batch size and length are symbolic, so evaluation batches and other
+        lengths reuse the training graphs instead of compiling again. ``mode`` is torch.compile's.
+        Parameters and state-dict keys are unchanged; CPU inputs keep running uncompiled.
+        """
+        options: CompileOptions = {"mode": mode, "dynamic": None if dynamic_tokens else False}
+        dynamo_config = torch._dynamo.config
+        if getattr(dynamo_config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
+            dynamo_config.recompile_limit = RECOMPILE_LIMIT
+        for block in self.layers:
+            block.compile_options = options
+        return self
 
     def reset_parameters(self) -> None:
         """Re-draw every parameter, e.g. after ``to_empty`` from a meta build (uses torch's
@@ -142,6 +169,8 @@ class HybridLM(nn.Module):
         chunk_tokens: int | None = None,
     ) -> torch.Tensor:
         """Cross entropy; ``"mean"`` averages over targets that are not ``IGNORE_INDEX``."""
+        if reduction in ("mean", "sum") and input_ids.is_cuda and torch.is_grad_enabled():
+            return self._fused_loss(input_ids, targets, reduction, chunk_tokens)
         per_token = self.per_token_loss(input_ids, targets, chunk_tokens)
         if reduction == "none":
             return per_token
@@ -151,6 +180,31 @@ class HybridLM(nn.Module):
             count = (targets != IGNORE_INDEX).sum().clamp(min=1)
             return per_token.sum() / count
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+    def _fused_loss(
+        self,
+        input_ids: torch.Tensor,
+        targets: torch.Tensor,
+        reduction: Reduction,
+        chunk_tokens: int | None,
+    ) -> torch.Tensor:
+        """Training loss on CUDA through the fused linear cross-entropy (no host sync)."""
+        if targets.shape != input_ids.shape:
+            raise ValueError(
+                f"targets {tuple(targets.shape)} must match input_ids {tuple(input_ids.shape)}"
+            )
+        hidden = self.hidden_states(input_ids)
+        flat_t = targets.reshape(-1)
+        total = linear_cross_entropy(
+            hidden.reshape(-1, hidden.shape[-1]),
+            self.head_weight,
+            flat_t,
+            chunk_tokens=chunk_tokens or GPU_CHUNK_TOKENS,
+            ignore_index=IGNORE_INDEX,
+        )
+        if reduction == "sum":
+            return total
+        return total / (flat_t != IGNORE_INDEX).sum().clamp(min=1)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

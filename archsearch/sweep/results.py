@@ -120,9 +120,6 @@ class ResultsWriter(Callback):
 
     # ------------------------------------------------------------ tables
 
-    def rows(self) -> list[dict[str, Any]]:
-        return list(self._trials.values())
-
     def write(self, throttle: bool = False) -> None:
         began = time.monotonic()
         if throttle and began - self._last_write < WRITE_BACKOFF * self._write_cost:

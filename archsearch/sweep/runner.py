@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +41,9 @@ from archsearch.sweep.results import (
 from archsearch.sweep.search import SweepSearch, make_scheduler, num_samples
 from archsearch.sweep.trainable import TrainFn, TrialSetup, run_trial
 
-NODE_DATA_CACHE = "~/.cache/archsearch/data"  # per node, when the sweep folder is a URI
+# The data cache of a sweep on URI storage: None = each node's default cache (the data module's
+# $ARCHSEARCH_CACHE or ~/.cache/archsearch). archsearch.scaling.run uses it too.
+NODE_DATA_CACHE: str | None = None
 
 
 class SweepError(ArchsearchError):
@@ -64,7 +66,7 @@ class SweepOutcome:
     front: list[dict[str, Any]]
     summary: str  # what the CLI prints at the end
     finished: bool = True  # False: interrupted (Ctrl-C) before every trial ended
-    errored: bool = field(default=False)  # some trial ended in an error
+    errored: bool = False  # some trial ended in an error
 
 
 def run_sweep(space_path: str, name: str | None = None, storage: str | None = None,
@@ -139,6 +141,7 @@ def _connect(space: SearchSpace, folder: SweepFolder, options: SweepOptions) -> 
 def _trainable(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None) -> Any:
     from ray import tune
 
+    # Shared storage holds one data cache for all nodes; with a URI each node keeps its own.
     cache = NODE_DATA_CACHE if folder.remote else str(folder.local / "data_cache")
     setup = TrialSetup(space=space, data_cache=cache,
                        objectives=tuple(o.metric for o in space.spec.objectives),

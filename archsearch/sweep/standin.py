@@ -34,6 +34,7 @@ class SyntheticTrainer:
     step_seconds: float = 0.0  # sleep per optimiser step, to make trials take wall time
     diverge_lr: float = 1.0
     fail_pattern: str | None = None  # raise RuntimeError (a crash, retried by Ray) on this one
+    oom_pattern: str | None = None  # raise torch's OutOfMemoryError on this one, as a GPU would
 
     def __call__(self, trial: TrialConfig, report: Callable[[dict[str, Any], Path | None], None],
                  workdir: Path, data_cache: Path, resume_from: Path | None = None,
@@ -45,6 +46,10 @@ class SyntheticTrainer:
             start = json.loads((Path(resume_from) / STATE_FILE).read_text())["step"]
         if trial.pattern == self.fail_pattern:
             raise RuntimeError(f"synthetic crash of pattern {trial.pattern}")
+        if trial.pattern == self.oom_pattern:
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         every, ckpt_every = trial.evaluation.every, trial.training.checkpoint_every
         metrics: dict[str, Any] = {}
         for step in range(start, steps):

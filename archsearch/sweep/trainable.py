@@ -29,7 +29,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace, TrialConfig
 
 META = "meta"
-FAILED = "failed"  # meta key: the one-line reason a trial diverged
+FAILED = "failed"  # meta key: why a trial failed for good (diverged, user error), one line
 REPORT_FILE = "sweep_report.json"  # the metrics of the report a checkpoint was written with
 
 TrainFn = Callable[..., Mapping[str, Any]]  # train_proxy's signature
@@ -49,7 +49,7 @@ class TrialSetup:
     """What every trial of a sweep shares (sent once through Ray's object store)."""
 
     space: SearchSpace
-    data_cache: str  # a folder, possibly with ~ (expanded on the node that runs the trial)
+    data_cache: str | None  # a folder; None: the default cache of the node that runs the trial
     objectives: tuple[str, ...]
     train_fn: TrainFn | None = None  # None: archsearch.trainer.train_proxy
 
@@ -84,7 +84,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             reported.append(metrics.get("step"))
 
         try:
-            train(trial, report, workdir, Path(setup.data_cache).expanduser(),
+            train(trial, report, workdir, _data_cache(setup.data_cache),
                   resume_from=resume_from, device=_device(gpus))
         except _out_of_memory() as err:
             raise TrialOutOfMemory(_oom_message(trial, gpus, err)) from None
@@ -136,6 +136,14 @@ def _device(gpus: float) -> str:
     if not torch.cuda.is_available():
         raise ArchsearchError(f"the trial was given {gpus:g} GPU but torch sees no CUDA device")
     return "cuda"
+
+
+def _data_cache(folder: str | None) -> Path:
+    if folder is not None:
+        return Path(folder).expanduser()
+    from archsearch.data import default_cache_dir
+
+    return default_cache_dir()
 
 
 def _default_train_fn() -> TrainFn:

@@ -4,12 +4,20 @@ Importing this package never imports fla or triton: fla is only loaded by `dispa
 inputs are on CUDA, so CPU-only machines need neither.
 """
 
-from .dispatch import BACKEND_ENV_VAR, fla_available, gated_delta_rule, select_backend, short_conv
+from .dispatch import (
+    BACKEND_ENV_VAR,
+    fla_available,
+    gated_delta_rule,
+    recurrent_gated_delta_rule,
+    select_backend,
+    short_conv,
+)
 from .gated_delta_rule import chunk_gated_delta_rule, l2norm
 from .recurrent import fused_recurrent_gated_delta_rule, reference_gated_delta_rule
 from .short_conv import causal_conv1d, reference_causal_conv1d
 
 __all__ = [
+    "recurrent_gated_delta_rule",
     "BACKEND_ENV_VAR",
     "causal_conv1d",
     "chunk_gated_delta_rule",

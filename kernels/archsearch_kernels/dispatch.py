@@ -3,9 +3,9 @@
 backend "auto" (default) means fla when the inputs are on CUDA and fla imports, else torch;
 "torch" and "fla" force one. With backend=None the choice is read from $ARCHSEARCH_KERNELS at
 every call (so tests and sweeps can flip it without re-importing). fla is imported only inside the
-CUDA branch: on a CPU machine neither fla nor triton is ever loaded or run (fla has no CPU path,
-and transformers' habit of picking fla on CPU just because it imports is what we avoid here).
-Nothing is cached at module level: the import system already caches a successful import.
+CUDA branch: CPU tensors never load or run fla or triton (fla has no CPU path; transformers'
+habit of picking fla on CPU just because it imports is what we avoid here). Nothing is cached at
+module level: the import system already caches a successful import.
 """
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ import os
 import torch
 
 from .gated_delta_rule import chunk_gated_delta_rule
+from .recurrent import fused_recurrent_gated_delta_rule
 from .short_conv import causal_conv1d
 
-__all__ = ["BACKEND_ENV_VAR", "fla_available", "gated_delta_rule", "select_backend", "short_conv"]
+__all__ = [
+    "BACKEND_ENV_VAR",
+    "fla_available",
+    "gated_delta_rule",
+    "recurrent_gated_delta_rule",
+    "select_backend",
+    "short_conv",
+]
 
 BACKEND_ENV_VAR = "ARCHSEARCH_KERNELS"
 BACKENDS = ("auto", "torch", "fla")
@@ -94,6 +102,33 @@ def gated_delta_rule(
             q, k, v, g, beta, chunk_size=min(chunk_size, FLA_MAX_CHUNK), **kwargs
         )
     return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
+
+
+def recurrent_gated_delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+    use_qk_l2norm_in_kernel: bool = False,
+    backend: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-step gated delta rule for decoding (a few tokens carrying a state), on the chosen
+    backend: fla's fused recurrent kernel on CUDA (it has no backward: inference only)."""
+    kwargs = {
+        "scale": scale,
+        "initial_state": initial_state,
+        "output_final_state": output_final_state,
+        "use_qk_l2norm_in_kernel": use_qk_l2norm_in_kernel,
+    }
+    if select_backend(backend, q.device) == "fla":
+        from fla.ops.gated_delta_rule import fused_recurrent_gated_delta_rule as fla_recurrent
+
+        return fla_recurrent(q, k, v, g, beta, **kwargs)
+    return fused_recurrent_gated_delta_rule(q, k, v, g, beta, **kwargs)
 
 
 def short_conv(

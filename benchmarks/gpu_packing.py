@@ -1,0 +1,180 @@
+"""Several small proxies sharing one GPU, as a sweep's fractional-GPU trials do.
+
+Ray runs a trial with ``resources.gpus: 0.25`` as its own process on a shared card; nothing
+else is shared. This starts N such processes (each capped at its fraction with
+``archsearch.gpu.limit_gpu_memory`` and guarded by ``gpu_memory_guard``), lets them warm up,
+releases them together and times ``--steps`` training steps in each (the trainer's own step).
+Aggregate tokens/s = all their tokens / (last finish - first start). The same run with one
+process alone is the baseline; the target is aggregate >= 2.5x the lone proxy for 4 processes.
+
+The proxy: 8 layers GGGA x 256 wide, 24,576-token vocabulary (about 20M parameters), batch 16 x
+2048 tokens; ``--modes eager compiled`` times the plain trainer step and the one with
+``HybridLM.compile_blocks``.
+
+    PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py
+    PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py --device cpu --procs 2 \\
+        --batch 2 --seq-len 64 --steps 2 --warmup 1 --modes eager       # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_throughput import proxy_config
+
+from archsearch.gpu import GIB, gpu_memory_guard, limit_gpu_memory
+from archsearch.model.hybrid_lm import HybridLM
+from archsearch.space.schema import TrainingSection
+from archsearch.trainer import _train_step, make_optimizer
+
+
+@dataclass
+class WorkerResult:
+    rank: int
+    started: float
+    finished: float
+    tokens: int
+    params: int
+    cap_gib: float
+    peak_reserved_gib: float
+    process_gib: float | None  # what the driver charges the process (context included)
+
+
+def process_memory_gib(pid: int) -> float | None:
+    """Device memory NVML attributes to ``pid`` (None when NVML cannot tell, e.g. in a container)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == pid and proc.usedGpuMemory:
+                return proc.usedGpuMemory / GIB
+    except Exception:  # noqa: BLE001 - optional diagnostics only
+        return None
+    return None
+
+
+def worker(rank: int, args: argparse.Namespace, compile_: bool, barrier: object,
+           queue: mp.Queue) -> None:
+    device = torch.device(args.device)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(args.procs, 1) // 2))
+    cap = 0.0
+    if device.type == "cuda" and args.fraction < 1:
+        cap = limit_gpu_memory(args.fraction) / GIB
+    config = proxy_config(args.depth, args.width, "GGGA", args.vocab)
+    torch.manual_seed(rank)
+    model = HybridLM(config).to(device)
+    if compile_:
+        model.compile_blocks()
+    params = model.num_params()
+    training = TrainingSection(lr=1e-4)
+    optimizer = make_optimizer(model, training)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    ids = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), device=device)
+
+    def step() -> torch.Tensor:
+        return _train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4, training.grad_clip,
+                           amp)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    with gpu_memory_guard(args.fraction, params, device=device if device.type == "cuda" else None,
+                          total_bytes=None if device.type == "cuda" else GIB):
+        for _ in range(args.warmup):
+            step()
+        sync()
+        barrier.wait()  # type: ignore[attr-defined]
+        started = time.monotonic()
+        for _ in range(args.steps):
+            loss = step()
+        sync()
+        finished = time.monotonic()
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"rank {rank}: loss became {loss.item()}")
+    reserved = torch.cuda.max_memory_reserved() / GIB if device.type == "cuda" else 0.0
+    used = process_memory_gib(os.getpid()) if device.type == "cuda" else None
+    queue.put(WorkerResult(rank, started, finished, args.steps * args.batch * args.seq_len,
+                           params, cap, reserved, used))
+
+
+def run(procs: int, args: argparse.Namespace, compile_: bool) -> list[WorkerResult]:
+    ctx = mp.get_context("spawn")  # CUDA cannot be forked
+    barrier, queue = ctx.Barrier(procs), ctx.Queue()
+    local = argparse.Namespace(**{**vars(args), "procs": procs,
+                                  "fraction": args.fraction if procs > 1 else 1.0})
+    workers = [ctx.Process(target=worker, args=(r, local, compile_, barrier, queue))
+               for r in range(procs)]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=args.timeout) for _ in workers]
+    for w in workers:
+        w.join()
+        if w.exitcode:
+            raise RuntimeError(f"a worker exited with {w.exitcode}")
+    return sorted(results, key=lambda r: r.rank)
+
+
+def aggregate(results: list[WorkerResult]) -> float:
+    span = max(r.finished for r in results) - min(r.started for r in results)
+    return sum(r.tokens for r in results) / span
+
+
+def describe(results: list[WorkerResult]) -> str:
+    parts = []
+    for r in results:
+        used = f", {r.process_gib:.1f} GiB by NVML" if r.process_gib is not None else ""
+        cap = f" of a {r.cap_gib:.1f} GiB cap" if r.cap_gib else ""
+        parts.append(f"rank {r.rank}: {r.tokens / (r.finished - r.started):,.0f} tokens/s, "
+                     f"peak reserved {r.peak_reserved_gib:.1f} GiB{cap}{used}")
+    return "\n    ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--fraction", type=float, default=0.25)
+    parser.add_argument("--depth", type=int, default=8)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=24576)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--modes", nargs="+", default=["eager", "compiled"],
+                        choices=["eager", "compiled"])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--timeout", type=float, default=400.0)
+    args = parser.parse_args()
+
+    card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
+    rows = []
+    for mode in args.modes:
+        alone = run(1, args, mode == "compiled")
+        packed = run(args.procs, args, mode == "compiled")
+        one, many = aggregate(alone), aggregate(packed)
+        print(f"{mode}: 1 alone\n    {describe(alone)}\n{mode}: {args.procs} packed at "
+              f"{args.fraction:g} GPU each\n    {describe(packed)}", flush=True)
+        rows.append((mode, alone[0].params, one, many, many / one))
+    print(f"\nPacking {args.procs} proxies on one GPU ({card}, torch {torch.__version__}): "
+          f"{args.depth} x {args.width} GGGA, vocab {args.vocab}, batch {args.batch} x "
+          f"{args.seq_len}, bf16, {args.steps} timed steps after {args.warmup} warm-up")
+    print(f"{'mode':<9} {'params':>7} {'1 alone tok/s':>14} {f'{args.procs} packed tok/s':>16} "
+          f"{'ratio':>6}")
+    for mode, params, one, many, ratio in rows:
+        print(f"{mode:<9} {params / 1e6:>6.1f}M {one:>14,.0f} {many:>16,.0f} {ratio:>5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The CUDA fast path: fla vs our torch kernels, GPU vs CPU model, compiled vs eager, memory caps.
+
+Tests marked ``gpu`` need a CUDA device with fla installed (``python -m pytest -m gpu
+tests/test_gpu.py`` on the GPU machine; CI deselects them). The unmarked ones run anywhere: the
+fused loss's maths and the out-of-memory conversion, with the CUDA error faked.
+
+Errors are relative: ||out - ref|| / ||ref|| against float64 references computed by our own torch
+kernel (itself tested against the per-step recurrence on CPU). Bounds: fp32 ~1e-3 (fla's dots run
+in tf32), bf16 ~1e-2.
+
+Shapes are shared between tests on purpose: fla's TileLang backward kernel is compiled once per
+(batch, heads, head dims, dtype), tens of seconds each.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from archsearch_kernels import fla_available
+
+from archsearch.errors import ArchsearchError
+from archsearch.gpu import (
+    GIB,
+    GpuMemoryError,
+    format_params,
+    gpu_memory_guard,
+    limit_gpu_memory,
+    out_of_memory_message,
+)
+from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
+from archsearch.model.gdn import chunk_rule_from_raw_gates
+from archsearch.model.hybrid_lm import HybridLM
+from archsearch.model.loss import linear_cross_entropy
+
+B, T, H, HV, K, V = 2, 200, 2, 4, 64, 128  # T not a multiple of the chunk; two v heads per k head
+TOL = {torch.float32: 5e-3, torch.bfloat16: 2.5e-2}
+
+gpu = pytest.mark.gpu
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    out, ref = out.double(), ref.double()
+    assert torch.isfinite(out).all()
+    return ((out - ref).norm() / ref.norm().clamp(min=1e-30)).item()
+
+
+def check_training(label: str, model: torch.nn.Module, results: list[list[torch.Tensor]]) -> None:
+    """Loss, all gradients as one vector (bf16 bound), and the worst single parameter (printed)."""
+    (loss, *grads), (ref_loss, *ref_grads) = results
+    names = [name for name, _ in model.named_parameters()]
+    worst = max(zip((rel_err(g, r) for g, r in zip(grads, ref_grads)), names))
+    print(f"\n{label}: worst parameter {worst[1]} {worst[0]:.1e}")
+    flat = [torch.cat([g.flatten().double() for g in gs]) for gs in (grads, ref_grads)]
+    check(label, {"loss": (loss, ref_loss), "gradients": (flat[0], flat[1])}, TOL[torch.bfloat16])
+
+
+def check(label: str, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tol: float) -> None:
+    """Assert every relative error is under ``tol``; print them (``pytest -s`` shows the figures)."""
+    errors = {name: rel_err(out, ref) for name, (out, ref) in pairs.items()}
+    print(f"\n{label}: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+    bad = {k: v for k, v in errors.items() if not v < tol}
+    assert not bad, f"{label}: relative errors over {tol:g}: {bad}"
+
+
+@pytest.fixture
+def cuda() -> torch.device:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    assert fla_available(), "the GPU tests exercise fla: install flash-linear-attention"
+    return torch.device("cuda")
+
+
+# -- CPU: fused linear cross-entropy maths ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 64, 300, 1000])
+def test_linear_cross_entropy_matches_autograd(chunk_tokens: int) -> None:
+    torch.manual_seed(0)
+    n, d, vocab = 300, 16, 37
+    h = torch.randn(n, d, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(vocab, d, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, vocab, (n,))
+    t[::7] = -100
+    (linear_cross_entropy(h, w, t, chunk_tokens=chunk_tokens) * 0.37).backward()
+    got = (h.grad.clone(), w.grad.clone())
+    h.grad = w.grad = None
+    ref = F.cross_entropy(h @ w.T, t, ignore_index=-100, reduction="sum")
+    (ref * 0.37).backward()
+    loss = linear_cross_entropy(h.detach(), w.detach(), t, chunk_tokens=chunk_tokens)
+    torch.testing.assert_close(loss, ref.detach())
+    torch.testing.assert_close(got[0], h.grad)
+    torch.testing.assert_close(got[1], w.grad)
+
+
+def test_linear_cross_entropy_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="hidden must be"):
+        linear_cross_entropy(torch.zeros(2, 3, 4), torch.zeros(5, 4), torch.zeros(2, 3).long())
+
+
+# -- CPU: out-of-memory conversion (the CUDA error is faked) ---------------------------------------
+
+
+def test_out_of_memory_becomes_archsearch_error() -> None:
+    fake = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+    guard = gpu_memory_guard(0.25, params=180_000_000, total_bytes=78 * GIB)
+    with pytest.raises(GpuMemoryError) as caught, guard:
+        raise fake
+    assert isinstance(caught.value, ArchsearchError)
+    assert str(caught.value) == (
+        "trial needs more than its 0.25 GPU (19.5 GiB) for 180M parameters: "
+        "raise resources.gpus or gpus_by_params"
+    )
+    assert caught.value.__cause__ is fake
+
+
+def test_other_errors_pass_through_the_guard() -> None:
+    with pytest.raises(KeyError), gpu_memory_guard(0.5, params=1, total_bytes=GIB):
+        raise KeyError("not memory")
+    with gpu_memory_guard(0.5, params=1, total_bytes=GIB):
+        pass  # no error, nothing raised
+
+
+def test_message_parts() -> None:
+    assert [format_params(n) for n in (23_456, 180_000_000, 2_400_000_000, 7)] == [
+        "23K", "180M", "2.4B", "7"]
+    assert "(" not in out_of_memory_message(0.5, 1_000_000, None)
+    for bad in (0, -0.5, 1.5, math.nan):
+        with pytest.raises(ValueError, match="GPU fraction"), gpu_memory_guard(bad, 1, None, GIB):
+            pass
+
+
+# -- GPU: fla's chunk kernel vs our torch kernel ---------------------------------------------------
+
+
+def gdn_inputs(device: torch.device, dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    """q, k (unnormalised: the kernels L2-normalise), v, log decay g <= 0, beta in (0, 2), h0."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    q = torch.randn(B, T, H, K, generator=gen)
+    k = torch.randn(B, T, H, K, generator=gen)
+    v = torch.randn(B, T, HV, V, generator=gen)
+    g = F.logsigmoid(torch.randn(B, T, HV, generator=gen) + 3)
+    beta = 2 * torch.rand(B, T, HV, generator=gen)
+    h0 = 0.1 * torch.randn(B, HV, K, V, generator=gen)
+    return [x.to(device=device, dtype=dtype).requires_grad_() for x in (q, k, v, g, beta, h0)]
+
+
+def run_rule(inputs: list[torch.Tensor], backend: str) -> list[torch.Tensor]:
+    """Outputs (o, final state) and the gradients of all six inputs for a fixed random cotangent."""
+    from archsearch_kernels import gated_delta_rule
+
+    q, k, v, g, beta, h0 = inputs
+    o, hT = gated_delta_rule(q, k, v, g, beta, scale=K**-0.5, initial_state=h0,
+                             output_final_state=True, use_qk_l2norm_in_kernel=True,
+                             backend=backend)
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    do = torch.randn(o.shape, generator=gen).to(o.device, o.dtype)
+    dhT = torch.randn(hT.shape, generator=gen).to(hT.device, hT.dtype)
+    grads = torch.autograd.grad((o * do).sum() + (hT * dhT).sum(), inputs)
+    return [o, hT, *grads]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_fla_chunk_matches_torch_kernel(cuda: torch.device, dtype: torch.dtype) -> None:
+    names = ["o", "final state", "dq", "dk", "dv", "dg", "dbeta", "dh0"]
+    exact = run_rule(gdn_inputs(cuda, torch.float64), "torch")
+    fla = run_rule(gdn_inputs(cuda, dtype), "fla")
+    ours = run_rule(gdn_inputs(cuda, dtype), "torch")
+    check(f"fla {dtype} vs fp64", dict(zip(names, zip(fla, exact))), TOL[dtype])
+    check(f"torch {dtype} vs fp64", dict(zip(names, zip(ours, exact))), TOL[dtype])
+
+
+@gpu
+@pytest.mark.parametrize("in_kernel", [True, False], ids=["gates-in-kernel", "gates-in-torch"])
+def test_raw_gate_path_matches_torch(cuda: torch.device, in_kernel: bool,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """fla with sigmoid(b), -exp(A_log) softplus(a + dt_bias) fused in vs computed in torch."""
+    gen = torch.Generator(device="cpu").manual_seed(2)
+
+    def inputs() -> list[torch.Tensor]:
+        gen.manual_seed(2)
+        shapes = [(B, T, H, K), (B, T, H, K), (B, T, HV, V), (B, T, HV), (B, T, HV)]
+        xs = [torch.randn(s, generator=gen).to(cuda, torch.bfloat16) for s in shapes]
+        params = [torch.rand(HV, generator=gen).add(0.5).log(), torch.randn(HV, generator=gen) - 4]
+        return [x.requires_grad_() for x in xs + [p.to(cuda) for p in params]]
+
+    def run(xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        o = chunk_rule_from_raw_gates(*xs, scale=K**-0.5, allow_neg_eigval=True,
+                                      gates_in_kernel=in_kernel)
+        do = torch.randn(o.shape, generator=gen.manual_seed(3)).to(cuda, o.dtype)
+        return [o, *torch.autograd.grad((o * do).sum(), xs)]
+
+    fast = run(inputs())
+    monkeypatch.setenv("ARCHSEARCH_KERNELS", "torch")
+    ref = run(inputs())
+    names = ["o", "dq", "dk", "dv", "da", "db", "dA_log", "ddt_bias"]
+    check(f"fla raw gates (in kernel: {in_kernel}) vs torch", dict(zip(names, zip(fast, ref))),
+          TOL[torch.bfloat16])
+
+
+# -- GPU: the whole model ------------------------------------------------------------------------------
+
+
+def small_model(pattern: str = "GGGA", seed: int = 0) -> HybridLM:
+    """Four layers of width 128 whose GDN layers have the kernel tests' head shapes."""
+    config = HybridConfig.from_pattern(
+        pattern, vocab_size=211, d_model=128, mlp_hidden=192, window=37,
+        attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
+        gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=K, head_dim_v=V),
+    )
+    torch.manual_seed(seed)
+    return HybridLM(config)
+
+
+def tokens(seed: int = 0, vocab: int = 211) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ids = torch.randint(0, vocab, (B, T + 1), generator=gen)
+    return ids[:, :-1], ids[:, 1:]
+
+
+@gpu
+@pytest.mark.parametrize("pattern", ["GGGA", "GSGA"])
+def test_model_logits_on_gpu_match_cpu(cuda: torch.device, pattern: str) -> None:
+    model = small_model(pattern)  # S: a 37-token window, shorter than the sequence
+    ids, _ = tokens()
+    with torch.no_grad():
+        ref = model.double()(ids).float()
+        model.float().to(cuda)
+        fp32 = model(ids.to(cuda)).cpu()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            bf16 = model(ids.to(cuda)).float().cpu()
+    check(f"{pattern} logits GPU fp32 vs CPU fp64", {"logits": (fp32, ref)}, TOL[torch.float32])
+    check(f"{pattern} logits GPU bf16 vs CPU fp64", {"logits": (bf16, ref)}, TOL[torch.bfloat16])
+
+
+@gpu
+def test_fused_loss_matches_per_token_loss(cuda: torch.device) -> None:
+    model = small_model().to(cuda)
+    ids, targets = (t.to(cuda) for t in tokens(1))
+    targets[:, ::5] = -100
+    results = []
+    for fused in (True, False):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            if fused:
+                loss = model.loss(ids, targets, chunk_tokens=150)  # several slices
+            else:
+                per_token = model.per_token_loss(ids, targets)
+                loss = per_token.sum() / (targets != -100).sum()
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        results.append([loss, *grads])
+    check_training("fused vs per-token loss (bf16)", model, results)
+
+
+@gpu
+def test_compiled_blocks_match_eager(cuda: torch.device) -> None:
+    ids, targets = (t.to(cuda) for t in tokens(2))
+    results = []
+    for compile_ in (False, True):
+        model = small_model("GGAG").to(cuda)
+        if compile_:
+            model.compile_blocks()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model.loss(ids, targets)
+        results.append([loss, *torch.autograd.grad(loss, list(model.parameters()))])
+        # another length and batch run without recompiling (dynamic token dims)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            model.loss(ids[:, :150], targets[:, :150]).backward()
+    check_training("compiled vs eager (bf16)", model, results)
+
+
+@gpu
+def test_incremental_decoding_on_gpu(cuda: torch.device) -> None:
+    """Prefill (fla chunk with a final state) then single-token steps (fla fused recurrent)."""
+    model = small_model("GGAG").to(cuda)
+    ids, _ = tokens(3)
+    ids = ids.to(cuda)[:, :90]
+    with torch.no_grad():
+        full = model(ids)
+        cache = model.new_cache()
+        pieces = [model(ids[:, :70], cache)]
+        pieces += [model(ids[:, t : t + 1], cache) for t in range(70, 90)]
+    check("decoding vs full pass (fp32)", {"logits": (torch.cat(pieces, dim=1), full)},
+          TOL[torch.float32])
+
+
+# -- GPU: memory cap -------------------------------------------------------------------------------
+
+
+@gpu
+def test_memory_cap_turns_oom_into_error(cuda: torch.device) -> None:
+    total = torch.cuda.get_device_properties(cuda).total_memory
+    torch.cuda.empty_cache()  # earlier tests' cached blocks would count against the cap
+    try:
+        cap = limit_gpu_memory(0.02)  # 1.6 GB of an 80 GB card, minus the 1 GiB reserve
+        assert 0 < cap <= 0.02 * total
+        expected = r"its 0.02 GPU \(.* GiB\) for 20M parameters"
+        with pytest.raises(GpuMemoryError, match=expected), gpu_memory_guard(0.02, 20_000_000):
+            torch.empty(int(0.04 * total), dtype=torch.uint8, device=cuda)
+        small = torch.empty(cap // 4, dtype=torch.uint8, device=cuda)  # within the cap: fine
+        del small
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
