@@ -82,17 +82,16 @@ def main() -> None:
                   f"params, {time.perf_counter() - began:.0f} s", flush=True)
 
     patterns = [c.pattern for c in space.candidates]
-    print(f"\nper-category validation loss (nats/token), {args.tokens:,} training tokens, "
-          f"mean over seeds {args.seeds} [95% interval of the first seed]")
-    print(f"{'metric':<20}" + "".join(f"{p:>26}" for p in patterns))
+    print(f"\nper-category validation loss (nats/token) after {args.tokens:,} training tokens: "
+          f"mean over seeds {args.seeds}, then each seed's value [its 95% bootstrap interval]")
     for name in SHOWN:
-        row = f"{name:<20}"
+        print(f"{name}")
         for p in patterns:
-            values = [results[p, s].get(name, float("nan")) for s in args.seeds]
-            first = results[p, args.seeds[0]]
-            lo, hi = first.get(f"{name}_lo", float("nan")), first.get(f"{name}_hi", float("nan"))
-            row += f"{sum(values) / len(values):>10.4f} [{lo:6.3f},{hi:6.3f}]"
-        print(row)
+            runs = [results[p, s] for s in args.seeds]
+            mean = sum(r.get(name, float("nan")) for r in runs) / len(runs)
+            each = "  ".join(f"{r.get(name, float('nan')):.4f} [{r.get(f'{name}_lo', float('nan')):.3f},"
+                             f" {r.get(f'{name}_hi', float('nan')):.3f}]" for r in runs)
+            print(f"  {p:<12}{mean:>9.4f}   {each}")
 
     trial = space.sample(1, seed=0)[0]
     prepared = prepare_data(trial.data, trial.evaluation, cache)

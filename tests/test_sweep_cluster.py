@@ -143,3 +143,27 @@ def test_a_trial_whose_node_dies_finishes_elsewhere_from_its_checkpoint(tmp_path
     assert row["node_id"] != removed["node_id"]  # finished on the surviving node
     # resumed from a checkpoint at or after the step seen before the removal, not from scratch
     assert removed["step"] <= row["resumed_from_step"] < 500
+
+
+def test_ray_client_address_runs_the_sweep_on_the_cluster(tmp_path):
+    port, client_port = _free_port(), _free_port()
+    while 10002 <= client_port <= 19999:  # Ray's default worker port range
+        client_port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # the same on every process
+    head = _start(["--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+                   "--node-ip-address=127.0.0.1", "--include-dashboard=false"], env,
+                  tmp_path / "head.log")
+    try:
+        (tmp_path / "tiny.yaml").write_text(TINY)
+        run = subprocess.run([sys.executable, "-m", "archsearch.cli", "sweep", "tiny.yaml",
+                              "--address", f"ray://127.0.0.1:{client_port}", "--set",
+                              "search.samples=2", "--storage", str(tmp_path / "sweeps"),
+                              "--shared-storage-ok"],
+                             cwd=tmp_path, env=env, check=False, capture_output=True, text=True,
+                             timeout=300)
+    finally:
+        _stop(head)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 trials: 2 completed" in run.stdout
+    trials = pd.read_parquet(tmp_path / "sweeps" / "two_nodes" / "trials.parquet")
+    assert set(trials.status) == {"completed"}
