@@ -7,8 +7,10 @@ releases them together and times ``--steps`` training steps in each (the trainer
 Aggregate tokens/s = all their tokens / (last finish - first start). The same run with one
 process alone is the baseline; the target is aggregate >= 2.5x the lone proxy for 4 processes.
 
-The proxy: 8 layers GGGA x 256 wide, 24,576-token vocabulary (about 20M parameters), batch 16 x
-2048 tokens; ``--modes eager compiled`` times the plain trainer step and the one with
+The proxy: 8 layers GGGA x 256 wide, attention 2 heads of 128, GDN 8 heads of 96 / 192 (the 24 x
+1024 benchmark's GDN heads: with 2 GDN heads in bf16, TileLang did not finish compiling fla's
+backward kernel in 3 minutes, see docs/GPU.md), 16,384-token vocabulary (23M parameters), batch
+16 x 2048 tokens; ``--modes eager compiled`` times the plain trainer step and the one with
 ``HybridLM.compile_blocks``.
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_throughput import proxy_config
 
 from archsearch.gpu import GIB, gpu_memory_guard, limit_gpu_memory
+from archsearch.model.config import GDNSpec, HybridConfig
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space.schema import TrainingSection
 from archsearch.trainer import _train_step, make_optimizer
@@ -64,6 +67,13 @@ def process_memory_gib(pid: int) -> float | None:
     return None
 
 
+def packing_config(args: argparse.Namespace) -> HybridConfig:
+    config = proxy_config(args.depth, args.width, "GGGA", args.vocab)
+    gdn = GDNSpec(heads=args.gdn_heads, v_heads=args.gdn_heads, head_dim_k=96, head_dim_v=192)
+    return config.replace(layers=tuple(gdn if isinstance(s, GDNSpec) else s
+                                       for s in config.layers))
+
+
 def worker(rank: int, args: argparse.Namespace, compile_: bool, barrier: object,
            queue: mp.Queue) -> None:
     device = torch.device(args.device)
@@ -71,7 +81,7 @@ def worker(rank: int, args: argparse.Namespace, compile_: bool, barrier: object,
     cap = 0.0
     if device.type == "cuda" and args.fraction < 1:
         cap = limit_gpu_memory(args.fraction) / GIB
-    config = proxy_config(args.depth, args.width, "GGGA", args.vocab)
+    config = packing_config(args)
     torch.manual_seed(rank)
     model = HybridLM(config).to(device)
     if compile_:
@@ -147,7 +157,8 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.25)
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--vocab", type=int, default=24576)
+    parser.add_argument("--vocab", type=int, default=16384)
+    parser.add_argument("--gdn-heads", type=int, default=8)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--steps", type=int, default=30)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from archsearch.model import gdn
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.cost import train_flops_per_token
 from archsearch.model.hybrid_lm import HybridLM
@@ -58,6 +59,7 @@ class Result:
     first_step_s: float = 0.0
     peak_gib: float = 0.0
     spread: float = 0.0  # (max - min) / median of the timed steps
+    retries: int = 0  # allocator retries (cudaFree + cudaMalloc, with syncs): memory too tight
     error: str = ""
 
 
@@ -181,6 +183,23 @@ def run_model(
         result.mfu = train_flops_per_token(config, seq_len) * result.tokens_per_s / peak_flops
     if device.type == "cuda":
         result.peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
+        result.retries = torch.cuda.memory_stats(device).get("num_alloc_retries", 0)
+    if args.profile:
+        profile_steps(step, device, f"{result.size} T={seq_len} {result.pattern} {result.mode}")
+
+
+def profile_steps(step: Callable[[], object], device: torch.device, label: str) -> None:
+    """Print the kernels that take the GPU's time over two steps (self CUDA time, top 30)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(2):
+            step()
+        sync(device)
+    print(f"\nprofile of 2 steps, {label}:")
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=30,
+                                    max_name_column_width=90))
 
 
 # -- op-level comparison -------------------------------------------------------------------------
@@ -249,24 +268,31 @@ def environment(device: torch.device) -> str:
     return f"{card}; " + ", ".join(parts)
 
 
+HEADER = (f"{'model':<8} {'T':>5} {'pattern':<9} {'mode':<8} {'params':>7} {'batch':>5} "
+          f"{'tokens/s':>10} {'MFU':>6} {'vs attn':>7} {'1st step':>8} {'peak':>8} {'spread':>6} "
+          f"{'retries':>7}")
+
+
+def format_row(r: Result, attention_tokens_per_s: float | None) -> str:
+    """One table line; the ratio is to the all-attention model of the same size, T and mode."""
+    if r.error:
+        return f"{r.size:<8} {r.seq_len:>5} {r.pattern:<9} {r.mode:<8} failed: {r.error}"
+    ratio = f"{r.tokens_per_s / attention_tokens_per_s:.2f}x" if attention_tokens_per_s else "-"
+    mfu = f"{100 * r.mfu:.1f}%" if r.mfu is not None else "-"
+    return (f"{r.size:<8} {r.seq_len:>5} {r.pattern:<9} {r.mode:<8} {r.params / 1e6:>6.0f}M "
+            f"{r.batch:>5} {r.tokens_per_s:>10,.0f} {mfu:>6} {ratio:>7} "
+            f"{r.first_step_s:>7.1f}s {r.peak_gib:>5.1f}GiB {100 * r.spread:>5.1f}% {r.retries:>7}")
+
+
+def attention_baseline(results: list[Result], r: Result) -> float | None:
+    return next((a.tokens_per_s for a in results if a.pattern == "attention" and not a.error
+                 and (a.size, a.seq_len, a.mode) == (r.size, r.seq_len, r.mode)), None)
+
+
 def print_table(results: list[Result], title: str) -> None:
-    print(f"\n{title}")
-    header = (f"{'model':<8} {'T':>5} {'pattern':<9} {'mode':<8} {'params':>7} {'batch':>5} "
-              f"{'tokens/s':>10} {'MFU':>6} {'vs attn':>7} {'1st step':>8} {'peak':>8} {'spread':>6}")
-    print(header)
-    print("-" * len(header))
-    base = {(r.size, r.seq_len, r.mode): r.tokens_per_s for r in results
-            if r.pattern == "attention" and not r.error}
+    print(f"\n{title}\n{HEADER}\n{'-' * len(HEADER)}")
     for r in results:
-        if r.error:
-            print(f"{r.size:<8} {r.seq_len:>5} {r.pattern:<9} {r.mode:<8} failed: {r.error}")
-            continue
-        ref = base.get((r.size, r.seq_len, r.mode))
-        ratio = f"{r.tokens_per_s / ref:.2f}x" if ref else "-"
-        mfu = f"{100 * r.mfu:.1f}%" if r.mfu is not None else "-"
-        print(f"{r.size:<8} {r.seq_len:>5} {r.pattern:<9} {r.mode:<8} {r.params / 1e6:>6.0f}M "
-              f"{r.batch:>5} {r.tokens_per_s:>10,.0f} {mfu:>6} {ratio:>7} "
-              f"{r.first_step_s:>7.1f}s {r.peak_gib:>5.1f}GiB {100 * r.spread:>5.1f}%")
+        print(format_row(r, attention_baseline(results, r)))
 
 
 def main() -> None:
@@ -283,9 +309,19 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--ops", action="store_true", help="also time the layer ops alone")
+    parser.add_argument("--profile", action="store_true", help="profile 2 steps of every model")
+    parser.add_argument("--sdpa", choices=["default", "flash", "cudnn"], default="default",
+                        help="SDPA backend for every attention layer (default: torch's choice)")
+    parser.add_argument("--gdn-conv", choices=["torch", "fla"], default="fla",
+                        help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
+    gdn.COMPILED_CONV = args.gdn_conv
+    if args.sdpa == "flash":  # set before anything compiles: graphs bake the backend in
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    elif args.sdpa == "cudnn":
+        torch.backends.cuda.enable_flash_sdp(False)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -294,6 +330,7 @@ def main() -> None:
     peak_flops = peak * 1e12 if peak else None
     env = environment(device)
     print(env, flush=True)
+    print(HEADER, flush=True)
 
     if args.ops and device.type == "cuda":
         for size in args.sizes:
@@ -320,13 +357,14 @@ def main() -> None:
                         traceback.print_exc()
                         result.error = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
                     free_memory(device)
-                    print(f"  done {size} T={seq_len} {pattern} {mode}: "
-                          f"{result.tokens_per_s:,.0f} tokens/s {result.error}", flush=True)
                     results.append(result)
+                    print("row: " + format_row(result, attention_baseline(results, result)),
+                          flush=True)
     peak_text = f"{peak:g} TFLOP/s bf16 peak" if peak else "no peak known: MFU not computed"
-    print_table(results, f"Training throughput: {env}\nbf16 autocast, fused linear-CE loss, "
-                         f"fused AdamW, grad clip; MFU vs {peak_text}; median of {args.steps} "
-                         f"steps; ratios vs all attention at the same size, T and mode")
+    print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, GDN conv "
+                         f"{args.gdn_conv}, fused linear-CE loss, fused AdamW, grad clip; MFU vs "
+                         f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "
+                         f"the same size, T and mode")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ running out) is raised, and Ray retries the trial from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.gpu import gpu_memory_guard, limit_gpu_memory
+from archsearch.sweep.resources import trial_params
 from archsearch.space import SearchSpace, TrialConfig
 
 META = "meta"
@@ -84,8 +87,15 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             reported.append(metrics.get("step"))
 
         try:
-            train(trial, report, workdir, _data_cache(setup.data_cache),
-                  resume_from=resume_from, device=_device(gpus))
+            device = _device(gpus)
+            guard = contextlib.nullcontext()
+            if device == "cuda":  # a trial may use only its share: outgrowing it is a clear error
+                share = min(gpus, 1.0)
+                limit_gpu_memory(share)
+                guard = gpu_memory_guard(share, trial_params(trial))
+            with guard:
+                train(trial, report, workdir, _data_cache(setup.data_cache),
+                      resume_from=resume_from, device=device)
         except _out_of_memory() as err:
             raise TrialOutOfMemory(_oom_message(trial, gpus, err)) from None
         except ArchsearchError as err:  # the trainer's TrialDiverged is one

@@ -127,7 +127,7 @@ def recurrent_gated_delta_rule(
     if select_backend(backend, q.device) == "fla":
         from fla.ops.gated_delta_rule import fused_recurrent_gated_delta_rule as fla_recurrent
 
-        return fla_recurrent(q, k, v, g, beta, **kwargs)
+        return fla_recurrent(q, k, v, g=g, beta=beta, **kwargs)
     return fused_recurrent_gated_delta_rule(q, k, v, g, beta, **kwargs)
 
 
