@@ -123,8 +123,6 @@ class SearchSpace:
                             raise self._fail(("symbols", symbol, name),
                                              f"must be positive, got {option!r}")
 
-    def _kinds(self) -> dict[str, str]:
-        return {s: spec.kind for s, spec in self.symbols.items()}
 
     def _candidates(self) -> list[Candidate]:
         found: dict[tuple[str, ...], list[str]] = {}
@@ -318,10 +316,11 @@ class SearchSpace:
         return configs
 
     def pattern_kinds(self) -> dict[str, str]:
-        return self._kinds()
+        """The layer kind (``attention``, ``gdn``) of every declared symbol."""
+        return {s: spec.kind for s, spec in self.symbols.items()}
 
     def stats(self, candidate: Candidate) -> Any:
-        return pattern_stats(candidate.layers, self._kinds())
+        return pattern_stats(candidate.layers, self.pattern_kinds())
 
 
 def _positive(x: Any) -> bool:

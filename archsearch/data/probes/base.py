@@ -150,3 +150,23 @@ def clamp_range(lo: int, hi: int, cap: int) -> tuple[int, int] | None:
     """``[lo, min(hi, cap)]`` or None when empty."""
     hi = min(hi, cap)
     return (lo, hi) if lo <= hi else None
+
+
+class StateTrackingProbe(Probe):
+    """A probe whose instance is ``MARK x1 ... xn`` of random length: the ``in`` split draws
+    ``n`` from ``min_len .. train_max``, the ``long`` split from ``train_max + 1 .. long_max``
+    (defaults: ``long_max = seq_len - 1``, ``train_max = long_max // 2``)."""
+
+    def __init__(self, vocab: ProbeVocab, seq_len: int, min_len: int = 2,
+                 train_max: int | None = None, long_max: int | None = None) -> None:
+        super().__init__(vocab, seq_len)
+        self.min_len = min_len
+        self.long_max = long_max if long_max is not None else max(min_len, seq_len - 1)
+        self.train_max = train_max if train_max is not None else max(min_len, self.long_max // 2)
+
+    def length(self, rng: random.Random, max_len: int, split: str) -> int | None:
+        """How many steps an instance of ``split`` has (one position goes to the marker)."""
+        cap = max_len - 1
+        span = (clamp_range(self.min_len, self.train_max, cap) if split == "in"
+                else clamp_range(self.train_max + 1, self.long_max, cap))
+        return None if span is None else rng.randint(*span)

@@ -13,31 +13,19 @@ import numpy as np
 
 from archsearch.data.probes.base import (
     IGNORE,
-    Probe,
     ProbeSequence,
-    ProbeVocab,
-    clamp_range,
+    StateTrackingProbe,
     make_sequence,
 )
 
 
-class ParityProbe(Probe):
+class ParityProbe(StateTrackingProbe):
     name = "parity"
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int, min_len: int = 2,
-                 train_max: int | None = None, long_max: int | None = None) -> None:
-        super().__init__(vocab, seq_len)
-        self.min_len = min_len
-        self.long_max = long_max if long_max is not None else max(min_len, seq_len - 1)
-        self.train_max = train_max if train_max is not None else max(min_len, self.long_max // 2)
-
     def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
-        cap = max_len - 1
-        span = (clamp_range(self.min_len, self.train_max, cap) if split == "in"
-                else clamp_range(self.train_max + 1, self.long_max, cap))
-        if span is None:
+        n = self.length(rng, max_len, split)
+        if n is None:
             return None
-        n = rng.randint(*span)
         v = self.vocab
         state = 0
         inputs, targets = [self.marker], [IGNORE]
