@@ -7,13 +7,17 @@ start Ray or touch a GPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from archsearch.errors import ArchsearchError
 
 if TYPE_CHECKING:
+    from archsearch.scaling.run import ScaleOutcome
     from archsearch.sweep import SweepOutcome
 
 Verb = Callable[[argparse.Namespace], int]
@@ -48,8 +52,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from archsearch.scaling.run import is_scale_folder, resume_scale
     from archsearch.sweep import SweepOptions, resume_sweep
 
+    if is_scale_folder(args.sweep_dir):
+        scaled = resume_scale(args.sweep_dir, address=args.address, verbose=args.verbose,
+                              shared_storage_ok=args.shared_storage_ok,
+                              retry_errored=args.retry_errored)
+        print(scaled.summary)
+        return _scale_status(scaled)
     options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
     outcome = resume_sweep(args.sweep_dir, options=options, retry_errored=args.retry_errored)
     print(outcome.summary)
@@ -102,6 +113,10 @@ def _scale(args: argparse.Namespace) -> int:
                         from_sweep=args.from_sweep, top_k=args.top_k, address=args.address,
                         verbose=args.verbose, shared_storage_ok=args.shared_storage_ok)
     print(outcome.summary)
+    return _scale_status(outcome)
+
+
+def _scale_status(outcome: ScaleOutcome) -> int:
     return 1 if outcome.unfinished or (outcome.failed and not outcome.completed) else 0
 
 
@@ -192,8 +207,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
                    help="override a YAML field, e.g. training.tokens=1000 or "
                         "'model.d_model={choices: [32, 64]}' (repeatable)")
     _cluster_arguments(p)
-    p = verb("resume", _resume, "continue a sweep whose driver stopped, from its folder")
-    p.add_argument("sweep_dir", help="the sweep folder (<storage>/<name>) or its URI")
+    p = verb("resume", _resume, "continue a sweep (or scale run) whose driver stopped, from its "
+                                "folder")
+    p.add_argument("sweep_dir", help="the sweep or scale folder (<storage>/<name>) or its URI")
     p.add_argument("--retry-errored", action="store_true",
                    help="also retry trials that failed with an error, from their checkpoints")
     _cluster_arguments(p)
@@ -207,7 +223,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
                    help="the pattern per-category gaps are measured against (default: all "
                         "attention)")
     p = verb("scale", _scale, "train chosen patterns at every rung of the space's ladder "
-                              "(Ray Tune; run again to continue)")
+                              "(Ray Tune; continue with 'archsearch resume FOLDER')")
     p.add_argument("space", help="the search-space YAML file, with a 'ladder' section")
     p.add_argument("--from", dest="from_sweep", metavar="SWEEP_DIR",
                    help="take the top patterns of this sweep (default: every candidate)")
@@ -252,11 +268,29 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
     return parser, verbs
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt(active: bool) -> Iterator[None]:
+    """``kill PID`` stops a sweep like Ctrl-C: Ray shut down, the folder left resumable."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, verbs = _parser()
     args = parser.parse_args(argv)
     try:
-        return verbs[args.verb](args)
+        with _sigterm_as_interrupt(args.verb in ("sweep", "resume", "scale")):
+            return verbs[args.verb](args)
     except ArchsearchError as err:
         print(f"archsearch {args.verb}: error: {err}", file=sys.stderr)
         return 2

@@ -40,3 +40,8 @@ class SpaceError(ArchsearchError):
         self.file, self.line, self.field, self.message = file, line, field, message
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class CheckpointUnreadable(ArchsearchError):
+    """A checkpoint to resume from is missing files, torn or not in the expected format; the
+    sweep then restarts that trial from step 0 (the message says which checkpoint and why)."""

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from archsearch.data import PreparedData, evaluate, prepare_data
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.model import HybridLM
 from archsearch.model.checkpoint import load_checkpoint, save_checkpoint
 from archsearch.model.cost import cost_report
@@ -188,8 +188,18 @@ def _save(model: HybridLM, optimizer: torch.optim.Optimizer, step: int, folder: 
 
 def _restore(model: HybridLM, optimizer: torch.optim.Optimizer, folder: Path,
              device: torch.device) -> int:
-    restored = load_checkpoint(folder, device=device)
-    model.load_state_dict(restored.state_dict())
-    state = torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+    """Load model, optimiser and step; ``CheckpointUnreadable`` if any part will not load.
+
+    ``weights_only=True``: a checkpoint may come from a folder someone else wrote, and a full
+    unpickle would run whatever code it holds.
+    """
+    try:
+        restored = load_checkpoint(folder, device=device)
+        model.load_state_dict(restored.state_dict())
+        state = torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+    except Exception as err:  # noqa: BLE001 - torn files, wrong shapes, pickles we refuse
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise CheckpointUnreadable(f"checkpoint {folder.name} is unreadable "
+                                   f"({type(err).__name__}: {first})") from None

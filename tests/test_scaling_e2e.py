@@ -31,6 +31,9 @@ def test_tiny_ladder_trains_fits_recommends_and_exports(tmp_path, capsys):
     trials = pd.read_parquet(folder / "trials.parquet")
     assert len(trials) == 6 and set(trials["status"]) == {"completed"}
     assert set(trials["pattern"]) == {"A*4", "A*8", "GGGA", "GGGAGGGA"}
+    # `archsearch resume` continues a scale folder too; here nothing is left to run
+    assert main(["resume", str(folder)]) == 0
+    assert "6 ladder points: 6 completed, 0 failed" in capsys.readouterr().out
 
     assert main(["recommend", str(folder), "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)

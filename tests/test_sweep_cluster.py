@@ -163,7 +163,7 @@ def test_ray_client_address_runs_the_sweep_on_the_cluster(tmp_path):
                              timeout=300)
     finally:
         _stop(head)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
     assert "2 trials: 2 completed" in run.stdout
     trials = pd.read_parquet(tmp_path / "sweeps" / "two_nodes" / "trials.parquet")
     assert set(trials.status) == {"completed"}

@@ -1,26 +1,22 @@
 """The sweep's pieces without a Ray cluster: searcher, Pareto front, parquet tables, resources."""
 
 import math
-import pickle
 
 import optuna
 import pytest
 
 from archsearch.space import SearchSpace
 from archsearch.space.schema import GpuStep, Objective, ResourcesSection
+from archsearch.sweep.asha import evaluations_per_trial
 from archsearch.sweep.folder import SweepFolder
+from archsearch.sweep.journal import open_study
 from archsearch.sweep.pareto import front_table, pareto_front
+from archsearch.sweep.plan import plan_run
 from archsearch.sweep.progress import status_line
 from archsearch.sweep.resources import TrialResources, gpu_fraction
 from archsearch.sweep.results import classify, read_table, write_table
-from archsearch.sweep.search import (
-    STUDY_NAME,
-    SweepSearch,
-    evaluations_per_trial,
-    grid_points,
-    journal_storage,
-    num_samples,
-)
+from archsearch.sweep.search import SweepSearch, grid_points, make_sampler, num_samples
+from archsearch.sweep.trainable import RUN_KEY
 
 SPACE = """
 name: logic
@@ -35,6 +31,23 @@ objectives: [{metric: semantic_loss}, {metric: copy_loss}]
 search: {algorithm: grid, samples: 100, concurrency: 2, seed: 3}
 """
 OBJECTIVES = [Objective("semantic_loss", "min"), Objective("copy_loss", "min")]
+METRICS = ["semantic_loss", "copy_loss"]
+
+
+def _search(space: SearchSpace, journal, rows=None, retry=False):
+    """A searcher for one run of the sweep whose study is in ``journal`` (as runner.py does)."""
+    study = open_study(journal, ["min", "min"], make_sampler(space))
+    grid = grid_points(space) if space.spec.search.algorithm == "grid" else None
+
+    def ask_retry(params, trial_id):
+        study.enqueue_trial(params)
+        asked = study.ask()
+        space.suggest(asked)
+        asked.set_user_attr("trial_id", trial_id)
+        return asked.number
+
+    plan = plan_run(study, rows or {}, num_samples(space), METRICS, {}, grid, retry, ask_retry)
+    return SweepSearch(space, study, plan), study, plan
 
 
 def _tell_all(search: SweepSearch, n: int, prefix: str = "t") -> list[dict]:
@@ -49,40 +62,44 @@ def _tell_all(search: SweepSearch, n: int, prefix: str = "t") -> list[dict]:
     return configs
 
 
+def _params(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != RUN_KEY}
+
+
 def test_grid_runs_every_point_exactly_once(tmp_path):
     space = SearchSpace.from_text(SPACE)
     # AA: 2 lrs; GG and GA: 2 lrs x 2 head_dim_k (the G option is asked only when G is used)
     assert len(space.grid()) == 2 + 4 + 4 == num_samples(space)
-    search = SweepSearch(space, tmp_path / "journal")
+    search, _, _ = _search(space, tmp_path / "journal")
     configs = _tell_all(search, 20)
     assert len(configs) == 10
-    assert sorted(map(repr, configs)) == sorted(map(repr, space.grid()))
+    assert sorted(map(repr, map(_params, configs))) == sorted(map(repr, space.grid()))
+    assert [c[RUN_KEY]["trial_id"] for c in configs] == [f"t{i:04d}" for i in range(10)]
     assert search.suggest("t-extra") == SweepSearch.FINISHED
 
 
 def test_grid_subset_is_seeded_and_resumes_without_repeats(tmp_path):
     space = SearchSpace.from_text(SPACE.replace("samples: 100", "samples: 6"))
     assert grid_points(space) == grid_points(space) and len(grid_points(space)) == 6
-    search = SweepSearch(space, tmp_path / "journal")
+    search, _, _ = _search(space, tmp_path / "journal")
     first = _tell_all(search, 2)
-    search.save(str(tmp_path / "state.pkl"))
-    # The driver dies after asking one more trial that was never saved: an orphan in the journal.
-    orphan = search.suggest("lost")
-    restored = pickle.loads(pickle.dumps(search))  # stand-in object; state comes from the file
-    restored.restore(str(tmp_path / "state.pkl"))
-    rest = _tell_all(restored, 10, prefix="r")
+    # The driver dies after asking one more trial that never started: no row, no checkpoint.
+    lost = search.suggest("lost")
+    rows = {c[RUN_KEY]["trial_id"]: {"trial_id": c[RUN_KEY]["trial_id"], "status": "completed"}
+            for c in first}
+    resumed, study, plan = _search(space, tmp_path / "journal", rows)
+    assert plan.ended == 2 and len(plan.reruns) == 1 and plan.new == 3
+    rest = _tell_all(resumed, 10, prefix="r")
     assert len(first) + len(rest) == 6
-    assert sorted(map(repr, first + rest)) == sorted(map(repr, grid_points(space)))
-    assert orphan in rest  # its point is run again, once
-    study = optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(tmp_path / "journal"))
+    assert sorted(map(repr, map(_params, first + rest))) == sorted(map(repr, grid_points(space)))
+    assert rest[0] == lost  # the lost trial runs again, once, under its own id and parameters
     states = [t.state for t in study.trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 6
-    assert states.count(optuna.trial.TrialState.FAIL) == 1  # the orphan
+    assert states == [optuna.trial.TrialState.COMPLETE] * 6
 
 
 def test_failed_and_diverged_trials_are_told_fail_with_fidelity(tmp_path):
     space = SearchSpace.from_text(SPACE.replace("algorithm: grid", "algorithm: tpe"))
-    search = SweepSearch(space, tmp_path / "journal")
+    search, study, _ = _search(space, tmp_path / "journal")
     for trial_id in ("ok", "nan", "crash", "stopped"):
         search.suggest(trial_id)
     search.on_trial_complete("ok", {"semantic_loss": 1.0, "copy_loss": 2.0, "fidelity": 1.0})
@@ -91,24 +108,56 @@ def test_failed_and_diverged_trials_are_told_fail_with_fidelity(tmp_path):
     search.on_trial_complete("crash", None, error=True)
     search.on_trial_complete("stopped", {"semantic_loss": 3.0, "copy_loss": 3.0,
                                          "fidelity": 0.5})
-    trials = search._ot_study.trials
+    trials = study.trials
     state = {t: trials[i].state.name for i, t in enumerate(("ok", "nan", "crash", "stopped"))}
     assert state == {"ok": "COMPLETE", "nan": "FAIL", "crash": "FAIL", "stopped": "COMPLETE"}
     assert trials[1].user_attrs["error"] == "TrialDiverged: nan"
+    assert trials[1].user_attrs["retryable"] is False  # it would diverge again
+    assert trials[2].user_attrs["retryable"] is True
     assert trials[3].user_attrs["fidelity"] == 0.5  # filter on it before reading a front
     search.on_trial_complete("ok", {"semantic_loss": 9.0, "copy_loss": 9.0})  # no double tell
+    assert study.trials[0].values == [1.0, 2.0]
+
+
+def test_the_plan_reconciles_the_study_with_the_tables(tmp_path):
+    space = SearchSpace.from_text(SPACE.replace("algorithm: grid", "algorithm: random")
+                                  .replace("samples: 100", "samples: 5"))
+    search, study, _ = _search(space, tmp_path / "journal")
+    configs = [search.suggest(f"r{i}") for i in range(4)]
+    ids = [c[RUN_KEY]["trial_id"] for c in configs]
+    # r0 ended and was recorded, but the driver died before Optuna was told;
+    # r1 was told, but died before its row said so; r2 crashed for good; r3 was running.
+    search.on_trial_complete("r1", {"semantic_loss": 1.0, "copy_loss": 1.0, "fidelity": 1.0})
+    search.on_trial_complete("r2", None, error=True)
+    rows = {ids[0]: {"trial_id": ids[0], "status": "completed", "fidelity": 1.0,
+                     "semantic_loss": 2.0, "copy_loss": 3.0, "step": 200},
+            ids[1]: {"trial_id": ids[1], "status": "running", "step": 100},
+            ids[2]: {"trial_id": ids[2], "status": "failed", "error": "RuntimeError: boom"},
+            ids[3]: {"trial_id": ids[3], "status": "running", "step": 90}}
+    _, study, plan = _search(space, tmp_path / "journal", rows)
+    assert study.trials[0].values == [2.0, 3.0]  # told from its row
+    reruns = {r.trial_id: r for r in plan.reruns}
+    assert set(reruns) == {ids[1], ids[3]} and plan.ended == 2 and plan.new == 1
+    assert reruns[ids[1]].tell is False and reruns[ids[3]].tell is True
+    assert "restarted from step 0 (it had reached step 90)" in reruns[ids[3]].note
+    # --retry-errored: the crashed trial runs again, same id and parameters, new Optuna trial
+    _, study, plan = _search(space, tmp_path / "journal", rows, retry=True)
+    retried = [r for r in plan.reruns if r.trial_id == ids[2]]
+    assert len(retried) == 1 and retried[0].params == _params(configs[2])
+    assert study.trials[retried[0].number].user_attrs["trial_id"] == ids[2]
+    assert plan.new == 1  # the retry does not count as a new trial
 
 
 @pytest.mark.parametrize("algorithm", ["tpe", "nsga2", "gp", "random"])
 def test_every_sampler_handles_the_conditional_space(tmp_path, algorithm):
     space = SearchSpace.from_text(SPACE.replace("algorithm: grid", f"algorithm: {algorithm}")
                                   .replace("samples: 100", "samples: 4"))
-    configs = _tell_all(SweepSearch(space, tmp_path / "journal"), 4)
+    configs = _tell_all(_search(space, tmp_path / "journal")[0], 4)
     assert len(configs) == 4
     for config in configs:
         space.resolve(config)  # every relevant field was sampled
         assert ("symbols.G.head_dim_k" in config) == ("G" in config["pattern"])
-    again = _tell_all(SweepSearch(space, tmp_path / "journal2"), 4)
+    again = _tell_all(_search(space, tmp_path / "journal2")[0], 4)
     assert again == configs  # seeded
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from archsearch.space import SearchSpace
-from archsearch.sweep.search import STUDY_NAME, journal_storage
+from archsearch.sweep.journal import STUDY_NAME, journal_storage
 
 SPACE = """
 name: killed

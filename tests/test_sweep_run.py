@@ -10,7 +10,7 @@ import pandas as pd
 from archsearch.metrics import HEADLINE, known_metrics
 from archsearch.space.schema import EvaluationSection
 from archsearch.sweep import run_sweep
-from archsearch.sweep.search import STUDY_NAME, journal_storage
+from archsearch.sweep.journal import STUDY_NAME, journal_storage
 from archsearch.sweep.standin import SyntheticTrainer
 
 TINY = """

@@ -1,17 +1,17 @@
 """``archsearch scale``: train every chosen pattern at every rung and seed with Ray Tune.
 
-The run reuses the sweep's machinery piece by piece: the same Ray connection and storage checks,
-the same trainable (``run_trial``: checkpoints, retries, divergence handling), the same resource
-callback, the same parquet writer and progress line. Only the search differs: a fixed grid over
-ladder points (pattern x rung x seed), no sampler, no early stopping (every point must reach its
-full budget to be fitted). ``LadderSearchSpace`` is the bridge: the space, plus the points, so
-that ``resolve`` turns a point id into that point's fixed ``TrialConfig``.
+The run is a sweep over a fixed list of trials: ``run_in_folder`` from the sweep runs every
+ladder point (pattern x rung x seed) once, with the sweep's trainable, checkpoints, retries,
+journal, parquet writer and resume, and no early stopping (every point must reach its full
+budget to be fitted). ``LadderSearchSpace`` is the bridge: the space, plus the points, so that
+``resolve`` turns a point id into that point's fixed ``TrialConfig``.
 
 The folder ``<storage>/<name>/`` (default name ``<space name>-scale``) holds ``space.yaml`` (the
 effective space), ``scale.json`` (the plan: rungs, series and their rules, points, fit settings),
-Ray's experiment state, ``trials.parquet`` and ``curves.parquet`` (column ``param.ladder_point``
-names the point). Running the same command again continues an interrupted run (``Tuner.restore``)
-provided the plan is unchanged; ``resume_scale(folder)`` does the same from the folder alone.
+the Optuna journal, ``trials.parquet`` and ``curves.parquet`` (column ``param.ladder_point``
+names the point) and the checkpoints under ``runs/``, as a sweep folder does. Running the same
+command again, or ``archsearch resume FOLDER``, continues an interrupted run provided the plan is
+unchanged.
 
 The runner is injectable (``runner=``): anything that takes a ``ScaleJob`` and leaves the parquet
 files behind. The default, ``tune_runner``, is the Ray one.
@@ -66,6 +66,10 @@ class LadderSearchSpace(SearchSpace):
         if POINT_KEY in params:
             return self.points[str(params[POINT_KEY])].trial
         return super().resolve(params)
+
+    def suggest(self, trial: Any) -> None:
+        """Optuna define-by-run: a trial of the ladder is one of its points."""
+        trial.suggest_categorical(POINT_KEY, list(self.points))
 
     def candidate(self, pattern: str) -> Candidate:
         for point in self.points.values():
@@ -131,19 +135,21 @@ def run_scale(
     else:
         series = series_from_candidates(ls.space)
     points = plan_ladder(ls, series)
-    folder = SweepFolder.under(storage or ls.space.spec.storage, name or f"{ls.space.spec.name}-scale")
+    folder = SweepFolder.under(storage or ls.space.spec.storage,
+                               name or f"{ls.space.spec.name}-scale")
     manifest = _manifest(ls, series, points, folder.location, space_path, overrides, from_sweep)
-    existing = folder.read_bytes(SCALE_FILE)
-    resume = existing is not None
-    if resume:
-        _check_same_plan(json.loads(existing), manifest, folder.location)
-    else:
-        folder.write_bytes(SPACE_FILE, text.encode())
-        folder.write_bytes(SCALE_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
-    job = ScaleJob(space=_bridge(ls.space, series, points), location=folder.location,
-                   points=tuple(points), resume=resume, address=address, verbose=verbose,
-                   shared_storage_ok=shared_storage_ok, train_fn=train_fn)
-    (runner or tune_runner)(job)
+    with folder.lock("scale"):
+        existing = folder.read_bytes(SCALE_FILE)
+        resume = existing is not None
+        if resume:
+            _check_same_plan(_read_manifest(existing, folder.location), manifest, folder.location)
+        else:
+            folder.write_bytes(SPACE_FILE, text.encode())
+            folder.write_bytes(SCALE_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+        job = ScaleJob(space=_bridge(ls.space, series, points), location=folder.location,
+                       points=tuple(points), resume=resume, address=address, verbose=verbose,
+                       shared_storage_ok=shared_storage_ok, train_fn=train_fn)
+        (runner or tune_runner)(job)
     return _outcome(folder, len(points))
 
 
@@ -151,26 +157,49 @@ def resume_scale(location: str, address: str | None = None, verbose: bool = Fals
                  shared_storage_ok: bool = False, retry_errored: bool = False,
                  runner: Runner | None = None,
                  train_fn: Callable[..., Mapping[str, Any]] | None = None) -> ScaleOutcome:
-    """Continue the scale run in ``location`` from its own files (space.yaml and scale.json)."""
-    from archsearch.sweep.folder import SPACE_FILE, SweepFolder
+    """Continue the scale run in ``location`` from its own files (space.yaml and scale.json);
+    what ``archsearch resume`` does for a scale folder."""
+    from archsearch.sweep.folder import SweepFolder
+    from archsearch.sweep.runner import read_space
 
     folder = SweepFolder.at(location)
-    raw = folder.read_bytes(SCALE_FILE)
-    text = folder.read_bytes(SPACE_FILE)
-    if raw is None or text is None:
-        raise ScaleError(f"{location} is not a scale folder (no {SCALE_FILE} or {SPACE_FILE})")
-    manifest = json.loads(raw)
-    space = SearchSpace.from_text(text.decode(), f"{location}/{SPACE_FILE}")
-    ls = check_ladder(space)
-    series = [Series.from_dict(s) for s in manifest["series"]]
-    points = plan_ladder(ls, series)
-    _check_same_plan(manifest, {"points": [p.as_dict() for p in points]}, location)
-    job = ScaleJob(space=_bridge(space, series, points), location=folder.location,
-                   points=tuple(points), resume=True, address=address, verbose=verbose,
-                   shared_storage_ok=shared_storage_ok, retry_errored=retry_errored,
-                   train_fn=train_fn)
-    (runner or tune_runner)(job)
+    with folder.lock("resume"):
+        raw = folder.read_bytes(SCALE_FILE)
+        if raw is None:
+            raise ScaleError(f"{location} is not a scale folder (no {SCALE_FILE})")
+        manifest = _read_manifest(raw, folder.location)
+        space = read_space(folder)
+        ls = check_ladder(space)
+        try:
+            series = [Series.from_dict(s) for s in manifest["series"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ScaleError(f"{folder.location}/{SCALE_FILE}: its series cannot be read "
+                             f"({type(err).__name__}: {err})") from None
+        points = plan_ladder(ls, series)
+        _check_same_plan(manifest, {"points": [p.as_dict() for p in points]}, location)
+        job = ScaleJob(space=_bridge(space, series, points), location=folder.location,
+                       points=tuple(points), resume=True, address=address, verbose=verbose,
+                       shared_storage_ok=shared_storage_ok, retry_errored=retry_errored,
+                       train_fn=train_fn)
+        (runner or tune_runner)(job)
     return _outcome(folder, len(points))
+
+
+def is_scale_folder(location: str) -> bool:
+    from archsearch.sweep.folder import SweepFolder
+
+    return SweepFolder.at(location).read_bytes(SCALE_FILE) is not None
+
+
+def _read_manifest(raw: bytes, location: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("points"), list):
+        raise ScaleError(f"{location}/{SCALE_FILE} is not a scale plan (expected a JSON object "
+                         f"with its rungs, series and points)")
+    return manifest
 
 
 def _load(space_path: str, overrides: Sequence[str]) -> tuple[LadderSpace, str]:
@@ -217,7 +246,12 @@ def _check_same_plan(old: Mapping[str, Any], new: Mapping[str, Any], location: s
     def key(points: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         return [(p["point"], p["pattern"], p["tokens"]) for p in points]
 
-    if key(old["points"]) != key(new["points"]):
+    try:
+        same = key(old["points"]) == key(new["points"])
+    except (KeyError, TypeError) as err:
+        raise ScaleError(f"{location}/{SCALE_FILE}: its points cannot be read "
+                         f"({type(err).__name__}: {err})") from None
+    if not same:
         raise ScaleError(f"{location} holds a scale run with a different plan (rungs, seeds, "
                          f"patterns or token budgets changed); pick another --name")
 
@@ -247,70 +281,10 @@ def _outcome(folder: Any, total: int) -> ScaleOutcome:
 
 def tune_runner(job: ScaleJob) -> None:
     """Train every point with Ray Tune, as a sweep trains its trials (module docstring)."""
-    from archsearch.sweep import cluster
     from archsearch.sweep.folder import SweepFolder
-    from archsearch.sweep.resources import max_gpus
+    from archsearch.sweep.runner import SweepOptions, run_in_folder
 
-    space = job.space
-    folder = SweepFolder.at(job.location)
-    connection = cluster.connect(job.address, job.verbose)
-    try:
-        resources = space.spec.resources
-        cluster.check_resources(connection, resources.cpus, max_gpus(resources))
-        cluster.check_storage(folder.location, connection, job.shared_storage_ok)
-        from ray.tune import Tuner
-
-        with cluster.ray_environment(job.verbose):
-            if job.resume and Tuner.can_restore(folder.location):
-                tuner = Tuner.restore(folder.location, trainable=_trainable(job, folder),
-                                      resume_unfinished=True, resume_errored=job.retry_errored,
-                                      restart_errored=False)
-            else:
-                tuner = _new_tuner(job, folder)
-            tuner.fit()
-    finally:
-        cluster.disconnect()
-
-
-def _trainable(job: ScaleJob, folder: Any) -> Any:
-    from ray import tune
-
-    from archsearch.sweep.resources import TrialResources
-    from archsearch.sweep.runner import NODE_DATA_CACHE
-    from archsearch.sweep.trainable import TrialSetup, run_trial
-
-    space = job.space
-    cache = NODE_DATA_CACHE if folder.remote else str(folder.local / "data_cache")
-    setup = TrialSetup(space=space, data_cache=cache,
-                       objectives=tuple(o.metric for o in space.spec.objectives),
-                       train_fn=job.train_fn)
-    return tune.with_resources(tune.with_parameters(run_trial, setup=setup), TrialResources(space))
-
-
-def _new_tuner(job: ScaleJob, folder: Any) -> Any:
-    from ray import tune
-
-    from archsearch.sweep.progress import ProgressLine
-    from archsearch.sweep.results import ResultsWriter
-
-    space = job.space
-    search = space.spec.search
-    ids = [p.point for p in job.points]
-    return tune.Tuner(
-        _trainable(job, folder),
-        param_space={POINT_KEY: tune.grid_search(ids)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=search.concurrency,
-                                    trial_dirname_creator=_trial_dirname),
-        run_config=tune.RunConfig(
-            name=folder.name, storage_path=folder.storage, verbose=0, log_to_file=True,
-            callbacks=[ResultsWriter(folder, space),
-                       ProgressLine(space.spec.objectives, len(ids))],
-            failure_config=tune.FailureConfig(max_failures=search.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        ),
-    )
-
-
-def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
-
+    options = SweepOptions(job.address, job.verbose, job.shared_storage_ok)
+    run_in_folder(job.space, SweepFolder.at(job.location), options, job.train_fn,
+                  retry_errored=job.retry_errored,
+                  points=[{POINT_KEY: p.point} for p in job.points])

@@ -362,6 +362,11 @@ _RANGE_RULES = {
     ("evaluation", "probe_examples"): (_positive, "must be positive"),
     ("evaluation", "bootstrap"): (_positive, "must be positive"),
     ("search", "max_failures"): (lambda x: x >= 0, "must not be negative"),
+    # seeds feed numpy's and Optuna's generators, which take 0 .. 2**32 - 1
+    ("search", "seed"): (lambda x: 0 <= x < 2**32, "must be in [0, 2**32)"),
+    ("training", "seed"): (lambda x: 0 <= x < 2**32, "must be in [0, 2**32)"),
+    ("data", "seed"): (lambda x: 0 <= x < 2**32, "must be in [0, 2**32)"),
+    ("search", "asha", "grace_period"): (lambda x: x >= 1, "must be at least 1 evaluation"),
 }
 _POSITIVE_SYMBOL_FIELDS = {"heads", "kv_heads", "head_dim", "window", "rope_theta", "v_heads",
                            "head_dim_k", "expand_v", "conv_size"}

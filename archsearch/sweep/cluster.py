@@ -3,7 +3,12 @@
 Single machine: ``ray.init(address="local")`` starts a fresh Ray owned by this process even when
 a CLI-started cluster is running (a plain ``ray.init()`` would silently join that one), with
 every CPU, no dashboard and a small object store (trials exchange only metrics and checkpoint
-paths), so it fits a 2-core laptop. ``--address`` joins a cluster started with ``ray start``.
+paths), so it fits a 2-core laptop. It listens on the loopback interface only: Ray picks the
+loopback address as the node address where it does not expect a cluster (macOS, Windows), and
+``_loopback_only`` asks for that choice on Linux too; every Ray server then binds to that
+address. A ``Watchdog`` ends its processes when the driver ends, even by SIGKILL.
+``--address`` joins a cluster started with ``ray start``: that cluster's own settings decide
+what it exposes (docs/SWEEPS.md).
 
 A multi-node sweep writes checkpoints and results from every node, so its storage must be
 shared. ``check_storage`` proves a local path is shared by writing a random token into it and
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.sweep.watchdog import Watchdog
 
 OBJECT_STORE_BYTES = 200 * 1024**2
 PROBE_TIMEOUT_S = 60.0
@@ -37,7 +43,14 @@ _QUIET_TUNE_ENV = {
     # started since the last one (they are re-run on resume), so keep that window short.
     "TUNE_GLOBAL_CHECKPOINT_S": "2",
     "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S": "600",  # our own resource check runs first
+    # Ctrl-C raises KeyboardInterrupt at once instead of Tune's slow "graceful" stop, which
+    # saves Ray's experiment state: resume never reads that state (runner.py), so there is
+    # nothing to wait for. The runner then shuts Ray down and the folder stays resumable.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
+# Ray chooses the loopback address as a node's address when this is "0" (it is how Ray runs on
+# macOS and Windows); every Ray server then listens on loopback only.
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class ClusterError(ArchsearchError):
@@ -66,6 +79,20 @@ class Connection:
         return self.address.startswith("ray://")
 
 
+@contextlib.contextmanager
+def ray_session(address: str | None, verbose: bool) -> Iterator[Connection]:
+    """Ray for the ``with`` block: a private local Ray (``address`` None), or a running cluster
+    joined as auto / HOST:PORT / ray://HOST:PORT. Ray is shut down when the block ends, and a
+    private Ray's processes are ended even if this process is killed (``Watchdog``)."""
+    watchdog = Watchdog.start() if address is None else None
+    try:
+        yield connect(address, verbose)
+    finally:
+        disconnect()
+        if watchdog is not None:
+            watchdog.stop()
+
+
 def connect(address: str | None, verbose: bool) -> Connection:
     """Start a private local Ray (``address`` None) or join auto / HOST:PORT / ray://HOST:PORT."""
     import ray
@@ -75,9 +102,10 @@ def connect(address: str | None, verbose: bool) -> Connection:
         _check_reachable(address)
     try:
         if address is None:
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-                     object_store_memory=OBJECT_STORE_BYTES, log_to_driver=verbose,
-                     logging_level=quiet)
+            with _loopback_only():
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                         object_store_memory=OBJECT_STORE_BYTES, log_to_driver=verbose,
+                         logging_level=quiet)
         else:
             ray.init(address=address, log_to_driver=verbose, logging_level=quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -87,6 +115,24 @@ def connect(address: str | None, verbose: bool) -> Connection:
     if not verbose:
         _silence_ray_loggers()
     return Connection(address or "local", tuple(live_nodes()))
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While Ray starts: loopback as the node address (inherited by every Ray process)."""
+    from ray._private import ray_constants
+
+    saved_env, saved_flag = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time by Ray's node-address lookup
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_CLUSTER_SWITCH] = saved_env
 
 
 def _check_reachable(address: str) -> None:
@@ -204,12 +250,19 @@ def ray_environment(verbose: bool) -> Iterator[None]:
 
 
 def _silence_ray_loggers() -> None:
-    # Ray Tune logs resource hints and state-sync notices at WARNING, and "trials did not
-    # complete" at ERROR when some failed; the progress line and the final summary say what
-    # matters. --verbose leaves them on.
-    for name in ("ray", "ray.train", "ray.data", "optuna"):
+    # Ray Tune logs resource hints and state-sync notices at WARNING; the progress line and the
+    # final summary say what matters. Errors stay visible, except "Trials did not complete",
+    # which the summary says better (--verbose leaves everything on).
+    for name in ("ray", "ray.train", "ray.data", "ray.tune", "optuna"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    tune_logger = logging.getLogger("ray.tune.tune")  # filters apply where the record is made
+    if not any(isinstance(f, _SummarySaysIt) for f in tune_logger.filters):
+        tune_logger.addFilter(_SummarySaysIt())
+
+
+class _SummarySaysIt(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trials did not complete")
 
 
 def node_context() -> dict[str, Any]:

@@ -9,12 +9,15 @@ reader never sees half a parquet file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from archsearch.sweep.cluster import is_uri
+from archsearch.sweep.lock import folder_lock
 
 SPACE_FILE = "space.yaml"
 SWEEP_FILE = "sweep.json"
@@ -92,6 +95,22 @@ class SweepFolder:
             return None
         with fs.open_input_stream(f"{root}/{name}") as stream:
             return stream.read()
+
+    @contextlib.contextmanager
+    def lock(self, verb: str) -> Iterator[None]:
+        """Be this folder's only driver for the ``with`` block (lock.py)."""
+        with folder_lock(self.local, verb, self.location):
+            yield
+
+    def remove(self, name: str) -> None:
+        """Delete ``name`` locally and, for a URI, remotely (absent is fine)."""
+        (self.local / name).unlink(missing_ok=True)
+        if self.remote:
+            import pyarrow.fs
+
+            fs, root = _filesystem(self.location)
+            if fs.get_file_info(f"{root}/{name}").type == pyarrow.fs.FileType.File:
+                fs.delete_file(f"{root}/{name}")
 
     def fetch(self, name: str) -> None:
         """Make the local copy of ``name`` current (resume on a URI sweep)."""

@@ -45,9 +45,11 @@ def trial_state(trial: Any, interrupted: bool = False) -> str:
 
 
 def status_line(states: Sequence[str], results: Sequence[dict[str, Any]], total: int,
-                objectives: Sequence[Objective], elapsed: float, eta: float | None) -> str:
+                objectives: Sequence[Objective], elapsed: float, eta: float | None,
+                ended_before: int = 0) -> str:
+    """The line; ``ended_before``: trials that ended in earlier runs of the sweep (resume)."""
     counts = Counter(states)
-    done = counts[COMPLETED] + counts[STOPPED] + counts[FAILED_STATUS]
+    done = ended_before + counts[COMPLETED] + counts[STOPPED] + counts[FAILED_STATUS]
     best = []
     for objective in objectives:
         values = [r[objective.metric] for r, s in zip(results, states, strict=True)
@@ -63,8 +65,8 @@ def status_line(states: Sequence[str], results: Sequence[dict[str, Any]], total:
 class ProgressLine(Callback):
     """Prints ``status_line`` to stderr; holds no stream so that it pickles with the Tuner."""
 
-    def __init__(self, objectives: Sequence[Objective], total: int) -> None:
-        self.objectives, self.total = list(objectives), total
+    def __init__(self, objectives: Sequence[Objective], total: int, ended_before: int = 0) -> None:
+        self.objectives, self.total, self.ended_before = list(objectives), total, ended_before
         self._start = self._last = 0.0
         self._work_at_start: float | None = None
         self._finished_seen = -1
@@ -110,7 +112,7 @@ class ProgressLine(Callback):
         self._last, self._finished_seen = now, finished
         results = [dict(t.last_result or {}) for t in trials]
         line = status_line(states, results, self.total, self.objectives, now - self._start,
-                           self._eta(states, results, now))
+                           self._eta(states, results, now), self.ended_before)
         if final and not tty and _counts_part(line) == _counts_part(self._shown):
             return  # a log already has this line (modulo the clock)
         self._shown = line
@@ -123,7 +125,7 @@ class ProgressLine(Callback):
         stream.flush()
 
     def _eta(self, states: list[str], results: list[dict[str, Any]], now: float) -> float | None:
-        work = sum(1.0 if s in (COMPLETED, STOPPED, FAILED_STATUS)
+        work = self.ended_before + sum(1.0 if s in (COMPLETED, STOPPED, FAILED_STATUS)
                    else float(r.get("fidelity", 0.0)) if s == RUNNING else 0.0
                    for s, r in zip(states, results, strict=True))
         if self._work_at_start is None:

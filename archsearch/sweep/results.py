@@ -1,10 +1,11 @@
 """``trials.parquet`` (one row per trial) and ``curves.parquet`` (one row per report).
 
-A Tune callback in the driver keeps both tables in memory, keyed by trial_id and by
-(trial_id, step), and rewrites the files atomically as results arrive, so they can be read while
-the sweep runs. On resume it starts from the files already there: a re-run report replaces the row
-with the same key, never adds a second one, and trials the restored Ray run does not know (started
-after the killed driver last saved its state, and re-run under a new id) are dropped.
+A Tune callback in the driver keeps both tables in memory, keyed by the trial's stable id and by
+(id, step), and rewrites the files atomically as results arrive, so they can be read while the
+sweep runs. A run starts from the rows of the runs before it (tables.py loads them) and only adds
+or updates rows: **no code path drops a row, and a completed trial's row is never replaced by a
+less complete one.** A report produced again (a trial continued from a checkpoint) replaces the
+curve row with the same key.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ from typing import Any
 
 from ray.tune import Callback
 
+from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
 from archsearch.sweep.folder import CURVES_FILE, JOURNAL_FILE, TRIALS_FILE, SweepFolder
-from archsearch.sweep.trainable import FAILED, META
+from archsearch.sweep.trainable import FAILED, META, RUN_KEY
 
 COMPLETED, STOPPED, FAILED_STATUS, RUNNING = "completed", "stopped", "failed", "running"
+ENDED = (COMPLETED, STOPPED, FAILED_STATUS)
+_RANK = {COMPLETED: 3, STOPPED: 2, FAILED_STATUS: 1, RUNNING: 0}  # how complete a row is
 FULL_BUDGET = 1.0 - 1e-9
 LEADING = ["trial_id", "pattern", "status", "error", "fidelity", "step", "tokens_seen"]
+CURVE_LEADING = ["trial_id", "step", "tokens_seen", "wall_time_s"]
 TRAILING = ["attention_fraction", "depth", "origins", "wall_time_s", "seed", "failures",
-            "resumed_from_step",
+            "resumed_from_step", "note", "run",
             "version.torch", "version.archsearch", "version.ray", "version.optuna",
             "host", "node_ip", "node_id", "started_at", "finished_at"]
 PACKAGES = ("torch", "archsearch", "ray", "optuna")
@@ -36,7 +41,7 @@ _NOT_METRICS = {"training_iteration", "time_total_s", "time_this_iter_s", "time_
                 "timesteps_total", "episodes_total", "timesteps_since_restore",
                 "iterations_since_restore", "timestamp", "date", "pid", "hostname", "node_ip",
                 "config", "checkpoint_dir_name", "done", "trial_id", "should_checkpoint",
-                "experiment_tag", META}
+                "experiment_tag", META, RUN_KEY}
 # Rewrites are skipped while less than this many times the last write's duration has passed:
 # a small sweep writes on every report (nothing lost if the driver dies), a huge one backs off
 # so that writing stays under about a tenth of the driver's time.
@@ -57,50 +62,45 @@ def classify(result: Mapping[str, Any] | None, errored: bool = False) -> str:
     return COMPLETED if result.get("fidelity", 0.0) >= FULL_BUDGET else STOPPED
 
 
+class UnreadableTable(ArchsearchError):
+    """A results table that cannot be read (truncated, not parquet)."""
+
+
+Rows = dict[str, dict[str, Any]]
+CurveRows = dict[tuple[str, int], dict[str, Any]]
+
+
 class ResultsWriter(Callback):
     """Keeps trials.parquet and curves.parquet current while the sweep runs."""
 
-    def __init__(self, folder: SweepFolder, space: SearchSpace) -> None:
-        self.folder, self.space = folder, space
-        self._trials: dict[str, dict[str, Any]] = {}
-        self._curves: dict[tuple[str, int], dict[str, Any]] = {}
-        self._reconcile = False
+    def __init__(self, folder: SweepFolder, space: SearchSpace, trials: Rows, curves: CurveRows,
+                 run: str) -> None:
+        self.folder, self.space, self.run = folder, space, run
+        self._trials, self._curves = trials, curves
         self._last_write = self._write_cost = 0.0
 
     # ------------------------------------------------------------ Tune callback hooks
 
-    def setup(self, **info: Any) -> None:
-        self._trials = {r["trial_id"]: r for r in read_table(self.folder, TRIALS_FILE)}
-        self._curves = {(r["trial_id"], int(r["step"])): r
-                        for r in read_table(self.folder, CURVES_FILE)}
-        self._reconcile = bool(self._trials)
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if self._reconcile:  # first step of a resumed run: Ray's trial list is the truth
-            self._reconcile = False
-            known = {t.trial_id for t in trials}
-            self._trials = {k: v for k, v in self._trials.items() if k in known}
-            self._curves = {k: v for k, v in self._curves.items() if k[0] in known}
-            self.write()
-
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
-        row.update(status=RUNNING, error=None, finished_at=None)
+        if row["status"] != COMPLETED:
+            row.update(status=RUNNING, error=None, finished_at=None, run=self.run)
         self.write(throttle=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         row = self._row(trial)
-        self._update(row, trial, result)
-        row["status"] = RUNNING
         metrics = metrics_of(result)
         if "step" in metrics:
-            key = (trial.trial_id, int(metrics["step"]))
-            self._curves[key] = {"trial_id": trial.trial_id, "step": int(metrics["step"]),
+            key = (row["trial_id"], int(metrics["step"]))
+            self._curves[key] = {"trial_id": row["trial_id"], "step": int(metrics["step"]),
                                  "tokens_seen": metrics.get("tokens_seen"),
                                  "wall_time_s": result.get("time_total_s"),
                                  **{k: v for k, v in metrics.items()
                                     if k not in ("step", "tokens_seen")}}
+        if row["status"] != COMPLETED:
+            self._update(row, trial, result)
+            row["status"] = RUNNING
         self.write(throttle=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -126,34 +126,27 @@ class ResultsWriter(Callback):
             return
         curves = sorted(self._curves.values(), key=lambda r: (r["trial_id"], r["step"]))
         write_table(self.folder, TRIALS_FILE, list(self._trials.values()), LEADING, TRAILING)
-        write_table(self.folder, CURVES_FILE, curves,
-                    ["trial_id", "step", "tokens_seen", "wall_time_s"], [])
+        write_table(self.folder, CURVES_FILE, curves, CURVE_LEADING, [])
         if self.folder.remote:
             self.folder.publish(JOURNAL_FILE)
         self._last_write = time.monotonic()
         self._write_cost = self._last_write - began
 
-    def _row(self, trial: Any) -> dict[str, Any]:
-        row = self._trials.get(trial.trial_id)
-        if row is None:
-            row = self._trials[trial.trial_id] = self._new_row(trial)
-        return row
+    def absorb_files(self) -> None:
+        """Merge into memory what the files on disk hold (written by another copy of this
+        writer), keeping the more complete version of every row."""
+        for row in read_table(self.folder, TRIALS_FILE):
+            mine = self._trials.get(row["trial_id"])
+            self._trials[row["trial_id"]] = more_complete(mine, row) if mine else row
+        for row in read_table(self.folder, CURVES_FILE):
+            self._curves.setdefault((row["trial_id"], int(row["step"])), row)
 
-    def _new_row(self, trial: Any) -> dict[str, Any]:
-        config = dict(trial.config)
-        resolved = self.space.resolve(config)
-        candidate = self.space.candidate(resolved.pattern)
-        stats = self.space.stats(candidate)
-        row: dict[str, Any] = {
-            "trial_id": trial.trial_id, "pattern": resolved.pattern, "status": RUNNING,
-            "error": None, "fidelity": 0.0, "step": 0, "tokens_seen": 0,
-            **{f"param.{k}": v for k, v in config.items()},
-            "attention_fraction": stats.attention_fraction, "depth": stats.depth,
-            "origins": ", ".join(candidate.origins), "wall_time_s": 0.0,
-            "seed": resolved.training.seed, "failures": 0,
-            **{f"version.{p}": _version(p) for p in PACKAGES},
-            "started_at": _now(), "finished_at": None,
-        }
+    def _row(self, trial: Any) -> dict[str, Any]:
+        trial_id = trial.config[RUN_KEY]["trial_id"]
+        row = self._trials.get(trial_id)
+        if row is None:
+            row = self._trials[trial_id] = new_row(self.space, trial_id, trial.config)
+            row["run"] = self.run
         return row
 
     def _update(self, row: dict[str, Any], trial: Any, result: Mapping[str, Any]) -> None:
@@ -161,7 +154,7 @@ class ResultsWriter(Callback):
         row["wall_time_s"] = result.get("time_total_s", row.get("wall_time_s"))
         row["failures"] = trial.num_failures
         meta = result.get(META) or {}
-        for key in ("host", "node_ip", "node_id", "resumed_from_step"):
+        for key in ("host", "node_ip", "node_id", "resumed_from_step", "note"):
             if meta.get(key) is not None:
                 row[key] = meta[key]
         for package, version in (meta.get("versions") or {}).items():
@@ -170,20 +163,63 @@ class ResultsWriter(Callback):
 
     def _finish(self, trial: Any, status: str, error: str | None) -> None:
         row = self._row(trial)
+        if row["status"] == COMPLETED:  # never replaced by a less complete version
+            return
         if trial.last_result:
             self._update(row, trial, trial.last_result)
         row.update(status=status, error=error, finished_at=_now())
         self.write()
 
 
-def read_table(folder: SweepFolder, name: str) -> list[dict[str, Any]]:
-    """The rows of a parquet file in the sweep folder ([] if it does not exist yet)."""
-    import pyarrow.parquet as pq
+def more_complete(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """The more complete of two versions of one row (status, then step), with the other's
+    columns filling its gaps."""
+    def rank(row: Mapping[str, Any]) -> tuple[int, int]:
+        return _RANK.get(row.get("status"), 0), int(row.get("step") or 0)
 
+    best, other = (a, b) if rank(a) >= rank(b) else (b, a)
+    merged = dict(other)
+    merged.update({k: v for k, v in best.items() if v is not None})
+    return merged
+
+
+def new_row(space: SearchSpace, trial_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's row before its first report: identity, sampled parameters, pattern shape."""
+    config = {k: v for k, v in params.items() if k != RUN_KEY}
+    resolved = space.resolve(config)
+    candidate = space.candidate(resolved.pattern)
+    stats = space.stats(candidate)
+    return {
+        "trial_id": trial_id, "pattern": resolved.pattern, "status": RUNNING,
+        "error": None, "fidelity": 0.0, "step": 0, "tokens_seen": 0,
+        **{f"param.{k}": v for k, v in config.items()},
+        "attention_fraction": stats.attention_fraction, "depth": stats.depth,
+        "origins": ", ".join(candidate.origins), "wall_time_s": 0.0,
+        "seed": resolved.training.seed, "failures": 0,
+        **{f"version.{p}": _version(p) for p in PACKAGES},
+        "started_at": _now(), "finished_at": None,
+    }
+
+
+def read_table(folder: SweepFolder, name: str) -> list[dict[str, Any]]:
+    """The rows of a parquet file in the sweep folder ([] if it does not exist yet); an
+    ``UnreadableTable`` (one line) if it cannot be read."""
     data = folder.read_bytes(name)
     if data is None:
         return []
-    rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    return parse_table(data, f"{folder.location}/{name}")
+
+
+def parse_table(data: bytes, shown_as: str) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise UnreadableTable(f"{shown_as} cannot be read ({type(err).__name__}: {first})"
+                              ) from None
     return [{k: _clean(v) for k, v in row.items()} for row in rows]
 
 

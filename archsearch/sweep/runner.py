@@ -1,16 +1,27 @@
-"""``archsearch sweep`` and ``archsearch resume``: set up Ray Tune around a search space and run it.
+"""``archsearch sweep`` and ``archsearch resume``: run a search space's trials with Ray Tune.
 
-A sweep folder holds everything needed to continue: the effective space file (overrides
-applied), ``sweep.json`` (where it came from), Ray's experiment state, the Optuna journal and the
-parquet results. ``resume_sweep`` rebuilds the trainable from those and calls ``Tuner.restore``,
-which keeps finished trials, continues unfinished ones from their checkpoints and samples the rest
-with the restored sampler.
+A sweep folder holds everything a later run needs, as plain data: the effective space file
+(overrides applied), ``sweep.json`` (where it came from), the Optuna journal, the parquet
+results and the trials' checkpoints under ``runs/``. Every run, the first one and each resume,
+goes the same way (``run_in_folder``):
+
+1. the journal's torn last record, if any, is dropped (journal.py);
+2. the tables are backed up, and rebuilt if unreadable (tables.py);
+3. ``plan_run`` works out which trials continue, from which checkpoint, and how many are new
+   (plan.py);
+4. a fresh Ray Tune experiment in ``runs/<NNN>/`` runs them: ``SweepSearch`` hands out the
+   continued trials, then asks Optuna for new ones; ``ResultsWriter`` adds to the tables.
+
+Ray's own experiment state is pickled and never read back: a folder someone else wrote cannot
+run code here (docs/SWEEPS.md, "Sharing a sweep folder"), and a moved folder resumes as well as
+one left in place. One driver at a time holds the folder's lock (lock.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +29,8 @@ from typing import Any
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
 from archsearch.sweep import cluster
+from archsearch.sweep.asha import make_scheduler
+from archsearch.sweep.checkpoints import RUNS_DIR, latest_checkpoints, next_run_name
 from archsearch.sweep.folder import (
     CURVES_FILE,
     JOURNAL_FILE,
@@ -26,23 +39,28 @@ from archsearch.sweep.folder import (
     TRIALS_FILE,
     SweepFolder,
 )
+from archsearch.sweep.journal import open_study, repair_journal
 from archsearch.sweep.overrides import load_with_overrides
 from archsearch.sweep.pareto import eligible, front_table, pareto_front
+from archsearch.sweep.plan import RunPlan, plan_run
 from archsearch.sweep.progress import ProgressLine
 from archsearch.sweep.resources import TrialResources, max_gpus
 from archsearch.sweep.results import (
     COMPLETED,
+    ENDED,
     FAILED_STATUS,
     RUNNING,
     STOPPED,
     ResultsWriter,
+    UnreadableTable,
     read_table,
 )
-from archsearch.sweep.search import SweepSearch, make_scheduler, num_samples
-from archsearch.sweep.trainable import TrainFn, TrialSetup, run_trial
+from archsearch.sweep.search import SweepSearch, grid_points, make_sampler, num_samples
+from archsearch.sweep.tables import load_tables
+from archsearch.sweep.trainable import RUN_KEY, TrainFn, TrialSetup, run_trial
 
 # The data cache of a sweep on URI storage: None = each node's default cache (the data module's
-# $ARCHSEARCH_CACHE or ~/.cache/archsearch). archsearch.scaling.run uses it too.
+# $ARCHSEARCH_CACHE or ~/.cache/archsearch).
 NODE_DATA_CACHE: str | None = None
 
 
@@ -75,67 +93,139 @@ def run_sweep(space_path: str, name: str | None = None, storage: str | None = No
     """Start a new sweep of ``space_path`` in ``<storage>/<name>`` and run it to the end."""
     space, text = load_with_overrides(space_path, overrides)
     folder = SweepFolder.under(storage or space.spec.storage, name or space.spec.name)
-    if folder.exists():
-        raise SweepError(f"a sweep already exists in {folder.location}; continue it with "
-                         f"'archsearch resume {folder.location}' or pick another --name")
-    _connect(space, folder, options)
-    try:
+    with folder.lock("sweep"):
+        if folder.exists():
+            if _started(folder):
+                raise SweepError(f"a sweep already exists in {folder.location}; continue it with "
+                                 f"'archsearch resume {folder.location}' or pick another --name")
+            # A sweep that failed before any trial started (Ray did not start, a check failed)
+            # left only its record: take the folder over, with nothing of the old study kept.
+            folder.remove(JOURNAL_FILE)
         folder.write_bytes(SPACE_FILE, text.encode())
         folder.write_bytes(SWEEP_FILE, json.dumps({
             "name": folder.name, "location": folder.location, "source": str(space_path),
             "overrides": list(overrides), "created_at": datetime.now(UTC).isoformat(),
             "address": options.address,
         }, indent=2).encode())
-        with cluster.ray_environment(options.verbose):
-            tuner = _new_tuner(space, folder, train_fn)
-            return _finish(tuner.fit(), space, folder)
-    finally:
-        cluster.disconnect()
+        return run_in_folder(space, folder, options, train_fn)
 
 
 def resume_sweep(location: str, options: SweepOptions = SweepOptions(),
                  retry_errored: bool = False, train_fn: TrainFn | None = None) -> SweepOutcome:
     """Continue a sweep whose driver stopped (killed, interrupted, machine lost)."""
     folder = SweepFolder.at(location)
-    record = folder.read_bytes(SWEEP_FILE)
-    if record is None:
+    if not folder.exists():
         raise SweepError(f"{location} is not a sweep folder (no {SWEEP_FILE})")
-    created_at = json.loads(record)["location"]
-    if created_at != folder.location:
-        raise SweepError(f"this sweep was created at {created_at}; resume it there (a moved "
-                         f"sweep folder cannot be resumed: its journal path is recorded)")
-    for name in (SPACE_FILE, JOURNAL_FILE, TRIALS_FILE, CURVES_FILE):
-        folder.fetch(name)
-    space = SearchSpace.from_text((folder.local / SPACE_FILE).read_text(encoding="utf-8"),
-                                  str(folder.local / SPACE_FILE))
-    _connect(space, folder, options)
-    try:
-        from ray.tune import Tuner
+    with folder.lock("resume"):
+        _check_record(folder)
+        folder.fetch(SPACE_FILE)
+        space = read_space(folder)
+        return run_in_folder(space, folder, options, train_fn, retry_errored=retry_errored)
 
-        if not Tuner.can_restore(folder.location):
-            raise SweepError(f"{location} has no Ray experiment state to resume from")
-        with cluster.ray_environment(options.verbose):
-            tuner = Tuner.restore(folder.location, trainable=_trainable(space, folder, train_fn),
-                                  resume_unfinished=True, resume_errored=retry_errored,
-                                  restart_errored=False)
-            return _finish(tuner.fit(), space, folder)
-    finally:
-        cluster.disconnect()
+
+def read_space(folder: SweepFolder) -> SearchSpace:
+    """The sweep's effective space, from its folder; a one-line error if unusable."""
+    data = folder.read_bytes(SPACE_FILE)
+    if data is None:
+        raise SweepError(f"{folder.location} has no {SPACE_FILE}: it is not a sweep folder")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SweepError(f"{folder.location}/{SPACE_FILE} is not UTF-8 text") from None
+    return SearchSpace.from_text(text, f"{folder.location}/{SPACE_FILE}")
+
+
+def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions,
+                  train_fn: TrainFn | None = None, retry_errored: bool = False,
+                  points: Sequence[Mapping[str, Any]] | None = None) -> SweepOutcome:
+    """Run what is left of the sweep in ``folder`` (the module docstring's four steps).
+
+    The caller holds the folder's lock. ``points``: run exactly these parameter sets, once each,
+    with no early stopping (``archsearch scale``); None: the space's own search.
+    """
+    for name in (JOURNAL_FILE, TRIALS_FILE, CURVES_FILE):
+        folder.fetch(name)
+    journal = folder.local / JOURNAL_FILE
+    notes = [w for w in [repair_journal(journal)] if w]
+    study = open_study(journal, [o.mode for o in space.spec.objectives], make_sampler(space))
+    tables = load_tables(folder, space, study)
+    notes += tables.warnings
+    if tables.trials and not study.get_trials(deepcopy=False):
+        raise SweepError(f"{journal} records no trial but {TRIALS_FILE} has {len(tables.trials)}:"
+                         f" the journal was lost or replaced; restore it, or start a new sweep")
+    metrics = [o.metric for o in space.spec.objectives]
+    if points is None:
+        total = num_samples(space)
+        grid = grid_points(space) if space.spec.search.algorithm == "grid" else None
+    else:
+        total, grid = len(points), [dict(p) for p in points]
+
+    def ask_retry(params: dict[str, Any], trial_id: str) -> int:
+        study.enqueue_trial(params)
+        asked = study.ask()
+        space.suggest(asked)
+        asked.set_user_attr("trial_id", trial_id)
+        return asked.number
+
+    plan = plan_run(study, tables.trials, total, metrics, latest_checkpoints(folder.location),
+                    grid, retry_errored, ask_retry)
+    notes += plan.notes
+    for line in notes:
+        print(f"archsearch: {line}", file=sys.stderr)
+    writer = ResultsWriter(folder, space, tables.trials, tables.curves, run="")
+    writer.write()  # rebuilt tables reach the disk even if no trial starts
+    interrupted = errored = False
+    if plan.runs:
+        writer.run = next_run_name(folder.location)
+        scheduler = None if points is not None else make_scheduler(space, _history(tables))
+        try:
+            with cluster.ray_session(options.address, options.verbose) as connection:
+                resources = space.spec.resources
+                cluster.check_resources(connection, resources.cpus, max_gpus(resources))
+                cluster.check_storage(folder.location, connection, options.shared_storage_ok)
+                with cluster.ray_environment(options.verbose):
+                    tuner = _tuner(space, folder, study, plan, writer, scheduler, train_fn)
+                    errored = bool(tuner.fit().errors)
+        except KeyboardInterrupt:
+            interrupted = True
+        # Through Ray Client (ray://) the writer ran on the cluster, on a copy of these tables:
+        # take what it wrote before writing ours, so neither copy loses rows to the other.
+        writer.absorb_files()
+        writer.write()
+    rows = list(tables.trials.values())
+    front = pareto_front(rows, space.spec.objectives)
+    finished = not interrupted and sum(r.get("status") in ENDED for r in rows) >= total
+    summary = summarize(rows, front, space, folder, total, finished)
+    return SweepOutcome(folder, rows, front, summary, finished, errored)
 
 
 # ---------------------------------------------------------------- setup
 
 
-def _connect(space: SearchSpace, folder: SweepFolder, options: SweepOptions) -> None:
-    """Start or join Ray, then check the sweep can run there (disconnecting if not)."""
-    connection = cluster.connect(options.address, options.verbose)
-    try:
-        resources = space.spec.resources
-        cluster.check_resources(connection, resources.cpus, max_gpus(resources))
-        cluster.check_storage(folder.location, connection, options.shared_storage_ok)
-    except BaseException:
-        cluster.disconnect()
-        raise
+def _tuner(space: SearchSpace, folder: SweepFolder, study: Any, plan: RunPlan,
+           writer: ResultsWriter, scheduler: Any, train_fn: TrainFn | None) -> Any:
+    from ray import tune
+
+    search = space.spec.search
+    return tune.Tuner(
+        _trainable(space, folder, train_fn),
+        tune_config=tune.TuneConfig(
+            search_alg=SweepSearch(space, study, plan),
+            scheduler=scheduler,
+            num_samples=plan.runs,
+            max_concurrent_trials=search.concurrency,
+            trial_dirname_creator=_trial_dirname,
+            reuse_actors=True,  # a fresh actor re-imports torch and Ray: seconds per trial
+        ),
+        run_config=tune.RunConfig(
+            name=writer.run,
+            storage_path=f"{folder.location}/{RUNS_DIR}",
+            verbose=0,
+            callbacks=[writer, ProgressLine(space.spec.objectives, plan.total, plan.ended)],
+            failure_config=tune.FailureConfig(max_failures=search.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
 
 
 def _trainable(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None) -> Any:
@@ -150,51 +240,45 @@ def _trainable(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None
                                TrialResources(space))
 
 
-def _new_tuner(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None) -> Any:
-    from ray import tune
-
-    search = space.spec.search
-    total = num_samples(space)
-    return tune.Tuner(
-        _trainable(space, folder, train_fn),
-        tune_config=tune.TuneConfig(
-            search_alg=SweepSearch(space, folder.local / JOURNAL_FILE),
-            scheduler=make_scheduler(space),
-            num_samples=total,
-            max_concurrent_trials=search.concurrency,
-            trial_dirname_creator=_trial_dirname,
-            reuse_actors=True,  # a fresh actor re-imports torch and Ray: seconds per trial
-        ),
-        run_config=tune.RunConfig(
-            name=folder.name,
-            storage_path=folder.storage,
-            verbose=0,
-            callbacks=[ResultsWriter(folder, space), ProgressLine(space.spec.objectives, total)],
-            failure_config=tune.FailureConfig(max_failures=search.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        ),
-    )
-
-
 def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
+    return str(trial.config[RUN_KEY]["trial_id"])
+
+
+def _history(tables: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(trial id, sampled params, curve row) of every earlier evaluation, for ASHA's rungs."""
+    params = {trial_id: {k[len("param."):]: v for k, v in row.items()
+                         if k.startswith("param.") and v is not None}
+              for trial_id, row in tables.trials.items()}
+    return [(trial_id, params[trial_id], row)
+            for (trial_id, _), row in sorted(tables.curves.items()) if trial_id in params]
+
+
+def _started(folder: SweepFolder) -> bool:
+    """Whether any trial of the sweep in ``folder`` has a row or a checkpoint (a table that
+    cannot be read counts: it is not ours to overwrite)."""
+    try:
+        rows = read_table(folder, TRIALS_FILE)
+    except UnreadableTable:
+        return True
+    return bool(rows) or bool(latest_checkpoints(folder.location))
+
+
+def _check_record(folder: SweepFolder) -> None:
+    data = folder.read_bytes(SWEEP_FILE) or b""
+    try:
+        record = json.loads(data)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+        raise SweepError(f"{folder.location}/{SWEEP_FILE} is not a sweep record (expected a JSON "
+                         f"object with its name, source and creation time)")
 
 
 # ---------------------------------------------------------------- the end
 
 
-def _finish(results: Any, space: SearchSpace, folder: SweepFolder) -> SweepOutcome:
-    rows = read_table(folder, TRIALS_FILE)
-    objectives = space.spec.objectives
-    front = pareto_front(rows, objectives)
-    ended = [r for r in rows if r.get("status") in (COMPLETED, STOPPED, FAILED_STATUS)]
-    finished = len(ended) >= num_samples(space)
-    summary = summarize(rows, front, space, folder, finished)
-    return SweepOutcome(folder, rows, front, summary, finished, errored=bool(results.errors))
-
-
 def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: SearchSpace,
-              folder: SweepFolder, finished: bool = True) -> str:
+              folder: SweepFolder, total: int, finished: bool = True) -> str:
     objectives = space.spec.objectives
     statuses = [r.get("status") for r in rows]
     names = ", ".join(f"{o.metric} ({o.mode})" for o in objectives)
@@ -204,8 +288,8 @@ def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: Se
     if statuses.count(RUNNING):
         lines[0] += f", {statuses.count(RUNNING)} unfinished"
     if not finished:
-        lines.insert(0, f"interrupted: {len(rows) - statuses.count(RUNNING)} of "
-                        f"{num_samples(space)} trials finished; continue with: "
+        ended = sum(s in ENDED for s in statuses)
+        lines.insert(0, f"interrupted: {ended} of {total} trials finished; continue with: "
                         f"archsearch resume {folder.location}")
     if front:
         lines += ["", f"Pareto front of {names} over {full} full-budget completed trials:",
@@ -218,6 +302,10 @@ def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: Se
         lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r.get('error')}" for r in failed[:10]]
         if len(failed) > 10:
             lines.append(f"  ... and {len(failed) - 10} more (trials.parquet, column 'error')")
+    noted = [r for r in rows if r.get("note")]
+    if noted:
+        lines += ["", "notes:"]
+        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r['note']}" for r in noted[:10]]
     where = folder.location
     lines += ["", f"results in {where}/",
               f"  {TRIALS_FILE}   one row per trial (status, parameters, last metrics, costs)",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.metrics import known_metrics
 from archsearch.space import TrialConfig
 
@@ -43,7 +43,11 @@ class SyntheticTrainer:
         steps = max(1, trial.training.tokens // per_step)  # as archsearch.trainer.Budget
         start = 0
         if resume_from is not None:
-            start = json.loads((Path(resume_from) / STATE_FILE).read_text())["step"]
+            try:
+                start = int(json.loads((Path(resume_from) / STATE_FILE).read_text())["step"])
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise CheckpointUnreadable(f"checkpoint {Path(resume_from).name} is unreadable "
+                                           f"({type(err).__name__})") from None
         if trial.pattern == self.fail_pattern:
             raise RuntimeError(f"synthetic crash of pattern {trial.pattern}")
         if trial.pattern == self.oom_pattern:

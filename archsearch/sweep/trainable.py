@@ -10,12 +10,16 @@ not fit, a bad corpus). Neither is raised to Ray, which would retry it up to ``m
 times for nothing: the trial ends with a final report whose ``meta.failed`` holds the one-line
 reason, and the sweep records it as failed. Anything else (a crash, a lost node, GPU memory
 running out) is raised, and Ray retries the trial from its last checkpoint.
+
+Where a trial starts: Ray's latest checkpoint of this trial in this run (a retry after a crash),
+else the checkpoint the run's plan names in ``config[RUN_KEY]`` (a trial continued by ``resume``),
+else step 0. A checkpoint that cannot be read (deleted files, a torn copy, not our format) does
+not fail the trial: it restarts from step 0 and ``meta.note`` says so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import platform
 import shutil
@@ -26,14 +30,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.gpu import gpu_memory_guard, limit_gpu_memory
-from archsearch.sweep.resources import trial_params
 from archsearch.space import SearchSpace, TrialConfig
+from archsearch.sweep.checkpoints import read_report, write_report
+from archsearch.sweep.resources import trial_params
 
 META = "meta"
 FAILED = "failed"  # meta key: why a trial failed for good (diverged, user error), one line
-REPORT_FILE = "sweep_report.json"  # the metrics of the report a checkpoint was written with
+# The config entry the sweep adds to a trial's sampled parameters: {"trial_id": stable id,
+# "resume_from": checkpoint location or None, "note": why it starts where it starts}.
+RUN_KEY = "_archsearch"
 
 TrainFn = Callable[..., Mapping[str, Any]]  # train_proxy's signature
 
@@ -63,17 +70,21 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     trial = setup.space.resolve(config)
+    run = dict(config.get(RUN_KEY) or {})
     requested = tune.get_context().get_trial_resources().required_resources
     torch.set_num_threads(max(1, int(requested.get("CPU", 1))))
     gpus = requested.get("GPU", 0.0)
     train = setup.train_fn or _default_train_fn()
     workdir = Path(tempfile.mkdtemp(prefix="archsearch-trial-"))
     meta = _meta()
+    if run.get("note"):
+        meta["note"] = run["note"]
     reported = []
     try:
-        resume_from, restored = _restore(tune.get_checkpoint(), workdir)
-        if resume_from is not None:
-            meta["resumed_from_step"] = restored.get("step")
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None and run.get("resume_from"):
+            checkpoint = tune.Checkpoint(run["resume_from"])
+        resume_from, restored = _restore(checkpoint, workdir, meta)
 
         def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
             _check_objectives(metrics, setup.objectives, trial)
@@ -81,12 +92,12 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             if checkpoint_dir is None:
                 tune.report(payload)
             else:
-                (Path(checkpoint_dir) / REPORT_FILE).write_text(json.dumps(metrics))
+                write_report(Path(checkpoint_dir), metrics)
                 tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)  # Tune has its own copy now
             reported.append(metrics.get("step"))
 
-        try:
+        def train_from(start: Path | None) -> None:
             device = _device(gpus)
             guard = contextlib.nullcontext()
             if device == "cuda":  # a trial may use only its share: outgrowing it is a clear error
@@ -95,7 +106,16 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                 guard = gpu_memory_guard(share, trial_params(trial))
             with guard:
                 train(trial, report, workdir, _data_cache(setup.data_cache),
-                      resume_from=resume_from, device=device)
+                      resume_from=start, device=device)
+
+        try:
+            try:
+                train_from(resume_from)
+            except CheckpointUnreadable as err:
+                meta["note"] = f"{err}: restarted from step 0"
+                meta.pop("resumed_from_step", None)
+                restored = {}
+                train_from(None)
         except _out_of_memory() as err:
             raise TrialOutOfMemory(_oom_message(trial, gpus, err)) from None
         except ArchsearchError as err:  # the trainer's TrialDiverged is one
@@ -129,13 +149,23 @@ def _check_objectives(metrics: Mapping[str, Any], objectives: Sequence[str],
                                   f"(pattern {trial.pattern})")
 
 
-def _restore(checkpoint: Any, workdir: Path) -> tuple[Path | None, dict[str, Any]]:
-    """Copy Tune's latest checkpoint of this trial (if any) next to the run; its report too."""
+def _restore(checkpoint: Any, workdir: Path,
+             meta: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    """Copy the checkpoint to start from (if any) next to the run; its report's metrics too.
+
+    A checkpoint that cannot be copied means starting from step 0; ``meta`` records why.
+    """
     if checkpoint is None:
         return None, {}
-    folder = Path(checkpoint.to_directory(str(workdir / "restored")))
-    report_file = folder / REPORT_FILE
-    return folder, json.loads(report_file.read_text()) if report_file.is_file() else {}
+    try:
+        folder = Path(checkpoint.to_directory(str(workdir / "restored")))
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means: start afresh
+        meta["note"] = f"checkpoint unreadable ({one_line(err)}): restarted from step 0"
+        return None, {}
+    restored = read_report(folder)
+    if restored.get("step") is not None:
+        meta["resumed_from_step"] = restored["step"]
+    return folder, restored
 
 
 def _device(gpus: float) -> str:
