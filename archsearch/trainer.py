@@ -108,6 +108,7 @@ def train_proxy(
         "train_flops_per_token": costs.train_flops_per_token,
         "inference_bytes": costs.inference_memory_bytes,
         "total_steps": budget.steps,
+        **trial.match_columns(config),  # match.<resized field>, match.target, match.deviation
     }
     amp = autocast_dtype(trial, device)
     every, ckpt_every = trial.evaluation.every, trial.training.checkpoint_every

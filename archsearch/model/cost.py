@@ -159,6 +159,23 @@ def inference_memory_bytes(
     return total
 
 
+# -- one size figure --------------------------------------------------------------------------
+
+SIZE_MEASURES = ("non_embedding_params", "params", "train_flops_per_token")
+
+
+def size_measure(config: HybridConfig, measure: str, seq_len: int) -> float:
+    """One of ``SIZE_MEASURES`` for ``config`` (``seq_len`` matters only for FLOPs): the figure
+    a space's ``model.match`` equalises across candidates."""
+    if measure == "non_embedding_params":
+        return float(non_embedding_params(config))
+    if measure == "params":
+        return float(param_count(config))
+    if measure == "train_flops_per_token":
+        return train_flops_per_token(config, seq_len)
+    raise ValueError(f"unknown size measure {measure!r}; expected one of {SIZE_MEASURES}")
+
+
 # -- one summary -------------------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 This is where a YAML layer option becomes a tensor shape: ``symbols.G.head_dim_k`` sets the GDN
 key head width, ``model.d_model`` the residual width, ``data.seq_len`` the longest sequence.
+A matched size (``model.match``) needs nothing here: ``SearchSpace.resolve`` has already written
+the resized ``d_model``, ``mlp_hidden`` or GDN ``head_dim_k`` into the trial.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from archsearch.errors import SpaceError
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig, LayerSpec
 from archsearch.space.schema import AttentionSymbol, GDNSymbol, ModelSection, SymbolSpec
-from archsearch.space.space import TrialConfig
+from archsearch.space.trial import TrialConfig
 
 
 def layer_spec(symbol: SymbolSpec, model: ModelSection) -> LayerSpec:

@@ -77,6 +77,12 @@ class Uniform:
 Distribution = Choice | IntRange | Uniform
 
 
+def first_value(distribution: Distribution) -> Any:
+    """A distribution's first value: its first choice, or the low end of a range (what
+    ``archsearch patterns`` shows and what a field nobody sampled stands at)."""
+    return distribution.values[0] if isinstance(distribution, Choice) else distribution.low
+
+
 def parse_distribution(raw: dict[str, Any]) -> Distribution:
     """Build a distribution from its YAML mapping; raises ValueError with the reason."""
     kinds = [k for k in DISTRIBUTION_KEYS if k in raw]

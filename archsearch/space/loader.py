@@ -89,7 +89,9 @@ class _Converter:
             raise self.fail(path, f"expected a mapping of {cls.__name__} fields, got {_show(raw)}")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        tunable = tunable or getattr(cls, "TUNABLE", False)
+        # a section says whether its fields may be distributions; one that does not say
+        # inherits it from the section it sits in
+        tunable = getattr(cls, "TUNABLE", tunable)
         values = {}
         for key, value in raw.items():
             if not isinstance(key, str) or key not in fields:

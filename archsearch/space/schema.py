@@ -44,7 +44,7 @@ class GDNSymbol:
 
 
 SymbolSpec = AttentionSymbol | GDNSymbol
-SYMBOL_KINDS: dict[str, type[AttentionSymbol] | type[GDNSymbol]] = {
+SYMBOL_KINDS: dict[str, type[AttentionSymbol | GDNSymbol]] = {
     "attention": AttentionSymbol,
     "gdn": GDNSymbol,
 }
@@ -55,6 +55,22 @@ DEFAULT_SYMBOLS: dict[str, SymbolSpec] = {
 }
 
 # ---------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class MatchSection:
+    """Compare candidates at equal size: each one resized to cost what the reference costs.
+
+    ``archsearch.space.match`` does the resizing; docs/SEARCH_SPACES.md explains the choice.
+    """
+
+    TUNABLE: ClassVar[bool] = False  # a fixed rule, never sampled
+    reference: str | float  # a pattern in any spelling (built as the trial is), or a number
+    resize: Literal["d_model", "mlp", "gdn_head"]  # mlp: mlp_hidden; gdn_head: GDN head_dim_k
+    measure: Literal["non_embedding_params", "params", "train_flops_per_token"] = (
+        "non_embedding_params")
+    tolerance: float = 0.02  # largest allowed |size - target| / target
+    multiple_of: int | None = None  # resized values are multiples of this (default: see docs)
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,7 @@ class ModelSection:
     tie_embeddings: bool = False
     vocab_size: int | None = None  # default: the tokenizer's
     init_std: float = 0.02
+    match: MatchSection | None = None  # resize every candidate to the reference's size
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@
 tunable field by its dotted name (``training.lr``, ``symbols.G.head_dim_k``); fields of a layer
 symbol are asked only when the sampled pattern contains that symbol. ``resolve(params)`` turns the
 sampled values into a fully fixed ``TrialConfig``; ``grid()`` lists every point of a finite space.
+
+With ``model.match``, ``resolve`` also resizes the trial to the reference's size (``match.py``)
+and records how in ``TrialConfig.match``; loading checks that every candidate lands within the
+tolerance at every size its tuned fields allow.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +24,16 @@ from typing import Any
 
 from archsearch.errors import PatternError, SpaceError
 from archsearch.metrics import known_metrics
+from archsearch.model.config import HybridConfig
+from archsearch.model.cost import size_measure
 from archsearch.pattern import canonical, generate, parse, parse_ratio, pattern_stats
 from archsearch.pattern.generate import PLACEMENTS
-from archsearch.space.distributions import Choice, Distribution, IntRange, Uniform
+from archsearch.space.build import hybrid_config
+from archsearch.space.distributions import Choice, Distribution, IntRange, Uniform, first_value
 from archsearch.space.loader import Path_, dotted, parse_space_text, read_space_file
-from archsearch.space.schema import (
-    DataSection,
-    EvaluationSection,
-    ModelSection,
-    SpaceFile,
-    SymbolSpec,
-    TrainingSection,
-    resolve_symbols,
-)
+from archsearch.space.match import MEASURE_LABELS, MatchError, closest, format_size
+from archsearch.space.schema import SpaceFile, SymbolSpec, resolve_symbols
+from archsearch.space.trial import MatchResult, TrialConfig
 
 _DISTRIBUTIONS = (Choice, IntRange, Uniform)
 
@@ -52,22 +54,6 @@ class Tunable:
     symbol: str | None  # asked only when the pattern contains this symbol
 
 
-@dataclass(frozen=True)
-class TrialConfig:
-    """Everything one proxy needs, with every distribution replaced by its sampled value."""
-
-    space_name: str
-    pattern: str
-    layers: tuple[str, ...]
-    symbols: dict[str, SymbolSpec]  # only the symbols the pattern uses
-    model: ModelSection
-    data: DataSection
-    training: TrainingSection
-    evaluation: EvaluationSection
-    params: dict[str, Any]  # the sampled values by dotted name
-    watched: tuple[str, ...] = ()  # metrics the search reads at every report (objectives, ASHA)
-
-
 class SearchSpace:
     def __init__(self, spec: SpaceFile, file: str, lines: dict[Path_, int]) -> None:
         self.spec, self.file, self._lines = spec, file, lines
@@ -78,6 +64,8 @@ class SearchSpace:
         self.tunables = list(self._tunables())
         self._check_metrics()
         self._check_search()
+        self._reference = self._match_reference()
+        self._check_match()
 
     # ------------------------------------------------------------ construction
 
@@ -235,6 +223,112 @@ class SearchSpace:
         if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
             raise self._fail(("resources", "gpus"), f"a fraction of one GPU or whole GPUs, got {gpus}")
 
+    # ------------------------------------------------------------ matched size
+
+    def _match_reference(self) -> tuple[str, ...] | float | None:
+        """The reference of ``model.match``: its layers, or a size given as a number."""
+        rule = self.spec.model.match
+        if rule is None:
+            return None
+        path = ("model", "match", "reference")
+        value: Any = rule.reference
+        if isinstance(value, str):
+            number = _as_number(value)  # YAML 1.1 reads 5.0e7 as a string
+            if number is None:
+                try:
+                    return tuple(parse(value, self.symbols))
+                except PatternError as err:
+                    raise err.with_context(self._where(path)) from None
+            value = number
+        if not (math.isfinite(value) and value > 0):
+            raise self._fail(path, f"a size must be a positive number, got {rule.reference!r}")
+        return float(value)
+
+    def _check_match(self) -> None:
+        """Every candidate lands within the tolerance, at every size its tuned fields allow."""
+        rule = self.spec.model.match
+        if rule is None:
+            return
+        base = ("model", "match")
+        if self.spec.ladder is not None:
+            raise self._fail(base, "cannot be used with a ladder section (archsearch scale sets "
+                                   "each rung's sizes itself); remove one of them")
+        if not 0 < rule.tolerance < 1:
+            raise self._fail((*base, "tolerance"), f"a fraction in (0, 1) such as 0.02, got "
+                                                   f"{rule.tolerance!r}")
+        if rule.multiple_of is not None and rule.multiple_of < 1:
+            raise self._fail((*base, "multiple_of"), f"must be positive, got {rule.multiple_of}")
+        resized = _RESIZED_BY[rule.resize]
+        for tunable in self.tunables:
+            if tunable.name in resized or (tunable.symbol and rule.resize == "gdn_head"
+                                           and tunable.name.endswith(".head_dim_k")):
+                raise self._fail((*base, "resize"), f"{rule.resize} resizes {tunable.name}, which "
+                                 "is tuned; fix its value or resize another field")
+        for candidate in self.candidates:
+            sized = [t.name for t in self._size_tunables(candidate.pattern)]
+            for params in self._size_points(candidate.pattern):
+                try:
+                    trial = self.resolve(params)
+                except MatchError as err:
+                    raise self._fail((*base, "multiple_of"), str(err)) from None
+                except SpaceError as err:  # the sizes do not fit together at all
+                    raise self._fail(("model",), err.message) from None
+                result = trial.match
+                assert result is not None
+                if abs(result.deviation) > rule.tolerance:
+                    at = {name: params[name] for name in sized}
+                    raise self._fail(base, _unmatched(trial.pattern, at, result, rule.tolerance))
+
+    def _size_tunables(self, pattern: str) -> list[Tunable]:
+        """The tuned fields that may change the size of ``pattern``'s model."""
+        measure = self.spec.model.match.measure if self.spec.model.match else ""
+        return [t for t in self.relevant(pattern)
+                if t.name.split(".")[0] in ("model", "symbols") or t.name == "data.vocab_size"
+                or (t.name == "data.seq_len" and measure == "train_flops_per_token")]
+
+    def _size_points(self, pattern: str) -> list[dict[str, Any]]:
+        """Sampled values to check a candidate's match at: every combination of the values of
+        the tuned fields that change its size (choices, the ends of ranges; one field at a time
+        when the combinations pass 256), the other fields at their first value."""
+        base = {"pattern": pattern} | {t.name: first_value(t.distribution)
+                                       for t in self.relevant(pattern)}
+        sized = self._size_tunables(pattern)
+        options = [_checked_values(t.distribution) for t in sized]
+        if math.prod(len(o) for o in options) <= 256:
+            return [base | {t.name: v for t, v in zip(sized, values, strict=True)}
+                    for values in itertools.product(*options)]
+        return [base] + [base | {t.name: v} for t, values in zip(sized, options, strict=True)
+                         for v in values]
+
+    def _matched(self, trial: TrialConfig) -> TrialConfig:
+        """``trial`` resized by ``model.match`` (unchanged when the space has none)."""
+        rule = self.spec.model.match
+        if rule is None:
+            return trial
+        if isinstance(self._reference, tuple):
+            layers = self._reference
+            symbols = {s: trial.symbols.get(s) or self._first_symbol(s)
+                       for s in dict.fromkeys(layers)}
+            reference = dataclasses.replace(trial, pattern=canonical(layers), layers=layers,
+                                            symbols=symbols)
+            model: HybridConfig | None = hybrid_config(reference)
+            target = size_measure(model, rule.measure, trial.data.seq_len)
+            label = canonical(layers)
+        else:
+            assert self._reference is not None
+            model, target = None, self._reference
+            label = format_size(target, rule.measure)
+        matched, result = closest(trial, rule, target, label, model)
+        return dataclasses.replace(matched, match=result)
+
+    def _first_symbol(self, symbol: str) -> SymbolSpec:
+        """A declared symbol with each tuned field at its first value (a reference layer the
+        trial did not sample)."""
+        spec = self.symbols[symbol]
+        changes = {name: first_value(value) for name, value in _fields(spec)
+                   if isinstance(value, _DISTRIBUTIONS)}
+        return dataclasses.replace(spec, **changes) if changes else spec
+
     # ------------------------------------------------------------ sampling
 
     @property
@@ -279,7 +373,7 @@ class SearchSpace:
 
         symbols = {s: fix(self.symbols[s], f"symbols.{s}") for s in used}
         relevant = {"pattern": pattern} | {t.name: params[t.name] for t in self.relevant(pattern)}
-        return TrialConfig(
+        trial = TrialConfig(
             space_name=self.spec.name,
             pattern=pattern,
             layers=candidate.layers,
@@ -291,6 +385,7 @@ class SearchSpace:
             params=relevant,
             watched=self.watched_metrics,
         )
+        return self._matched(trial)
 
     @property
     def watched_metrics(self) -> tuple[str, ...]:
@@ -321,6 +416,42 @@ class SearchSpace:
 
     def stats(self, candidate: Candidate) -> Any:
         return pattern_stats(candidate.layers, self.pattern_kinds())
+
+
+# the fields each model.match.resize mode changes (tuning them as well would be contradictory)
+_RESIZED_BY = {"d_model": ("model.d_model",), "mlp": ("model.mlp_hidden", "model.mlp_ratio"),
+               "gdn_head": ()}  # gdn_head: every GDN symbol's head_dim_k, checked by suffix
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _checked_values(distribution: Distribution) -> list[Any]:
+    """The values of a tuned size field that validation checks the match at."""
+    if isinstance(distribution, Choice):
+        return list(distribution.values)
+    if isinstance(distribution, IntRange) and len(distribution.grid()) <= 16:
+        return distribution.grid()
+    return [distribution.low, distribution.high]
+
+
+def _unmatched(pattern: str, at: Mapping[str, Any], result: MatchResult,
+               tolerance: float) -> str:
+    """Why a candidate misses the target (at these tuned sizes): its best, and the tolerance."""
+    size = format_size(result.size, result.measure)
+    target = format_size(result.target, result.measure)
+    what = MEASURE_LABELS[result.measure]
+    who = pattern + (f" (with {', '.join(f'{k}={v}' for k, v in at.items())})" if at else "")
+    if result.value is None:
+        best = f"{who} has nothing to resize: it has {size} {what}"
+    else:
+        best = f"{who} lands at best at {size} {what} ({result.field} {result.value})"
+    return (f"{best}, {result.deviation:+.2%} from the target {target} of "
+            f"{result.reference}; tolerance {tolerance:.2%}")
 
 
 def _positive(x: Any) -> bool:
