@@ -19,6 +19,7 @@ keeps numeric metrics only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 HEADLINE = ("val_loss", "semantic_loss", "copy_loss", "function_loss")
@@ -28,6 +29,15 @@ TRAINING = ("train_loss", "tokens_per_s")
 COPY_POSITIONS = 8  # copy_loss_pos_1 .. _7 one by one, then 8th and later tokens pooled: 8_plus
 COPY_EMERGED_NATS = 0.1  # copy_emerged: the copy_gain interval lies above this many nats
 COPY_EMERGED = "copy_emerged"
+
+
+def copy_emerged(gain: float, gain_lo: float, threshold: float = COPY_EMERGED_NATS) -> float:
+    """The verdict rule: 1.0 when the gain's lower bound (the gain itself when the bound is NaN:
+    no bootstrap) exceeds ``threshold`` nats, 0.0 when not, NaN when there is no gain."""
+    if not math.isfinite(gain):
+        return math.nan
+    bound = gain_lo if math.isfinite(gain_lo) else gain
+    return 1.0 if bound > threshold else 0.0
 
 
 def copy_bucket_names(edges: Sequence[int]) -> list[str]:

@@ -10,9 +10,14 @@ import pytest
 import torch
 
 from archsearch.data.copy import bucket_names, copy_matches_reference
-from archsearch.data.evaluate import copy_emerged, evaluate
+from archsearch.data.evaluate import evaluate
 from archsearch.data.prepare import prepare_data
-from archsearch.metrics import COPY_EMERGED_NATS, COPY_POSITIONS, copy_position_names
+from archsearch.metrics import (
+    COPY_EMERGED_NATS,
+    COPY_POSITIONS,
+    copy_emerged,
+    copy_position_names,
+)
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space.schema import DataSection, EvaluationSection

@@ -49,7 +49,7 @@ def test_tiny_real_sweep_records_everything_and_a_diverging_trial_fails_alone(tm
     out = run.stdout
     assert "4 trials: 2 completed, 0 stopped early, 2 failed" in out
     assert "Pareto front of semantic_loss (min), copy_loss (min)" in out
-    assert "pattern  semantic_loss (min)  copy_loss (min)  params  settings" in out
+    assert "pattern  semantic_loss (min)  copy_loss (min)  params  copying  settings" in out
     assert "training.lr=0.003" in out
 
     folder = tmp_path / "sweeps" / "tiny"

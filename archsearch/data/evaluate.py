@@ -53,12 +53,7 @@ from archsearch.data.probes.base import IGNORE
 from archsearch.data.seeding import np_rng
 from archsearch.data.stream import ValidationSet, pad_sequences
 from archsearch.errors import ArchsearchError
-from archsearch.metrics import (
-    COPY_EMERGED,
-    COPY_EMERGED_NATS,
-    COPY_POSITIONS,
-    copy_position_names,
-)
+from archsearch.metrics import COPY_EMERGED, COPY_POSITIONS, copy_emerged, copy_position_names
 from archsearch.space.schema import EvaluationSection
 
 if TYPE_CHECKING:
@@ -313,15 +308,6 @@ def copy_metrics(losses: np.ndarray, labels: TokenLabels, in_context: np.ndarray
     for name in position_masks:
         metrics[f"n_copy_pos_{name}"] = float(stats[f"copy_loss_pos_{name}"][3])
     return metrics
-
-
-def copy_emerged(gain: float, gain_lo: float, threshold: float = COPY_EMERGED_NATS) -> float:
-    """The verdict rule: 1.0 when the gain's lower bound (the gain itself when the bound is
-    NaN: no bootstrap) exceeds ``threshold`` nats, 0.0 when not, NaN when there is no gain."""
-    if not np.isfinite(gain):
-        return float("nan")
-    bound = gain_lo if np.isfinite(gain_lo) else gain
-    return 1.0 if bound > threshold else 0.0
 
 
 def probe_metrics(results: Mapping[str, ProbeResult], resamples: int,
