@@ -13,8 +13,8 @@ occurrence minus loss at the copy, nats; higher is better) overall and per run-l
 ``copy_gain_<bucket>``; by position in the repeat ``copy_loss_pos_<k>`` / ``copy_gain_pos_<k>``
 (``k`` = 1 .. ``COPY_POSITIONS - 1``, then ``<COPY_POSITIONS>_plus``), all with ``_lo`` /
 ``_hi``; and the verdict ``copy_emerged`` (1.0 when the lower end of the ``copy_gain`` interval
-exceeds ``COPY_EMERGED_NATS``, 0.0 when not, NaN with no copy token), a float because the sweep
-keeps numeric metrics only.
+exceeds ``COPY_EMERGED_NATS``, 0.0 when not, NaN when fewer than ``COPY_EMERGED_MIN_DOCS``
+documents hold a scored copy token), a float because the sweep keeps numeric metrics only.
 """
 
 from __future__ import annotations
@@ -28,13 +28,19 @@ TRAINING = ("train_loss", "tokens_per_s")
 
 COPY_POSITIONS = 8  # copy_loss_pos_1 .. _7 one by one, then 8th and later tokens pooled: 8_plus
 COPY_EMERGED_NATS = 0.1  # copy_emerged: the copy_gain interval lies above this many nats
+# ...over copy tokens of at least this many documents: the interval resamples documents, and
+# one or two give it no width (a single lucky token would pass the threshold)
+COPY_EMERGED_MIN_DOCS = 5
 COPY_EMERGED = "copy_emerged"
 
 
-def copy_emerged(gain: float, gain_lo: float, threshold: float = COPY_EMERGED_NATS) -> float:
+def copy_emerged(gain: float, gain_lo: float, documents: int,
+                 threshold: float = COPY_EMERGED_NATS,
+                 min_documents: int = COPY_EMERGED_MIN_DOCS) -> float:
     """The verdict rule: 1.0 when the gain's lower bound (the gain itself when the bound is NaN:
-    no bootstrap) exceeds ``threshold`` nats, 0.0 when not, NaN when there is no gain."""
-    if not math.isfinite(gain):
+    no bootstrap) exceeds ``threshold`` nats, 0.0 when not; NaN (unknown) when the gain comes
+    from fewer than ``min_documents`` documents."""
+    if not math.isfinite(gain) or documents < min_documents:
         return math.nan
     bound = gain_lo if math.isfinite(gain_lo) else gain
     return 1.0 if bound > threshold else 0.0

@@ -13,6 +13,7 @@ from archsearch.data.copy import bucket_names, copy_matches_reference
 from archsearch.data.evaluate import evaluate
 from archsearch.data.prepare import prepare_data
 from archsearch.metrics import (
+    COPY_EMERGED_MIN_DOCS,
     COPY_EMERGED_NATS,
     COPY_POSITIONS,
     copy_emerged,
@@ -152,6 +153,7 @@ def test_a_model_that_copies_gains_a_lot(prepared) -> None:
     metrics, losses = evaluate(model, prepared, EV, return_token_losses=True, probes=False)
     want = check_against_reference(metrics, losses, prepared)
     assert metrics["copy_gain_lo"] > 3.0 and metrics["copy_emerged"] == 1.0
+    assert metrics["n_copy_gain_docs"] >= COPY_EMERGED_MIN_DOCS
     for name in copy_position_names():
         if f"copy_gain_pos_{name}" in want:
             assert metrics[f"copy_gain_pos_{name}"] > 2.0, name
@@ -161,8 +163,23 @@ def test_a_model_that_copies_gains_a_lot(prepared) -> None:
 
 
 def test_the_verdict_rule() -> None:
-    assert copy_emerged(0.5, COPY_EMERGED_NATS + 1e-9) == 1.0
-    assert copy_emerged(0.5, COPY_EMERGED_NATS) == 0.0  # the interval must lie above it
-    assert copy_emerged(3.0, -0.1) == 0.0  # a wide interval reaching 0 is not enough
-    assert copy_emerged(0.5, math.nan) == 1.0  # no bootstrap: the estimate itself
-    assert math.isnan(copy_emerged(math.nan, math.nan))  # no scored copy token: unknown
+    docs = COPY_EMERGED_MIN_DOCS
+    assert copy_emerged(0.5, COPY_EMERGED_NATS + 1e-9, docs) == 1.0
+    assert copy_emerged(0.5, COPY_EMERGED_NATS, docs) == 0.0  # the interval must lie above it
+    assert copy_emerged(3.0, -0.1, docs) == 0.0  # a wide interval reaching 0 is not enough
+    assert copy_emerged(0.5, math.nan, docs) == 1.0  # no bootstrap: the estimate itself
+    assert math.isnan(copy_emerged(math.nan, math.nan, 0))  # no scored copy token: unknown
+    # one document's copies give the document bootstrap no width: too little to judge
+    assert math.isnan(copy_emerged(0.5, 0.5, docs - 1))
+
+
+def test_too_few_documents_leave_the_verdict_unknown(prepared) -> None:
+    """Short rows see few sources: the verdict is NaN rather than a guess from a few tokens."""
+    data = DataSection(builtin_documents=200, vocab_size=400, seq_len=32, probes=[])
+    ev = EvaluationSection(validation_tokens=600, bootstrap=50, probe_examples=4)
+    small = prepare_data(data, ev, prepared.path.parent.parent)
+    metrics = evaluate(Copier(small.vocab_size, ev.copy_min_run), small, ev, probes=False)
+    assert 1 <= metrics["n_copy_gain_docs"] < COPY_EMERGED_MIN_DOCS
+    # one document: an interval of no width, above the threshold, and still no verdict
+    assert metrics["copy_gain_lo"] == metrics["copy_gain"] > COPY_EMERGED_NATS
+    assert math.isnan(metrics["copy_emerged"])

@@ -15,7 +15,7 @@ Metric names (exact; see ``archsearch.metrics``):
   ``n_<category>`` and ``n_copy_<bucket>`` token counts;
 - copying (``copy_metrics``): ``copy_gain`` and ``copy_gain_<bucket>``, ``copy_loss_pos_<k>``
   and ``copy_gain_pos_<k>``, each with ``_lo`` / ``_hi``; the verdict ``copy_emerged``; counts
-  ``n_copy_gain`` and ``n_copy_pos_<k>``;
+  ``n_copy_gain`` (tokens), ``n_copy_gain_docs`` (their documents) and ``n_copy_pos_<k>``;
 - ``probe_<name>_acc`` per probe (argmax over the probe's answer set at every scored position,
   pooled over the held-out instances) with ``_lo`` / ``_hi``, and ``probe_<name>_acc_in`` /
   ``probe_<name>_acc_long`` for probes with a beyond-training-length split; ``probe_mean_acc``.
@@ -35,7 +35,9 @@ predicts them (the same packed validation row) are scored: elsewhere copying is 
 The position in the repeat is ``copy_run - copy_min_run + 1`` (1 = the first token that can be
 copied), pooled from ``metrics.COPY_POSITIONS`` on. ``copy_emerged`` is 1.0 when the lower end
 of ``copy_gain``'s interval (the estimate itself without a bootstrap) exceeds
-``metrics.COPY_EMERGED_NATS``, 0.0 otherwise, NaN without a scored copy token.
+``metrics.COPY_EMERGED_NATS``, 0.0 otherwise, NaN when fewer than
+``metrics.COPY_EMERGED_MIN_DOCS`` documents hold a scored copy token (one document gives the
+document bootstrap no width).
 """
 
 from __future__ import annotations
@@ -303,8 +305,10 @@ def copy_metrics(losses: np.ndarray, labels: TokenLabels, in_context: np.ndarray
     metrics: dict[str, float] = {}
     for metric, (mean, lo, hi, _n) in stats.items():
         metrics[metric], metrics[f"{metric}_lo"], metrics[f"{metric}_hi"] = mean, lo, hi
-    metrics[COPY_EMERGED] = copy_emerged(metrics["copy_gain"], metrics["copy_gain_lo"])
+    documents = len(np.unique(labels.doc[scored]))
+    metrics[COPY_EMERGED] = copy_emerged(metrics["copy_gain"], metrics["copy_gain_lo"], documents)
     metrics["n_copy_gain"] = float(stats["copy_gain"][3])
+    metrics["n_copy_gain_docs"] = float(documents)
     for name in position_masks:
         metrics[f"n_copy_pos_{name}"] = float(stats[f"copy_loss_pos_{name}"][3])
     return metrics

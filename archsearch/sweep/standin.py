@@ -91,7 +91,7 @@ class SyntheticTrainer:
         for name in list(out):
             if name.endswith("_loss") or name.startswith(("copy_loss_", "copy_gain")):
                 out[f"{name}_lo"], out[f"{name}_hi"] = out[name] - 0.05, out[name] + 0.05
-        out[COPY_EMERGED] = copy_emerged(out["copy_gain"], out["copy_gain_lo"])
+        out[COPY_EMERGED] = copy_emerged(out["copy_gain"], out["copy_gain_lo"], documents=100)
         depth = len(trial.layers)
         out.update(params=1000 * depth, non_embedding_params=800 * depth,
                    train_flops_per_token=6000.0 * depth, inference_bytes=64 * depth,
