@@ -183,3 +183,21 @@ def test_too_few_documents_leave_the_verdict_unknown(prepared) -> None:
     # one document: an interval of no width, above the threshold, and still no verdict
     assert metrics["copy_gain_lo"] == metrics["copy_gain"] > COPY_EMERGED_NATS
     assert math.isnan(metrics["copy_emerged"])
+
+
+def test_objectives_and_asha_may_use_the_copy_scores() -> None:
+    from archsearch.errors import SpaceError
+    from archsearch.space import SearchSpace
+
+    text = """
+name: copying
+patterns: {candidates: ["GA", "AA"]}
+objectives:
+  - {metric: copy_gain, mode: max}
+  - {metric: copy_loss_pos_1, mode: min}
+search: {asha: {metric: copy_gain_8_15, mode: max}}
+"""
+    space = SearchSpace.from_text(text)
+    assert [o.metric for o in space.spec.objectives] == ["copy_gain", "copy_loss_pos_1"]
+    with pytest.raises(SpaceError, match="copy_gain"):
+        SearchSpace.from_text(text.replace("copy_gain, mode", "copy_gains, mode"))

@@ -347,7 +347,7 @@ def category_curves(ctx: Context) -> Section:
     parts = ["<p>Each pattern's mean over its full-budget trials at every evaluation, with a "
              "95% band (t over seeds; the evaluation bootstrap for a single trial). Dotted "
              "lines on the copy_gain panel: where each pattern's copying emerged.</p>",
-             plot("category-curves", svg("category-curves", draws, width=4.2, height=3.2,
+             plot("category-curves", svg("category-curves", draws, width=4.2, height=2.9,
                                          columns=3),
                   "Per-category validation loss and copy_gain against tokens seen.")]
     if len(when):
