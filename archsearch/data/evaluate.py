@@ -265,7 +265,7 @@ def copy_in_context(validation: ValidationSet) -> np.ndarray:
     """Per validation token: a copy token whose nearest source is among the inputs the model
     reads when it predicts the token (the same packed row), so that it could be copied."""
     labels = validation.labels
-    rows, width = validation.index.shape
+    width = validation.index.shape[1]
     scored = validation.index >= 0
     # the flat stream position of every label, and the first position its row reads
     flat = np.zeros(len(labels), np.int64)

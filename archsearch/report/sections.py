@@ -344,9 +344,9 @@ def category_curves(ctx: Context) -> Section:
                      emergence=when if m == C.COPY_GAIN else None,
                      threshold=COPY_EMERGED_NATS if m == C.COPY_GAIN else None)
              for i, m in enumerate(metrics)]
-    parts = ["<p>Each pattern's mean over its full-budget trials at every evaluation, with a "
-             "95% band (t over seeds; the evaluation bootstrap for a single trial). Dotted "
-             "lines on the copy_gain panel: where each pattern's copying emerged.</p>",
+    parts = [("<p>Each pattern's mean over its full-budget trials at every evaluation, with a "
+              "95% band (t over seeds; the evaluation bootstrap for a single trial). Dotted "
+              "lines on the copy_gain panel: where each pattern's copying emerged.</p>"),
              plot("category-curves", svg("category-curves", draws, width=4.2, height=2.9,
                                          columns=3),
                   "Per-category validation loss and copy_gain against tokens seen.")]
