@@ -262,3 +262,89 @@ def test_load_errors_are_one_line(tmp_path):
         with pytest.raises(ArchsearchError, match=message) as info:
             A.load_sweep(path)
         assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- learning curves, copying
+
+
+def _curve(trial_id, step, gain, emerged, **m):
+    return {"trial_id": trial_id, "step": step, "tokens_seen": 100 * step,
+            "copy_gain": gain, "copy_emerged": emerged} | m
+
+
+def _curve_frames():
+    trials = frame(trial("A*2", seed=0), trial("A*2", seed=1), trial("G*2", seed=0),
+                   trial("GA", seed=0), trial("AG", seed=0, status="stopped", fidelity=0.5))
+    ids = dict(zip(zip(trials["pattern"], trials["seed"]), trials["trial_id"], strict=True))
+    rows = []
+    # A*2 seed 0 copies from step 2, seed 1 from step 3 (after a flicker at step 2)
+    for step, gain, verdict in [(1, 0.0, 0.0), (2, 1.0, 1.0), (3, 2.0, 1.0)]:
+        rows.append(_curve(ids[("A*2", 0)], step, gain, verdict, content_loss=4.0 - step,
+                           content_loss_lo=3.9 - step, content_loss_hi=4.1 - step))
+    for step, gain, verdict in [(1, 0.0, 0.0), (2, 0.5, 1.0), (3, 0.05, 0.0), (4, 1.5, 1.0)]:
+        rows.append(_curve(ids[("A*2", 1)], step, gain, verdict, content_loss=4.2 - step))
+    for step in (1, 2, 3):  # never copies
+        rows.append(_curve(ids[("G*2", 0)], step, 0.01, 0.0, content_loss=3.5 - 0.5 * step,
+                           content_loss_lo=3.4 - 0.5 * step, content_loss_hi=3.6 - 0.5 * step))
+    for step in (1, 2):  # no copy token scored at any evaluation
+        rows.append(_curve(ids[("GA", 0)], step, np.nan, np.nan, content_loss=3.0))
+    rows.append(_curve(ids[("AG", 0)], 1, 3.0, 1.0, content_loss=1.0))  # stopped: left out
+    return frame(*rows), trials
+
+
+def test_pattern_curves_average_seeds_or_keep_the_evaluation_interval():
+    curves, trials = _curve_frames()
+    table = A.pattern_curves(curves, trials).set_index(["pattern", "tokens_seen"])
+    assert A.curve_metrics(curves.columns) == ["content_loss", "copy_gain"]
+    assert "AG" not in table.index.get_level_values("pattern")  # stopped early
+    both = table.loc[("A*2", 200)]
+    assert both["n"] == 2 and both["content_loss"] == pytest.approx(2.1)
+    half = t_quantile(1) * np.std([2.0, 2.2], ddof=1) / math.sqrt(2)
+    assert both["content_loss_hi"] - both["content_loss"] == pytest.approx(half)
+    assert table.loc[("A*2", 400), "n"] == 1  # only seed 1 evaluated there
+    single = table.loc[("G*2", 300)]
+    assert (single["content_loss_lo"], single["content_loss_hi"]) == pytest.approx((1.9, 2.1))
+    everything = A.pattern_curves(curves, trials, full_budget_only=False)
+    assert "AG" in set(everything["pattern"])
+
+
+def test_copy_emergence_per_trial_and_per_pattern():
+    curves, trials = _curve_frames()
+    per_trial = A.copy_emergence(curves, trials).set_index(["pattern", "seed"])
+    first = per_trial.loc[("A*2", 0)]
+    assert first["emerged"] and first["step"] == 2 and first["tokens_seen"] == 200
+    assert first["held"] and first["copy_gain"] == 2.0
+    flicker = per_trial.loc[("A*2", 1)]
+    assert flicker["step"] == 2 and not flicker["held"]
+    never = per_trial.loc[("G*2", 0)]
+    assert not never["emerged"] and math.isnan(never["step"]) and never["known"]
+    assert not per_trial.loc[("GA", 0), "known"]
+    patterns = A.emergence_by_pattern(A.copy_emergence(curves, trials)).set_index("pattern")
+    assert patterns.loc["A*2", "verdict"] == "yes" and patterns.loc["A*2", "n_emerged"] == 2
+    assert patterns.loc["A*2", "tokens_seen"] == 200 == patterns.loc["A*2", "earliest_tokens"]
+    assert patterns.loc["G*2", "verdict"] == "not yet"
+    assert patterns.loc["GA", "verdict"] == "unknown"
+    # one seed of two: the pattern has not emerged yet, and says how far it got
+    later = curves.copy()
+    later.loc[later["trial_id"] == trials.loc[1, "trial_id"], "copy_emerged"] = 0.0
+    partial = A.emergence_by_pattern(A.copy_emergence(later, trials)).set_index("pattern")
+    assert partial.loc["A*2", "verdict"] == "1 of 2 seeds"
+    assert math.isnan(partial.loc["A*2", "tokens_seen"])
+    assert partial.loc["A*2", "earliest_tokens"] == 200
+    # the latest first emergence over seeds is the pattern's
+    shifted = curves.copy()
+    seed1 = (shifted["trial_id"] == trials.loc[1, "trial_id"]) & (shifted["step"] < 4)
+    shifted.loc[seed1, "copy_emerged"] = 0.0
+    latest = A.emergence_by_pattern(A.copy_emergence(shifted, trials)).set_index("pattern")
+    assert latest.loc["A*2", "step"] == 4 and latest.loc["A*2", "earliest_tokens"] == 200
+
+
+def test_copy_columns_are_metrics_by_run_and_position():
+    names = ["copy_gain", "copy_gain_4_7", "copy_gain_16_plus", "copy_loss_pos_1",
+             "copy_gain_pos_2", "copy_gain_pos_8_plus", "copy_emerged", "copy_gain_lo"]
+    assert A.columns.metric_columns(names) == names[:6]  # the verdict is not averaged
+    assert A.columns.copy_buckets(names, "copy_gain") == [("copy_gain_4_7", 4, "4-7"),
+                                                          ("copy_gain_16_plus", 16, "16+")]
+    assert A.columns.copy_positions(names) == [("copy_gain_pos_2", 2, "2"),
+                                               ("copy_gain_pos_8_plus", 8, "8+")]
+    assert A.columns.copy_positions(names, "copy_loss") == [("copy_loss_pos_1", 1, "1")]

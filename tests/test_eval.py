@@ -16,7 +16,7 @@ from archsearch.data.evaluate import evaluate, grouped_means
 from archsearch.data.labels import TokenLabels
 from archsearch.data.prepare import prepare_data
 from archsearch.data.stream import pack_validation
-from archsearch.data.tag import tag_corpus
+from archsearch.data.tag import read_tag_table, tag_corpus
 from archsearch.metrics import known_metrics
 from archsearch.space.schema import DataSection, EvaluationSection
 
@@ -36,14 +36,15 @@ class FixedModel(torch.nn.Module):
 
 
 def tiny_prepared(docs: list[list[int]], category: list[int], copy_run: list[int],
-                  seq_len: int = 4) -> SimpleNamespace:
+                  copy_source: list[int], seq_len: int = 4) -> SimpleNamespace:
     n = sum(map(len, docs))
     labels = TokenLabels(
         doc=np.concatenate([[d] * len(t) for d, t in enumerate(docs)]).astype(np.int32),
         position=np.concatenate([np.arange(len(t)) for t in docs]).astype(np.int32),
         token=np.concatenate(docs).astype(np.int64),
         category=np.asarray(category, np.int8), first=np.ones(n, bool),
-        copy_run=np.asarray(copy_run, np.int32), log_freq=np.zeros(n))
+        copy_run=np.asarray(copy_run, np.int32), copy_source=np.asarray(copy_source, np.int32),
+        log_freq=np.zeros(n))
     val = pack_validation([np.asarray(t) for t in docs], labels, seq_len, eod_id=0, pad_id=0)
     return SimpleNamespace(validation=val, labels=labels, vocab_size=4, seed=0, probe_eval={},
                            probes={}, pad_id=0)
@@ -59,7 +60,8 @@ def test_hand_computed_losses() -> None:
     docs = [[1, 2, 3, 1, 1, 3], [0, 1]]
     cat = [0, 0, 1, 0, 0, 3, 2, 1]
     run = [0, 0, 0, 0, 4, 8, 0, 0]
-    prep = tiny_prepared(docs, cat, run)
+    source = [-1, -1, -1, -1, 3, 2, -1, -1]  # positions of earlier tokens with the same ids
+    prep = tiny_prepared(docs, cat, run, source)
     m, losses = evaluate(FixedModel(), prep, EV, return_token_losses=True)
     tokens = np.concatenate(docs)
     assert np.allclose(losses, NLL[tokens])
@@ -186,7 +188,8 @@ def test_regression_recovers_known_effects() -> None:
     labels = TokenLabels(doc=(np.arange(n) // 100).astype(np.int32),
                          position=np.zeros(n, np.int32), token=np.zeros(n, np.int64),
                          category=cat.astype(np.int8), first=np.ones(n, bool),
-                         copy_run=run.astype(np.int32), log_freq=log_freq)
+                         copy_run=run.astype(np.int32),
+                         copy_source=np.where(run > 0, 0, -1).astype(np.int32), log_freq=log_freq)
     gap = (0.02 + 0.03 * (cat == 0) + 0.01 * (cat == 2) - 0.002 * (log_freq - log_freq.mean())
            - 0.015 * (run > 0) + rng.normal(0, 0.05, n))
     ref = 3.0 + gap
@@ -223,6 +226,14 @@ def test_tag_corpus_writes_table(tmp_path: Path) -> None:
     assert classes["tokens"].sum() == res.n_tokens
     assert "content" in res.summary and "copy_4_7" in res.summary
     assert (df.loc[df["copy"], "copy_run"] >= 4).all()
+    # every copy token names an earlier token of its document with the same id as its source
+    copies = df[df["copy"]]
+    assert (df.loc[~df["copy"], "copy_source"] == -1).all() and len(copies)
+    assert (copies["copy_source"] < copies["position"]).all()
+    by_place = df.set_index(["doc", "position"])["token"]
+    assert (by_place.loc[list(zip(copies["doc"], copies["copy_source"], strict=True))].to_numpy()
+            == copies["token"].to_numpy()).all()
+    assert read_tag_table(out).copy_source.tolist() == df["copy_source"].tolist()
     # the table's text column spells each document back
     doc0 = "".join(df.loc[df["doc"] == 0, "text"])
     assert doc0.startswith(df.loc[(df["doc"] == 0) & (df["position"] == 0), "text"].iloc[0])

@@ -8,7 +8,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["pareto_front", "token_categories", "ratio_placement"]
+NOTEBOOKS = ["pareto_front", "token_categories", "ratio_placement", "learning_curves"]
 
 
 def _read(name: str) -> nbformat.NotebookNode:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from archsearch.cli import main
+from archsearch.metrics import copy_emerged, known_metrics
 from archsearch.report import write_report
 
 
@@ -18,8 +19,8 @@ def page(tiny_sweep, tmp_path_factory):
 
 
 def test_page_has_every_section_and_the_pick(page):
-    for anchor in ("summary", "fronts", "patterns", "categories", "placement", "curves",
-                   "problems"):
+    for anchor in ("summary", "fronts", "patterns", "categories", "copying", "placement",
+                   "curves", "category-curves", "problems"):
         assert f'<section id="{anchor}">' in page
     assert "Recommended pattern" in page and "Runner-up" in page and "Knee" in page
     assert "weights: semantic_loss 0.50, copy_loss 0.50" in page
@@ -92,3 +93,59 @@ def test_errors_are_one_line(case, tiny_sweep, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("archsearch report: error: ") and err.count("\n") == 1, err
+
+
+def _copying_sweep(folder):
+    """A sweep folder written here: A*2 starts copying at step 3, GA at step 2 (seed 0) and 4
+    (seed 1), G*2 never does; ten evaluations of every metric a trial reports."""
+    names = [n for n in known_metrics(["content", "function", "copy"], [4, 8, 16], [])
+             if not n.endswith(("_lo", "_hi")) and n != "copy_emerged"]
+    onsets = {("A*2", 0): 3, ("GA", 0): 2, ("GA", 1): 4, ("G*2", 0): None}
+    trials, curves = [], []
+    for (pattern, seed), onset in onsets.items():
+        for step in range(1, 11):
+            row = {"trial_id": f"{pattern}-{seed}", "step": step, "tokens_seen": 1000 * step}
+            for name in names:
+                copying = onset is not None and step >= onset
+                value = (2.0 if copying else 0.01) if name.startswith("copy_gain") else \
+                    3.0 + 1.0 / step
+                row |= {name: value, f"{name}_lo": value - 0.05, f"{name}_hi": value + 0.05}
+            row["copy_emerged"] = copy_emerged(row["copy_gain"], row["copy_gain_lo"], 50)
+            curves.append(row)
+        trials.append(curves[-1] | {"pattern": pattern, "seed": seed, "status": "completed",
+                                    "fidelity": 1.0, "origins": "list",
+                                    "attention_fraction": pattern.count("A") / 2})
+    folder.mkdir()
+    pd.DataFrame(trials).to_parquet(folder / "trials.parquet")
+    pd.DataFrame(curves).to_parquet(folder / "curves.parquet")
+    return folder
+
+
+def test_copying_sections_say_whether_and_when_each_pattern_copies(tmp_path):
+    text = write_report(_copying_sweep(tmp_path / "copying")).read_text()
+    copying = text.split('<section id="copying">')[1].split("</section>")[0]
+    rows = {re.search(r"<code>([^<]+)</code>", r)[1]: r
+            for r in copying.split("<tr>")[2:]}
+    assert set(rows) == {"A*2", "GA", "G*2"}
+    assert ">yes<" in rows["A*2"] and "3,000 tokens (step 3)" in rows["A*2"]
+    assert ">yes<" in rows["GA"] and "4,000 tokens (step 4)" in rows["GA"]  # every seed by then
+    assert ">not yet<" in rows["G*2"] and "2.0000" not in rows["G*2"]
+    assert 'id="plot-copy-positions"' in copying
+    curves = text.split('<section id="category-curves">')[1].split("</section>")[0]
+    assert 'id="plot-category-curves"' in curves and "When copying emerged" in curves
+    when = {re.search(r"<code>([^<]+)</code>", r)[1]: r for r in curves.split("<tr>")[2:]}
+    assert "<td>yes</td><td>4,000</td><td>4</td><td>2,000</td>" in when["GA"]
+    assert "<td>not yet</td><td>–</td>" in when["G*2"]
+    assert text.count("<svg") == text.count('<figure class="plot"')
+
+
+def test_copying_in_an_older_sweep_without_copy_scores(tiny_sweep, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep, copy, ignore=shutil.ignore_patterns("trial_*", "data_cache"))
+    for name in ("trials.parquet", "curves.parquet"):
+        frame = pd.read_parquet(copy / name)
+        frame.drop(columns=[c for c in frame if c.startswith(("copy_gain", "copy_emerged"))]
+                   ).to_parquet(copy / name)
+    text = write_report(copy).read_text()
+    assert "This sweep has no copy scores" in text
+    assert 'id="plot-category-curves"' in text  # the per-category losses are still drawn

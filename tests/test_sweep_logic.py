@@ -164,9 +164,9 @@ def test_every_sampler_handles_the_conditional_space(tmp_path, algorithm):
 def test_pareto_front_uses_full_budget_completed_trials_only():
     rows = [
         {"trial_id": "a", "pattern": "AA", "status": "completed", "fidelity": 1.0,
-         "semantic_loss": 1.0, "copy_loss": 3.0, "params": 2_500_000},
+         "semantic_loss": 1.0, "copy_loss": 3.0, "params": 2_500_000, "copy_emerged": 1.0},
         {"trial_id": "b", "pattern": "GG", "status": "completed", "fidelity": 1.0,
-         "semantic_loss": 2.0, "copy_loss": 2.0, "params": 1200},
+         "semantic_loss": 2.0, "copy_loss": 2.0, "params": 1200, "copy_emerged": 0.0},
         {"trial_id": "c", "pattern": "GA", "status": "completed", "fidelity": 1.0,
          "semantic_loss": 2.5, "copy_loss": 2.5},  # dominated by b
         {"trial_id": "d", "pattern": "AG", "status": "stopped", "fidelity": 0.25,
@@ -180,8 +180,12 @@ def test_pareto_front_uses_full_budget_completed_trials_only():
     assert [r["trial_id"] for r in pareto_front(rows, maximise)] == ["c", "b"]
     table = front_table(front, OBJECTIVES, ["training.lr"])
     assert table.splitlines()[0].split() == ["pattern", "semantic_loss", "(min)", "copy_loss",
-                                             "(min)", "params", "settings"]
+                                             "(min)", "params", "copying", "settings"]
     assert "2.50M" in table and "1.20K" in table
+    # the copy_emerged verdict of each front trial; "-" where a row has none
+    assert [line.split()[4] for line in table.splitlines()[2:]] == ["yes", "not"]
+    assert front_table([{**front[0], "copy_emerged": float("nan")}], OBJECTIVES, []
+                       ).splitlines()[2].split()[-1] == "-"
 
 
 def test_status_classification_and_line():

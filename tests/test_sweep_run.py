@@ -49,7 +49,7 @@ def test_tiny_real_sweep_records_everything_and_a_diverging_trial_fails_alone(tm
     out = run.stdout
     assert "4 trials: 2 completed, 0 stopped early, 2 failed" in out
     assert "Pareto front of semantic_loss (min), copy_loss (min)" in out
-    assert "pattern  semantic_loss (min)  copy_loss (min)  params  settings" in out
+    assert "pattern  semantic_loss (min)  copy_loss (min)  params  copying  settings" in out
     assert "training.lr=0.003" in out
 
     folder = tmp_path / "sweeps" / "tiny"
@@ -133,6 +133,12 @@ def test_asha_stops_trials_that_keep_their_fidelity_but_never_enter_the_front(tm
     assert set(rows.status) <= {"completed", "stopped"}
     completed = set(rows[rows.status == "completed"].trial_id)
     assert outcome.front and {r["trial_id"] for r in outcome.front} <= completed
+    # the copy verdict lands in both tables: per evaluation in curves, the last one in trials
+    curves = pd.read_parquet(outcome.folder.local / "curves.parquet")
+    assert {"copy_gain", "copy_gain_lo", "copy_emerged"} <= set(curves.columns)
+    assert set(curves["copy_emerged"]) <= {0.0, 1.0}
+    last = curves.sort_values("step").groupby("trial_id")["copy_emerged"].last()
+    assert (rows.set_index("trial_id")["copy_emerged"].loc[last.index] == last).all()
     # conditional options were sampled only for patterns using G, and recorded as param.*
     with_g = rows[rows.pattern.str.contains("G")]
     assert with_g["param.symbols.G.head_dim_k"].notna().all()

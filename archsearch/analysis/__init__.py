@@ -5,13 +5,22 @@
     front = A.pareto_front(sweep.trials, sweep.objectives)
     gaps = A.category_gaps(sweep.trials)          # against the all-attention pattern
     pick = A.recommend(sweep.trials, sweep.objectives)
+    lines = A.pattern_curves(sweep.curves, sweep.trials)   # per-category losses, copy_gain
+    when = A.emergence_by_pattern(A.copy_emergence(sweep.curves, sweep.trials))
 
 Plots for notebooks and the HTML report live in ``archsearch.analysis.plots`` (matplotlib is
 imported only there). docs/ANALYSIS.md explains every definition.
 """
 
-from archsearch.analysis.aggregate import by_pattern, by_placement, parse_origins
+from archsearch.analysis.aggregate import by_pattern, by_placement, metric_summary, parse_origins
 from archsearch.analysis.choose import Recommendation, knee_point, recommend, weighted_scores
+from archsearch.analysis.curves import (
+    copy_emergence,
+    curve_metrics,
+    emergence_by_pattern,
+    pattern_curves,
+    trial_curves,
+)
 from archsearch.analysis.gaps import category_gaps, copy_run_gaps, reference_pattern
 from archsearch.analysis.intervals import Interval, difference_interval, mean_interval
 from archsearch.analysis.load import Sweep, load_curves, load_sweep, load_trials
@@ -33,8 +42,11 @@ __all__ = [
     "by_pattern",
     "by_placement",
     "category_gaps",
+    "copy_emergence",
     "copy_run_gaps",
+    "curve_metrics",
     "difference_interval",
+    "emergence_by_pattern",
     "full_budget",
     "hypervolume",
     "knee_point",
@@ -42,10 +54,13 @@ __all__ = [
     "load_sweep",
     "load_trials",
     "mean_interval",
+    "metric_summary",
     "pareto_front",
     "pareto_ranks",
     "parse_origins",
+    "pattern_curves",
     "recommend",
     "reference_pattern",
+    "trial_curves",
     "weighted_scores",
 ]

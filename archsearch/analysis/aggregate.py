@@ -47,14 +47,16 @@ def by_pattern(
             if fact in group.columns:
                 row[fact] = group[fact].iloc[0]
         for metric in names:
-            row.update(_summary(group, metric, level))
+            row.update(metric_summary(group, metric, level))
         rows.append(row)
     columns = [*by, "n", *[f for f in _FACTS if f in done.columns],
                *[c for m in names for c in (m, C.lower(m), C.upper(m))]]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _summary(group: pd.DataFrame, metric: str, level: float) -> dict[str, float]:
+def metric_summary(group: pd.DataFrame, metric: str, level: float = 0.95) -> dict[str, float]:
+    """Mean of ``metric`` over ``group``'s rows with its interval: t over rows (seeds), or the
+    row's own evaluation interval when there is one row."""
     values = group[metric].astype(float).to_numpy()
     interval = mean_interval(values, level)
     lo, hi = interval.lo, interval.hi

@@ -45,6 +45,8 @@ COST_LABELS = {
     "inference_bytes": "inference memory",
 }
 LOWER, UPPER = "_lo", "_hi"  # <metric>_lo / <metric>_hi: the trial's 95% evaluation interval
+COPY_GAIN = "copy_gain"  # loss at a span's first occurrence minus loss at its copy (nats)
+COPY_EMERGED = "copy_emerged"  # the verdict per evaluation: 1.0 copying, 0.0 not yet, NaN unknown
 
 # Older or newer spellings the sweep may use, mapped to the names above.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -56,8 +58,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     WALL_TIME: ("wall_time", "time_total_s"),
 }
 
-_COPY_BUCKET = re.compile(r"^copy_loss_(\d+)_(\d+|plus)$")
-_METRIC = re.compile(r"^(?:.+_loss(?:_\d+_(?:\d+|plus))?|probe_.+_acc)$")
+_COPY_BUCKET = re.compile(r"^(copy_loss|copy_gain)_(\d+)_(\d+|plus)$")
+_COPY_POSITION = re.compile(r"^(copy_loss|copy_gain)_pos_(\d+)(_plus)?$")
+_METRIC = re.compile(r"^(?:.+_loss(?:_\d+_(?:\d+|plus))?|probe_.+_acc"
+                     r"|copy_gain(?:_\d+_(?:\d+|plus))?|copy_(?:loss|gain)_pos_\d+(?:_plus)?)$")
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,17 +97,32 @@ def category_metric(category: str) -> str:
     return f"{category}_loss"
 
 
-def copy_buckets(columns: pd.Index | list[str]) -> list[tuple[str, int, str]]:
+def copy_buckets(columns: pd.Index | list[str], prefix: str = "copy_loss"
+                 ) -> list[tuple[str, int, str]]:
     """The copy run-length bucket columns present: (column, shortest run, label), by run length.
 
     ``copy_loss_4_7`` -> ("copy_loss_4_7", 4, "4-7"); ``copy_loss_16_plus`` -> (..., 16, "16+").
+    ``prefix="copy_gain"`` finds ``copy_gain_4_7`` ... instead.
     """
     found = []
     for column in columns:
         match = _COPY_BUCKET.match(str(column))
-        if match:
-            lo, hi = int(match[1]), match[2]
+        if match and match[1] == prefix:
+            lo, hi = int(match[2]), match[3]
             found.append((str(column), lo, f"{lo}+" if hi == "plus" else f"{lo}-{hi}"))
+    return sorted(found, key=lambda item: item[1])
+
+
+def copy_positions(columns: pd.Index | list[str], prefix: str = "copy_gain"
+                   ) -> list[tuple[str, int, str]]:
+    """The by-position columns present (``copy_gain_pos_<k>`` or, with ``prefix="copy_loss"``,
+    ``copy_loss_pos_<k>``): (column, position, label), by position; ``..._pos_8_plus`` -> "8+"."""
+    found = []
+    for column in columns:
+        match = _COPY_POSITION.match(str(column))
+        if match and match[1] == prefix:
+            k = int(match[2])
+            found.append((str(column), k, f"{k}+" if match[3] else str(k)))
     return sorted(found, key=lambda item: item[1])
 
 

@@ -115,6 +115,71 @@ def plot_curves(ax: Axes, curves: pd.DataFrame, trials: pd.DataFrame, metric: st
     return ax
 
 
+def plot_pattern_curves(ax: Axes, table: pd.DataFrame, metric: str, *,
+                        colors: dict[str, tuple[float, ...]] | None = None,
+                        emergence: pd.DataFrame | None = None, threshold: float | None = None,
+                        legend: bool = True) -> Axes:
+    """``pattern_curves`` rows: ``metric`` against tokens seen, one line per pattern (the mean of
+    its trials) with a shaded 95% band. With ``emergence`` (``emergence_by_pattern``), a dotted
+    line where each pattern's copying emerged; with ``threshold``, the verdict's threshold."""
+    patterns = sorted(table[C.PATTERN].astype(str).unique()) if len(table) else []
+    colors = colors or pattern_colors(patterns)
+    if len(table) and metric in table.columns:
+        for pattern, rows in table.groupby(C.PATTERN, sort=True):
+            rows = rows.dropna(subset=[metric]).sort_values(C.TOKENS_SEEN)
+            color = colors.get(str(pattern))
+            ax.plot(rows[C.TOKENS_SEEN], rows[metric], marker=".", lw=1.2, ms=4, color=color,
+                    label=str(pattern))
+            if C.lower(metric) in rows and C.upper(metric) in rows:
+                ax.fill_between(rows[C.TOKENS_SEEN].astype(float),
+                                rows[C.lower(metric)].astype(float),
+                                rows[C.upper(metric)].astype(float), color=color, alpha=0.15,
+                                lw=0)
+    if emergence is not None and len(emergence):
+        for _, row in emergence.dropna(subset=[C.TOKENS_SEEN]).iterrows():
+            ax.axvline(float(row[C.TOKENS_SEEN]), color=colors.get(str(row[C.PATTERN])), ls=":",
+                       lw=1.2)
+    if metric.startswith(C.COPY_GAIN):
+        ax.axhline(0, color="black", lw=0.8)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.45", ls="--", lw=0.9, label=f"threshold {threshold:g}")
+    ax.set_xlabel("tokens seen")
+    ax.xaxis.set_major_formatter(EngFormatter(places=0, sep=""))
+    ax.set_ylabel(f"{metric} (nats)")
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_copy_positions(ax: Axes, table: pd.DataFrame, prefix: str = C.COPY_GAIN, *,
+                        colors: dict[str, tuple[float, ...]] | None = None) -> Axes:
+    """``by_pattern`` rows: ``copy_gain_pos_<k>`` (or, with ``prefix="copy_loss"``,
+    ``copy_loss_pos_<k>``) at the 1st, 2nd, ... copyable token of a repeat, one line per pattern
+    with 95% intervals. Copying shows as a gain that is large from the first positions on."""
+    columns = C.copy_positions(table.columns, prefix)
+    colors = colors or pattern_colors(table[C.PATTERN] if len(table) else [])
+    xs = np.array([k for _, k, _ in columns], dtype=float)
+    for _, row in table.iterrows():
+        ys = np.array([row[c] for c, _, _ in columns], dtype=float)
+        if not np.isfinite(ys).any():
+            continue
+        lo = np.array([row.get(C.lower(c), np.nan) for c, _, _ in columns], dtype=float)
+        hi = np.array([row.get(C.upper(c), np.nan) for c, _, _ in columns], dtype=float)
+        err = np.nan_to_num(np.vstack([ys - lo, hi - ys])).clip(min=0)
+        ax.errorbar(xs, ys, yerr=err, marker="o", ms=4, capsize=2, lw=1.2,
+                    color=colors.get(str(row[C.PATTERN])), label=str(row[C.PATTERN]))
+    if prefix == C.COPY_GAIN:
+        ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(xs, [label for _, _, label in columns])
+    ax.set_xlabel("position in the repeat (1 = first token that can be copied)")
+    ax.set_ylabel(f"{prefix} (nats)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncols=2 if len(table) > 5 else 1)
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def plot_placement(ax: Axes, table: pd.DataFrame, metric: str) -> Axes:
     """``by_placement`` rows: ``metric`` against attention fraction, one line per placement."""
     for placement, rows in table.groupby("placement", sort=True):

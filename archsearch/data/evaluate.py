@@ -13,11 +13,31 @@ Metric names (exact; see ``archsearch.metrics``):
   ``copy_loss_<bucket>`` per run-length bucket (``4_7``, ``8_15``, ``16_plus``);
 - ``<metric>_lo`` / ``<metric>_hi`` for every loss metric above; ``n_tokens``,
   ``n_<category>`` and ``n_copy_<bucket>`` token counts;
+- copying (``copy_metrics``): ``copy_gain`` and ``copy_gain_<bucket>``, ``copy_loss_pos_<k>``
+  and ``copy_gain_pos_<k>``, each with ``_lo`` / ``_hi``; the verdict ``copy_emerged``; counts
+  ``n_copy_gain`` (tokens), ``n_copy_gain_docs`` (their documents) and ``n_copy_pos_<k>``;
 - ``probe_<name>_acc`` per probe (argmax over the probe's answer set at every scored position,
   pooled over the held-out instances) with ``_lo`` / ``_hi``, and ``probe_<name>_acc_in`` /
   ``probe_<name>_acc_long`` for probes with a beyond-training-length split; ``probe_mean_acc``.
 
 A category with no token gets NaN (and ``n_<category>`` 0): absent, not zero loss.
+
+Copy gain. ``copy_loss`` alone cannot say whether a model copies: a model that predicts
+repeated text from its local context scores the same on it whether or not it looks back.
+Induction appears in a phase change during training (REFERENCE.md §8), so at proxy budgets a
+model may not copy yet. For a copy token ``t`` whose span was first seen at ``r`` (its *first
+occurrence*, ``data/copy.py``: same token, same ``copy_min_run`` or more tokens before it, and
+new there), ``gain(t) = loss(r) - loss(t)``. A model that does not copy predicts both from the
+same local context: gain about 0, whatever its overall loss (a model that uses more distant
+context may gain a little from the longer context at ``t``). A copying model gains about
+``loss(r)``. Only copy tokens whose nearest source lies in the window the model reads when it
+predicts them (the same packed validation row) are scored: elsewhere copying is impossible.
+The position in the repeat is ``copy_run - copy_min_run + 1`` (1 = the first token that can be
+copied), pooled from ``metrics.COPY_POSITIONS`` on. ``copy_emerged`` is 1.0 when the lower end
+of ``copy_gain``'s interval (the estimate itself without a bootstrap) exceeds
+``metrics.COPY_EMERGED_NATS``, 0.0 otherwise, NaN when fewer than
+``metrics.COPY_EMERGED_MIN_DOCS`` documents hold a scored copy token (one document gives the
+document bootstrap no width).
 """
 
 from __future__ import annotations
@@ -33,8 +53,9 @@ from archsearch.data.copy import bucket_names, bucket_of
 from archsearch.data.labels import TokenLabels
 from archsearch.data.probes.base import IGNORE
 from archsearch.data.seeding import np_rng
-from archsearch.data.stream import pad_sequences
+from archsearch.data.stream import ValidationSet, pad_sequences
 from archsearch.errors import ArchsearchError
+from archsearch.metrics import COPY_EMERGED, COPY_POSITIONS, copy_emerged, copy_position_names
 from archsearch.space.schema import EvaluationSection
 
 if TYPE_CHECKING:
@@ -240,6 +261,59 @@ def loss_metrics(losses: np.ndarray, labels: TokenLabels, evaluation: Evaluation
     return metrics
 
 
+def copy_in_context(validation: ValidationSet) -> np.ndarray:
+    """Per validation token: a copy token whose nearest source is among the inputs the model
+    reads when it predicts the token (the same packed row), so that it could be copied."""
+    labels = validation.labels
+    width = validation.index.shape[1]
+    scored = validation.index >= 0
+    # the flat stream position of every label, and the first position its row reads
+    flat = np.zeros(len(labels), np.int64)
+    row_start = np.zeros(len(labels), np.int64)
+    r, c = np.nonzero(scored)
+    at = validation.index[r, c]
+    flat[at] = r * width + c + 1  # the target at (r, c) is stream position r * width + c + 1
+    row_start[at] = r * width
+    source = labels.source_rows()
+    has = source >= 0
+    out = np.zeros(len(labels), bool)
+    out[has] = flat[source[has]] >= row_start[has]
+    return out
+
+
+def copy_metrics(losses: np.ndarray, labels: TokenLabels, in_context: np.ndarray,
+                 evaluation: EvaluationSection, seed: int) -> dict[str, float]:
+    """The copying part of ``evaluate``'s dict: gains, losses by position, the verdict."""
+    first = labels.first_source_rows()
+    scored = in_context & (first >= 0)
+    gain = np.full(len(labels), np.nan)
+    gain[scored] = losses[first[scored]] - losses[scored]
+    bucket = bucket_of(labels.copy_run, evaluation.copy_buckets)
+    position = np.minimum(labels.copy_run.astype(np.int64) - evaluation.copy_min_run + 1,
+                          COPY_POSITIONS)
+    gain_masks = {"copy_gain": scored}
+    for i, name in enumerate(bucket_names(evaluation.copy_buckets)):
+        gain_masks[f"copy_gain_{name}"] = scored & (bucket == i)
+    position_masks = {name: scored & (position == k + 1)
+                      for k, name in enumerate(copy_position_names())}
+    for name, mask in position_masks.items():
+        gain_masks[f"copy_gain_pos_{name}"] = mask
+    docs = labels.doc.astype(np.int64)
+    stats = grouped_means(gain, docs, gain_masks, evaluation.bootstrap, seed)
+    stats |= grouped_means(losses, docs, {f"copy_loss_pos_{name}": mask for name, mask
+                                          in position_masks.items()}, evaluation.bootstrap, seed)
+    metrics: dict[str, float] = {}
+    for metric, (mean, lo, hi, _n) in stats.items():
+        metrics[metric], metrics[f"{metric}_lo"], metrics[f"{metric}_hi"] = mean, lo, hi
+    documents = len(np.unique(labels.doc[scored]))
+    metrics[COPY_EMERGED] = copy_emerged(metrics["copy_gain"], metrics["copy_gain_lo"], documents)
+    metrics["n_copy_gain"] = float(stats["copy_gain"][3])
+    metrics["n_copy_gain_docs"] = float(documents)
+    for name in position_masks:
+        metrics[f"n_copy_pos_{name}"] = float(stats[f"copy_loss_pos_{name}"][3])
+    return metrics
+
+
 def probe_metrics(results: Mapping[str, ProbeResult], resamples: int,
                   seed: int) -> dict[str, float]:
     """Probe accuracies with instance-bootstrap intervals and per-split accuracies."""
@@ -299,6 +373,8 @@ def evaluate(model, prepared, evaluation, device="cpu", batch_size=8,
     """
     losses = token_losses(model, prepared, device, batch_size)
     metrics = loss_metrics(losses, prepared.labels, evaluation, prepared.seed)
+    metrics.update(copy_metrics(losses, prepared.labels, copy_in_context(prepared.validation),
+                                evaluation, prepared.seed))
     if probes and prepared.probe_eval:
         results = probe_results(model, prepared, device, batch_size)
         metrics.update(probe_metrics(results, evaluation.bootstrap, prepared.seed))

@@ -52,7 +52,7 @@ from archsearch.data.tokenizer import (
 from archsearch.errors import ArchsearchError
 from archsearch.space.schema import DataSection, EvaluationSection
 
-PREP_VERSION = 1
+PREP_VERSION = 2  # bump when the cached arrays change (2: labels gained copy_source)
 ENCODE_BATCH = 256
 MIN_SEQ_LEN = 16
 

@@ -7,8 +7,10 @@ parquet as it is computed (one row group per batch of documents, never the whole
 memory).
 
 Table columns: doc, position, token (id), text (the token's characters), word (the word it
-belongs to), category, first (first token of its word), copy, copy_run, copy_bucket, and pos
-(Universal POS, only when requested and spaCy with an English model is installed).
+belongs to), category, first (first token of its word), copy, copy_run, copy_source (the
+position in the same document of the earlier token a copy token repeats; -1 for non-copy
+tokens), copy_bucket, and pos (Universal POS, only when requested and spaCy with an English
+model is installed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from archsearch.data.categories import (
     spacy_available,
     spacy_pos,
 )
-from archsearch.data.copy import bucket_names, bucket_of, copy_runs
+from archsearch.data.copy import bucket_names, bucket_of, copy_matches
 from archsearch.data.corpus import Document, corpus_fingerprint, iter_documents
 from archsearch.data.labels import TokenLabels
 from archsearch.data.tokenizer import TextTokenizer, get_tokenizer
@@ -55,7 +57,7 @@ def _schema(pos: bool) -> object:
     fields = [("doc", pa.int32()), ("position", pa.int32()), ("token", pa.int32()),
               ("text", pa.string()), ("word", pa.string()), ("category", pa.string()),
               ("first", pa.bool_()), ("copy", pa.bool_()), ("copy_run", pa.int32()),
-              ("copy_bucket", pa.string())]
+              ("copy_source", pa.int32()), ("copy_bucket", pa.string())]
     if pos:
         fields.append(("pos", pa.string()))
     return pa.schema(fields)
@@ -118,7 +120,8 @@ def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = Non
             for d, (ids, offs) in zip(batch, encoded, strict=True):
                 words = segment(d.text)
                 classes = classify_tokens(d.text, offs, words)
-                runs = copy_runs(ids, copy_min_run)
+                matches = copy_matches(ids, copy_min_run)
+                runs = matches.run
                 bucket = bucket_of(runs, copy_buckets)
                 class_counts += np.bincount(classes.codes, minlength=len(CATEGORIES))
                 bucket_counts += np.bincount(bucket[bucket >= 0], minlength=len(names))
@@ -135,6 +138,7 @@ def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = Non
                         "first": classes.first,
                         "copy": runs > 0,
                         "copy_run": runs.astype(np.int32),
+                        "copy_source": matches.source.astype(np.int32),
                         "copy_bucket": [names[b] if b >= 0 else None for b in bucket],
                     }
                     if use_pos:
@@ -177,10 +181,13 @@ def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = Non
 def read_tag_table(path: str | Path) -> TokenLabels:
     """The labels of a table written by ``tag_corpus`` (``log_freq`` is left at 0)."""
     df = pd.read_parquet(path)
+    if "copy_source" not in df.columns:
+        raise ArchsearchError(f"{path}: no copy_source column (written by an older archsearch "
+                              "tag; tag the corpus again)")
     return TokenLabels(
         doc=df["doc"].to_numpy(np.int32), position=df["position"].to_numpy(np.int32),
         token=df["token"].to_numpy(np.int64),
         category=np.asarray([CATEGORIES.index(c) for c in df["category"]], np.int8),
         first=df["first"].to_numpy(bool), copy_run=df["copy_run"].to_numpy(np.int32),
-        log_freq=np.zeros(len(df)),
+        copy_source=df["copy_source"].to_numpy(np.int32), log_freq=np.zeros(len(df)),
     )

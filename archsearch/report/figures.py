@@ -10,6 +10,7 @@ same on every run.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable
 
@@ -20,12 +21,18 @@ from matplotlib.figure import Figure
 Draw = Callable[[Axes], object]
 
 
-def svg(key: str, draws: list[Draw], *, width: float = 6.4, height: float = 4.2) -> str:
-    """One figure with a panel per ``draw`` (side by side), as an ``<svg>`` element."""
-    fig = Figure(figsize=(width * len(draws), height), layout="constrained")
-    axes = fig.subplots(1, len(draws), squeeze=False)[0]
-    for ax, draw in zip(axes, draws, strict=True):
+def svg(key: str, draws: list[Draw], *, width: float = 6.4, height: float = 4.2,
+        columns: int | None = None) -> str:
+    """One figure with a panel per ``draw`` (side by side, or ``columns`` to a row), as an
+    ``<svg>`` element; ``width`` and ``height`` are a panel's, in inches."""
+    cols = min(columns or len(draws), len(draws))
+    rows = math.ceil(len(draws) / cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, draw in zip(axes, draws, strict=False):
         draw(ax)
+    for ax in axes[len(draws):]:
+        fig.delaxes(ax)  # the unused cells of the last row
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": f"archsearch-{key}", "svg.fonttype": "path"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})

@@ -14,6 +14,7 @@ from archsearch import analysis as A
 from archsearch.analysis import columns as C
 from archsearch.analysis import plots
 from archsearch.errors import ArchsearchError
+from archsearch.metrics import COPY_EMERGED_NATS
 from archsearch.report.figures import svg
 from archsearch.report.format import esc, metric_value, number, table, with_interval
 from archsearch.report.page import Section, plot
@@ -247,6 +248,120 @@ def curves(ctx: Context) -> Section:
     return Section("curves", "Learning curves", plot(
         "curves", drawing, "Every trial's evaluations against tokens seen, coloured by pattern "
                            "(stopped and failed trials included, up to where they ended)."))
+
+
+def copying(ctx: Context) -> Section:
+    """Whether each pattern copies yet: copy_gain with intervals, the verdict, by position."""
+    title = "Copying"
+    trials = ctx.sweep.trials
+    if C.COPY_GAIN not in trials.columns:
+        return Section("copying", title, "<p>This sweep has no copy scores (<code>copy_gain</code>"
+                                         "): it was run before archsearch measured them.</p>")
+    gains = [C.COPY_GAIN, *[c for c, _, _ in C.copy_buckets(trials.columns, C.COPY_GAIN)]]
+    positions = [c for prefix in (C.COPY_GAIN, "copy_loss")
+                 for c, _, _ in C.copy_positions(trials.columns, prefix)]
+    metrics = [m for m in ["copy_loss", *gains, *positions] if m in trials.columns]
+    means = A.by_pattern(trials, metrics)
+    if not len(means):
+        return Section("copying", title, "<p>No trial completed its full budget.</p>")
+    emerged = _verdicts(trials)
+    when = A.emergence_by_pattern(A.copy_emergence(ctx.sweep.curves, trials))
+    scored = means.merge(emerged, on=C.PATTERN, how="left").merge(
+        when[[C.PATTERN, C.STEP, C.TOKENS_SEEN, "verdict"]], on=C.PATTERN, how="left")
+    cells = [("pattern", lambda r: f"<code>{esc(r[C.PATTERN])}</code>"),
+             ("trials", lambda r: str(int(r["n"]))),
+             ("copy_loss", partial(_interval_cell, metric="copy_loss")),
+             ("copy_gain", partial(_interval_cell, metric=C.COPY_GAIN))]
+    for column, _, label in C.copy_buckets(trials.columns, C.COPY_GAIN):
+        cells.append((f"gain, run {label}", partial(_interval_cell, metric=column)))
+    cells.append(("copying at the end", lambda r: esc(r.get("final", "–"))))
+    cells.append(("emerged at", _emerged_cell))
+    parts = [(f"<p><b>copy_gain</b> = loss at a repeated span's first occurrence − loss at its "
+              "copy, averaged over copy tokens whose earlier occurrence is in the model's "
+              "window (nats, 95% intervals). A model that predicts repeated text from its local "
+              "context alone gains about 0 whatever its loss; one that copies gains about the "
+              "first occurrence's loss. Induction forms in a phase change during training, so a "
+              "proxy may not copy yet at its budget: then <code>copy_loss</code> measures local "
+              "prediction on repeated text, not recall. <b>Copying</b> when the interval of "
+              f"copy_gain lies above {COPY_EMERGED_NATS:g} nats (<code>copy_emerged</code>); "
+              "<i>emerged at</i>: the first evaluation where it did (every seed by then).</p>"),
+             table(scored, cells)]
+    if positions:
+        drawing = svg("copy-positions", [
+            partial(plots.plot_copy_positions, table=means, prefix=C.COPY_GAIN,
+                    colors=ctx.colors),
+            partial(plots.plot_copy_positions, table=means, prefix="copy_loss",
+                    colors=ctx.colors)], width=5.5)
+        parts.append(plot("copy-positions", drawing,
+                          "Gain and loss at the 1st, 2nd, ... token of a repeat that can be "
+                          "copied (the last point pools the rest): a copying model's loss drops "
+                          "from the first positions on."))
+    return Section("copying", title, "".join(parts))
+
+
+def _verdicts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per pattern, the last evaluation's verdict over its full-budget trials, as text."""
+    done = A.full_budget(trials)
+    rows = []
+    if C.COPY_EMERGED in done.columns:
+        for pattern, group in done.groupby(C.PATTERN, sort=True):
+            verdict = group[C.COPY_EMERGED].astype(float)
+            known, yes = int(verdict.notna().sum()), int((verdict == 1.0).sum())
+            text = ("unknown" if not known else "yes" if yes == len(group)
+                    else f"{yes} of {len(group)} seeds" if yes else "not yet")
+            rows.append({C.PATTERN: pattern, "final": text})
+    return pd.DataFrame(rows, columns=[C.PATTERN, "final"])
+
+
+def _tokens(value: object) -> str:
+    try:
+        return f"{float(value):,.0f}" if math.isfinite(float(value)) else "–"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _emerged_cell(row: pd.Series) -> str:
+    tokens = row.get(C.TOKENS_SEEN)
+    if tokens is not None and math.isfinite(float(tokens)):
+        return f"{_tokens(tokens)} tokens (step {int(row[C.STEP])})"
+    verdict = row.get("verdict")
+    return esc(verdict) if isinstance(verdict, str) else "–"
+
+
+def category_curves(ctx: Context) -> Section:
+    """Per-category loss and copy_gain against tokens seen, per pattern, and when copying
+    emerged."""
+    title = "Learning curves by category"
+    data, trials = ctx.sweep.curves, ctx.sweep.trials
+    table_ = A.pattern_curves(data, trials) if len(data) else pd.DataFrame()
+    metrics = A.curve_metrics(table_.columns) if len(table_) else []
+    if not metrics:
+        return Section("category-curves", title, "<p>No learning curves of completed full-budget "
+                                                 "trials with per-category losses.</p>")
+    when = A.emergence_by_pattern(A.copy_emergence(data, trials))
+    draws = [partial(plots.plot_pattern_curves, table=table_, metric=m, colors=ctx.colors,
+                     legend=i == 0,
+                     emergence=when if m == C.COPY_GAIN else None,
+                     threshold=COPY_EMERGED_NATS if m == C.COPY_GAIN else None)
+             for i, m in enumerate(metrics)]
+    parts = [("<p>Each pattern's mean over its full-budget trials at every evaluation, with a "
+              "95% band (t over seeds; the evaluation bootstrap for a single trial). Dotted "
+              "lines on the copy_gain panel: where each pattern's copying emerged.</p>"),
+             plot("category-curves", svg("category-curves", draws, width=4.2, height=2.9,
+                                         columns=3),
+                  "Per-category validation loss and copy_gain against tokens seen.")]
+    if len(when):
+        cells = [("pattern", lambda r: f"<code>{esc(r[C.PATTERN])}</code>"),
+                 ("trials", lambda r: str(int(r["n"]))),
+                 ("copying emerged", lambda r: esc(r["verdict"])),
+                 ("at tokens", lambda r: _tokens(r[C.TOKENS_SEEN])),
+                 ("at step", lambda r: number(r[C.STEP], 0)),
+                 ("earliest seed, tokens", lambda r: _tokens(r["earliest_tokens"]))]
+        parts.append("<h3>When copying emerged</h3><p>The evaluation by which "
+                     "<code>copy_emerged</code> had first turned 1 in every trial of the pattern "
+                     "(for one trial: its first evaluation with the verdict); <i>not yet</i> if "
+                     "no trial's did within the budget.</p>" + table(when, cells))
+    return Section("category-curves", title, "".join(parts))
 
 
 def placement(ctx: Context) -> Section | None:

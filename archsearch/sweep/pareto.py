@@ -39,15 +39,17 @@ def pareto_front(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective]
 
 def front_table(front: Sequence[dict[str, Any]], objectives: Sequence[Objective],
                 tuned: Sequence[str]) -> str:
-    """pattern | each objective | params | the tuned values (if the space tunes anything)."""
-    headers = ["pattern", *(f"{o.metric} ({o.mode})" for o in objectives), "params"]
+    """pattern | each objective | params | copying | the tuned values (if the space tunes any).
+
+    ``copying`` is the trial's ``copy_emerged`` verdict: yes, not yet, or - when unknown."""
+    headers = ["pattern", *(f"{o.metric} ({o.mode})" for o in objectives), "params", "copying"]
     if tuned:
         headers.append("settings")
     body = []
     for row in front:
         cells = [str(row.get("pattern")),
                  *(f"{row[o.metric]:.4f}" for o in objectives),
-                 _count(row.get("params"))]
+                 _count(row.get("params")), _copying(row.get("copy_emerged"))]
         if tuned:
             cells.append(" ".join(f"{name}={_short(row.get(f'param.{name}'))}" for name in tuned
                                   if row.get(f"param.{name}") is not None))
@@ -70,6 +72,12 @@ def _count(value: Any) -> str:
         if value >= size:
             return f"{value / size:.2f}{unit}"
     return f"{int(value)}"
+
+
+def _copying(verdict: Any) -> str:
+    if not isinstance(verdict, int | float) or not math.isfinite(verdict):
+        return "-"
+    return "yes" if verdict else "not yet"
 
 
 def _short(value: Any) -> str:

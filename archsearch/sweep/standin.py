@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError, CheckpointUnreadable
-from archsearch.metrics import known_metrics
+from archsearch.metrics import COPY_EMERGED, copy_emerged, known_metrics
 from archsearch.space import TrialConfig
 
 STATE_FILE = "synthetic_state.json"
@@ -88,9 +88,14 @@ class SyntheticTrainer:
                 out[name] = base * (1.2 - 0.5 * attention) + jitter
             elif name.endswith("_loss"):
                 out[name] = base * (0.9 + 0.2 * attention) + jitter
+            elif name == "copy_gain" or name.startswith("copy_gain_"):
+                # copying switches on part-way through training, earlier with more attention
+                onset = 0.9 - 0.6 * attention
+                out[name] = 2.5 / (1 + math.exp(-(progress - onset) / 0.05)) + jitter / 2
         for name in list(out):
-            if name.endswith("_loss"):
+            if name.endswith("_loss") or name.startswith(("copy_loss_", "copy_gain")):
                 out[f"{name}_lo"], out[f"{name}_hi"] = out[name] - 0.05, out[name] + 0.05
+        out[COPY_EMERGED] = copy_emerged(out["copy_gain"], out["copy_gain_lo"], documents=100)
         depth = len(trial.layers)
         out.update(params=1000 * depth, non_embedding_params=800 * depth,
                    train_flops_per_token=6000.0 * depth, inference_bytes=64 * depth,
