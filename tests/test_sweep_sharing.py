@@ -87,9 +87,15 @@ def test_no_verb_executes_a_pickle_planted_in_a_sweep_folder(shared_folder, tmp_
     trials = pd.read_parquet(folder / "trials.parquet")
     trials.loc[0, "status"] = "running"
     trials.to_parquet(folder / "trials.parquet")
+    # ... and its newest checkpoint is damaged in place (same size: it passes the size check)
+    newest = sorted((folder / "runs").glob(f"*/{trials.trial_id[0]}/checkpoint_*"))[-1]
+    state = newest / "synthetic_state.json"
+    state.write_bytes(b"#" * len(state.read_bytes()))
     outcome = resume_sweep(str(folder), train_fn=SyntheticTrainer())
     assert outcome.finished and not marker.exists()
     assert len(outcome.rows) == 3 and {r["status"] for r in outcome.rows} == {"completed"}
+    rerun = next(r for r in outcome.rows if r["trial_id"] == trials.trial_id[0])
+    assert "is unreadable" in rerun["note"] and "restarted from step 0" in rerun["note"]
 
     assert main(["report", str(folder), "--out", str(tmp_path / "report")]) == 0
     assert main(["recommend", str(folder)]) == 0
