@@ -1,0 +1,25 @@
+# Source this on a bare GPU machine, from the repository root, before running archsearch there
+# (docs/GPU.md, "A bare GPU machine"):
+#   . benchmarks/gpu_env.sh
+# - unpacks every packed site folder in .gpu-site/ (made by ../shared/tools/gpu-site.sh fla|sweep)
+#   into /tmp/site once, and puts it and the repository first on PYTHONPATH (Ray's workers inherit
+#   it);
+# - turns on Triton's autotune cache in $TRITON_CACHE_DIR (default /tmp/triton-cache), seeded
+#   from .gpu-cache/autotune.tar when a previous machine of the same kind saved one with
+#   save_autotune, so fla's kernels are tuned once, not in every trial process.
+mkdir -p /tmp/site
+for packed in .gpu-site/*.tar.xz; do
+  [ -e "$packed" ] || continue
+  done_mark="/tmp/site/.$(basename "$packed").unpacked"
+  [ -e "$done_mark" ] || { tar -xJf "$packed" -C /tmp/site && touch "$done_mark"; }
+done
+export PYTHONPATH="/tmp/site:$PWD:$PWD/kernels${PYTHONPATH:+:$PYTHONPATH}"
+export TRITON_CACHE_AUTOTUNING=1
+export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton-cache}"
+mkdir -p "$TRITON_CACHE_DIR"
+if [ -f .gpu-cache/autotune.tar ]; then tar -xf .gpu-cache/autotune.tar -C "$TRITON_CACHE_DIR"; fi
+
+# save_autotune FILE: pack the autotune choices (a few KB) to carry to the next machine.
+save_autotune() {
+  (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -cf "$1" -T -)
+}
