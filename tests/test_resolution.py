@@ -338,3 +338,13 @@ def test_recommend_marks_ties_in_text_and_json(seeded_sweep, tmp_path):
     assert sorted(data["tied_with_best"]) == ["GA", "GG"]
     assert data["best"]["pattern"] == tied.winner.key
     assert data["verdict"].startswith("not resolved at this size")
+
+    single = recommend_folder(_folder_with(seeded_sweep, tmp_path / "s",
+                                           lambda r: r["param.training.seed"] == 0))
+    assert not single.resolved and [e.status for e in single.ranking] == [
+        "best", "unknown", "unknown"]
+    text = render(single)
+    assert "not resolved: no recommendation; no pattern can be told apart from the best" in text
+    assert "verdict: not resolved: every pattern ran one seed" in text
+    assert "no score intervals: every pattern ran one seed" in text
+    assert as_dict(single)["recommended"] is None

@@ -46,8 +46,8 @@ SEED_PARAM = "param.training.seed"
 TABLE_COLUMNS = [C.PATTERN, "n", "mean", "lo", "hi", "diff", "diff_lo", "diff_hi", "status"]
 ONE_SEED_ADVICE = ("give training.seed two or more values (seed: {choices: [0, 1]} with grid "
                    "search) to tell noise from effect")
-EVALUATION_ONLY = ("the intervals shown are each trial's evaluation bootstrap: validation "
-                   "sampling only, not seed-to-seed noise")
+EVALUATION_ONLY = ("a trial's evaluation bootstrap interval measures validation sampling only, "
+                   "not seed-to-seed noise")
 
 
 @dataclass(frozen=True)

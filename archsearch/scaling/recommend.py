@@ -392,9 +392,12 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
     assert pick.resolution is not None
     from archsearch.analysis.resolution import noise_note
 
+    noise = (f"score intervals: {noise_note(pick.resolution)}" if pick.resolution.noise.known
+             else "no score intervals: every pattern ran one seed, so there is no seed-noise "
+                  "estimate (a trial's evaluation bootstrap measures validation sampling only, "
+                  "not seed-to-seed noise)")
     notes = [("one proxy size: no extrapolation and no rank stability; scores are min-max "
-              "normalised over these patterns (0 = best on every objective)"),
-             f"score intervals: {noise_note(pick.resolution)}"]
+              "normalised over these patterns (0 = best on every objective)"), noise]
     margin = pick.margin_interval
     return Recommendation(source="sweep", folder=str(folder), weights=pick.weights,
                           ranking=evidence, margin=pick.margin,

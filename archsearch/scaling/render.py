@@ -64,7 +64,10 @@ def _pick(rec: Recommendation) -> list[str]:
                   f"{_interval(w.score_interval)}")]
     else:
         best = "best predicted" if rec.source == "scale" else "best measured"
-        lines = [f"not resolved: no recommendation; tied with the best: {', '.join(rec.tied)}",
+        unknown = len(rec.ranking) > 1 and all(e.status == "unknown" for e in rec.ranking[1:])
+        why = ("no pattern can be told apart from the best" if unknown
+               else f"tied with the best: {', '.join(rec.tied)}")
+        lines = [f"not resolved: no recommendation; {why}",
                  f"  {best}: {w.rule.describe()}  ->  {_at_target(w, depth)}",
                  (f"  {best} pattern as trained: {w.key}; score {_num(w.score)} "
                  f"{_interval(w.score_interval)}")]
@@ -92,6 +95,9 @@ def _ranking(rec: Recommendation) -> list[str]:
             for i, e in enumerate(rec.ranking)]
     how = ("paired bootstrap over rungs and seeds" if rec.source == "scale"
            else "pooled seed noise")
+    if len(rec.ranking) > 1 and all(e.status == "unknown" for e in rec.ranking[1:]):
+        how = "none without a seed-noise estimate" if rec.source == "sweep" else \
+            "none: the resamples are not paired or do not vary"
     return [f"{head} (95% intervals, {how}; tied: cannot be told apart from the best):",
             *_table(("#", "pattern", "ratio / placement", "score", "95% interval",
                      "score - best", "vs best", "runs"), rows)]
