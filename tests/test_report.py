@@ -22,7 +22,9 @@ def test_page_has_every_section_and_the_pick(page):
     for anchor in ("summary", "fronts", "patterns", "categories", "copying", "placement",
                    "curves", "category-curves", "problems"):
         assert f'<section id="{anchor}">' in page
-    assert "Recommended pattern" in page and "Runner-up" in page and "Knee" in page
+    # one seed per pattern: the box names no winner, and says why
+    assert "Not resolved: one seed per pattern" in page and "Recommended pattern" not in page
+    assert "Runner-up" in page and "Knee" in page
     assert "weights: semantic_loss 0.50, copy_loss 0.50" in page
     assert "loss(AA)" in page  # the all-attention reference, canonical spelling
     for pattern in ("AA", "GG", "GA", "AG"):

@@ -45,12 +45,12 @@ def family(pattern: str) -> str:
     return "A" if attention == 1 else ("3:1" if attention == 0.25 else "1:1")
 
 
-def write_results(job: ScaleJob, noise: float = 0.002) -> None:
+def write_results(job: ScaleJob, noise: float = 0.002, laws: dict | None = None) -> None:
     rng = np.random.default_rng(0)
     rows = []
     for point in job.points:
         layers = "".join(point.trial.layers)
-        e, a, alpha = LAWS[family(layers)]
+        e, a, alpha = (laws or LAWS)[family(layers)]
         compute = 6.0 * point.planned_params * point.tokens
         base = e + a * (compute / 1e12) ** -alpha
         rows.append({"trial_id": point.point, "pattern": point.pattern, "status": "completed",
@@ -103,6 +103,7 @@ def test_recommend_extrapolates_past_the_crossing(scale_dir):
     assert rec.runner_up.key == "A*4"
     assert rec.margin > 0 and rec.margin_interval.defined and rec.margin_interval.low > 0
     assert rec.win_probability == pytest.approx(1.0)
+    assert rec.resolved and rec.tied == ["GGGA"] and "verdict: resolved: GGGA" in render(rec)
     fit = rec.winner.fits["semantic_loss"]
     assert fit.fit.alpha == pytest.approx(0.5, abs=0.05)
     assert fit.intervals["alpha"].covers(0.5)
@@ -125,6 +126,25 @@ def test_recommend_prints_the_evidence_and_valid_json(scale_dir, capsys):
     json.dumps(data, allow_nan=False)
     assert data["recommended"]["at_target"] == "(GGGA)*8"
     assert set(data["recommended"]["fits"]) == {"val_loss", "semantic_loss", "copy_loss"}
+
+
+def test_a_ladder_whose_margin_interval_includes_zero_names_no_winner(tmp_path):
+    space = tmp_path / "synth.yaml"
+    space.write_text(SPACE)
+    # all attention and 3:1 follow the same law; 1:1 is clearly worse
+    same = {"A": (2.0, 1.0, 0.5), "3:1": (2.0, 1.0, 0.5), "1:1": (2.4, 1.0, 0.5)}
+    outcome = run_scale(str(space), storage=str(tmp_path),
+                        runner=lambda job: write_results(job, noise=0.02, laws=same))
+    rec = recommend(outcome.location, bootstrap=40)
+    assert rec.margin_interval.defined and rec.margin_interval.covers(0.0)
+    assert not rec.resolved and sorted(rec.tied) == ["A*4", "GGGA"]
+    assert [e.status for e in rec.ranking][2] == "behind" and rec.ranking[2].key == "GAGA"
+    text = render(rec)
+    assert "recommended:" not in text and "not resolved: no recommendation" in text
+    assert "verdict: not resolved at the target: " in text
+    data = json.loads(json.dumps(as_dict(rec), allow_nan=False))
+    assert data["recommended"] is None and data["resolved"] is False
+    assert sorted(data["tied_with_best"]) == ["A*4", "GGGA"]
 
 
 def test_weights_must_name_fitted_metrics(scale_dir):
@@ -178,6 +198,9 @@ def test_recommend_from_a_sweep_reads_ratio_and_placement(sweep_dir):
     assert "".join(rec.winner.target_layers) == "GGGA" * 8
     text = render(rec)
     assert "one proxy size" in text and "runner-up" in text
+    # two seeds each: GGGA is ahead of both others beyond the pooled seed noise
+    assert rec.resolved and "recommended: ratio 3:1" in text
+    assert rec.runner_up.behind.defined and rec.runner_up.behind.low > 0
     json.dumps(as_dict(rec), allow_nan=False)
 
 

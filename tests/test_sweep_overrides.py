@@ -24,7 +24,8 @@ def test_overrides_reach_any_field_with_yaml_values():
     ])
     spec = space.spec
     assert spec.training.tokens == 1000 and spec.search.samples == 3
-    assert [t.name for t in space.tunables] == ["model.d_model"]
+    # the quickstart tunes the seed itself (two seeds per pattern); d_model comes from --set
+    assert [t.name for t in space.tunables] == ["model.d_model", "training.seed"]
     assert spec.objectives[1].metric == "val_loss"
     assert spec.search.asha is not None and spec.search.asha.metric == "semantic_loss"
     assert yaml.safe_load(text)["training"]["tokens"] == 1000  # the text the sweep stores

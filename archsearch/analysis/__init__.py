@@ -4,7 +4,8 @@
     sweep = A.load_sweep("sweeps/quickstart")
     front = A.pareto_front(sweep.trials, sweep.objectives)
     gaps = A.category_gaps(sweep.trials)          # against the all-attention pattern
-    pick = A.recommend(sweep.trials, sweep.objectives)
+    pick = A.recommend(sweep.trials, sweep.objectives)   # pick.resolved, pick.tied
+    semantic = A.resolve(sweep.trials, "semantic_loss")  # ranked, tied with the best or not
     lines = A.pattern_curves(sweep.curves, sweep.trials)   # per-category losses, copy_gain
     when = A.emergence_by_pattern(A.copy_emergence(sweep.curves, sweep.trials))
 
@@ -13,7 +14,13 @@ imported only there). docs/ANALYSIS.md explains every definition.
 """
 
 from archsearch.analysis.aggregate import by_pattern, by_placement, metric_summary, parse_origins
-from archsearch.analysis.choose import Recommendation, knee_point, recommend, weighted_scores
+from archsearch.analysis.choose import (
+    Recommendation,
+    knee_point,
+    recommend,
+    trial_scores,
+    weighted_scores,
+)
 from archsearch.analysis.curves import (
     copy_emergence,
     curve_metrics,
@@ -22,7 +29,15 @@ from archsearch.analysis.curves import (
     trial_curves,
 )
 from archsearch.analysis.gaps import category_gaps, copy_run_gaps, reference_pattern
-from archsearch.analysis.intervals import Interval, difference_interval, mean_interval
+from archsearch.analysis.intervals import (
+    Interval,
+    SeedNoise,
+    difference_interval,
+    mean_interval,
+    pooled_difference_interval,
+    pooled_mean_interval,
+    pooled_noise,
+)
 from archsearch.analysis.load import Sweep, load_curves, load_sweep, load_trials
 from archsearch.analysis.pareto import (
     ObjectiveLike,
@@ -32,11 +47,28 @@ from archsearch.analysis.pareto import (
     pareto_front,
     pareto_ranks,
 )
+from archsearch.analysis.resolution import (
+    BEHIND,
+    BEST,
+    TIED,
+    UNKNOWN,
+    Resolution,
+    noise_note,
+    resolve,
+    statement,
+    with_interval,
+)
 
 __all__ = [
+    "BEHIND",
+    "BEST",
+    "TIED",
+    "UNKNOWN",
     "Interval",
     "ObjectiveLike",
     "Recommendation",
+    "Resolution",
+    "SeedNoise",
     "Sweep",
     "as_objectives",
     "by_pattern",
@@ -55,12 +87,20 @@ __all__ = [
     "load_trials",
     "mean_interval",
     "metric_summary",
+    "noise_note",
     "pareto_front",
     "pareto_ranks",
     "parse_origins",
     "pattern_curves",
+    "pooled_difference_interval",
+    "pooled_mean_interval",
+    "pooled_noise",
     "recommend",
     "reference_pattern",
+    "resolve",
+    "statement",
     "trial_curves",
+    "trial_scores",
     "weighted_scores",
+    "with_interval",
 ]

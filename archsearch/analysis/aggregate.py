@@ -1,8 +1,10 @@
 """Per-pattern summaries over seeds, and the ratio/placement view of them.
 
-A pattern trained with several seeds gets the mean of each metric and a t-interval over seeds.
-A pattern trained once keeps its own evaluation interval (``<metric>_lo``/``_hi``, a bootstrap
-over validation tokens that the sweep computed): that is the only uncertainty one run shows.
+A pattern trained with several seeds gets the mean of each metric and a t-interval over its own
+seeds. A pattern trained once keeps its own evaluation interval (``<metric>_lo``/``_hi``, a
+bootstrap over validation tokens that the sweep computed): the only uncertainty one run shows,
+and it measures validation sampling only, not how much another seed would move the result.
+Rankings use ``resolution`` instead, which pools the seed noise over every pattern.
 """
 
 from __future__ import annotations

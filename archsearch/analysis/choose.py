@@ -2,7 +2,12 @@
 
 Weighted score: per-pattern means (``by_pattern``) of each objective are min-max normalised
 across the patterns to [0, 1] with 0 the best (a maximised objective is flipped), then summed
-with the weights (default equal; they are rescaled to sum to 1). Lowest score wins.
+with the weights (default equal; they are rescaled to sum to 1). Lowest score is best, but it
+is a winner only when the seeds resolve it: each trial gets a score with the same normalisation
+constants (the patterns' means of a trial's scores are then exactly their scores), and
+``resolution.resolve`` compares them with the pooled seed noise. ``Recommendation.resolved``
+says whether the best is ahead of every other pattern; ``tied`` lists those it cannot be told
+apart from. Each objective is resolved the same way on its own.
 
 Knee: on the Pareto front of the per-pattern means, normalised so that each objective spans
 [0, 1] over the front, the point farthest from the hyperplane through the front's extreme points
@@ -23,22 +28,59 @@ import pandas as pd
 
 from archsearch.analysis import columns as C
 from archsearch.analysis.aggregate import by_pattern
-from archsearch.analysis.pareto import ObjectiveLike, _costs, as_objectives, pareto_front
+from archsearch.analysis.intervals import Interval
+from archsearch.analysis.pareto import (
+    ObjectiveLike,
+    _costs,
+    as_objectives,
+    full_budget,
+    pareto_front,
+)
+from archsearch.analysis.resolution import Resolution, resolve, statement
 from archsearch.errors import ArchsearchError
 from archsearch.space.schema import Objective
 
 
 @dataclass(frozen=True)
 class Recommendation:
+    """The best weighted score and the evidence. ``pattern`` is the best *measured*: a winner
+    only when ``resolved``."""
+
     pattern: str
     score: float  # weighted normalised score, 0 = best on every objective
     weights: dict[str, float]  # by metric, summing to 1
     runner_up: str | None
-    margin: float  # runner-up's score minus the winner's (NaN without a runner-up)
+    margin: float  # runner-up's score minus the best's (NaN without a runner-up)
     knee: str | None  # the knee of the front (None when the front is empty)
-    on_front: bool  # whether the winner is on the Pareto front of the pattern means
-    differences: dict[str, float]  # runner-up minus winner, per objective, in the metric's units
-    table: pd.DataFrame = field(repr=False)  # per-pattern means, normalised objectives, score, rank
+    on_front: bool  # whether the best is on the Pareto front of the pattern means
+    differences: dict[str, float]  # runner-up minus best, per objective, in the metric's units
+    # per-pattern means, normalised objectives, score, rank; intervals and statuses (below)
+    table: pd.DataFrame = field(repr=False)
+    resolution: Resolution | None = field(default=None, repr=False)  # of the weighted score
+    by_objective: dict[str, Resolution] = field(default_factory=dict, repr=False)
+    difference_intervals: dict[str, Interval] = field(default_factory=dict)  # runner-up - best
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the seeds tell the best score apart from every other pattern's."""
+        return self.resolution is not None and self.resolution.resolved
+
+    @property
+    def tied(self) -> list[str]:
+        """Patterns whose score cannot be told apart from the best's (the best first)."""
+        return self.resolution.tied if self.resolution is not None else [self.pattern]
+
+    @property
+    def margin_interval(self) -> Interval | None:
+        """The runner-up's score minus the best's, with its interval (None without one)."""
+        if self.resolution is None or self.runner_up is None:
+            return None
+        return self.resolution.difference(self.runner_up, self.pattern)
+
+    def statement(self) -> str:
+        """The verdict in one sentence (``resolution.statement`` on the weighted score)."""
+        assert self.resolution is not None
+        return statement(self.resolution, "the weighted score")
 
 
 def weighted_scores(
@@ -53,8 +95,7 @@ def weighted_scores(
     metrics = [o.metric for o in objs]
     usable = table.dropna(subset=metrics).copy()
     costs = _costs(usable, objs)
-    lo, hi = costs.min(axis=0, initial=np.inf), costs.max(axis=0, initial=-np.inf)
-    span = np.where(hi > lo, hi - lo, 1.0)
+    lo, span = _normaliser(costs)
     normalised = (costs - lo) / span if len(costs) else costs
     for i, metric in enumerate(metrics):
         usable[f"norm.{metric}"] = normalised[:, i] if len(costs) else []
@@ -62,6 +103,30 @@ def weighted_scores(
     usable = usable.sort_values("score", kind="stable")
     usable["rank"] = np.arange(1, len(usable) + 1)
     return usable
+
+
+def trial_scores(
+    trials: pd.DataFrame,
+    table: pd.DataFrame,
+    objectives: Sequence[ObjectiveLike],
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+) -> pd.Series:
+    """Each trial's weighted score, normalised with the constants of ``table`` (the per-pattern
+    means ``weighted_scores`` normalises), so that a pattern's mean trial score is its score.
+    NaN where a trial misses an objective."""
+    objs = as_objectives(objectives)
+    w = _weights(objs, weights)
+    metrics = [o.metric for o in objs]
+    lo, span = _normaliser(_costs(table.dropna(subset=metrics), objs))
+    normalised = (_costs(trials, objs) - lo) / span
+    return pd.Series(normalised @ np.array([w[m] for m in metrics]), index=trials.index,
+                     name="score")
+
+
+def _normaliser(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min-max constants per objective: (lowest cost, span; 1 where every value agrees)."""
+    lo, hi = costs.min(axis=0, initial=np.inf), costs.max(axis=0, initial=-np.inf)
+    return lo, np.where(hi > lo, hi - lo, 1.0)
 
 
 def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> Hashable | None:
@@ -98,19 +163,38 @@ def recommend(
     *,
     level: float = 0.95,
 ) -> Recommendation:
-    """The pattern with the best weighted score over its seeds' means, with the evidence."""
+    """The pattern with the best weighted score over its seeds' means, with the evidence and
+    whether the seeds resolve it (module docstring).
+
+    Only full-budget completed trials with every objective count, so that the score of a
+    pattern's means and the mean of its trials' scores are the same number.
+    """
     objs = as_objectives(objectives)
-    table = by_pattern(trials, [o.metric for o in objs], level=level)
+    metrics = [o.metric for o in objs]
+    missing = [m for m in metrics if m not in trials.columns]
+    if missing:
+        raise ArchsearchError(f"no column {', '.join(missing)} in the results")
+    done = full_budget(trials)
+    done = done[np.isfinite(done[metrics].astype(float).to_numpy()).all(axis=1)]
+    table = by_pattern(done, metrics, level=level)
     scored = weighted_scores(table, objs, weights)
     if not len(scored):
         raise ArchsearchError("no completed full-budget trial has every objective "
-                              f"({', '.join(o.metric for o in objs)})")
+                              f"({', '.join(metrics)})")
+    per_trial = done.assign(score=trial_scores(done, table, objs, weights))
+    score = resolve(per_trial, "score", "min", level=level)
+    by_objective = {o.metric: resolve(done, o.metric, o.mode, level=level) for o in objs}
+    scored = _with_resolution(scored, score, by_objective)
     front = pareto_front(scored, objs)
     knee = knee_point(front, objs)
     best = scored.iloc[0]
     second = scored.iloc[1] if len(scored) > 1 else None
-    differences = {} if second is None else {
-        o.metric: float(second[o.metric] - best[o.metric]) for o in objs}
+    differences, intervals = {}, {}
+    if second is not None:
+        for o in objs:
+            differences[o.metric] = float(second[o.metric] - best[o.metric])
+            intervals[o.metric] = by_objective[o.metric].difference(
+                str(second[C.PATTERN]), str(best[C.PATTERN]))
     return Recommendation(
         pattern=str(best[C.PATTERN]),
         score=float(best["score"]),
@@ -120,8 +204,37 @@ def recommend(
         knee=None if knee is None else str(front.loc[knee, C.PATTERN]),
         on_front=bool(scored.index[0] in front.index),
         differences=differences,
-        table=scored.reset_index(drop=True),
+        table=scored,
+        resolution=score,
+        by_objective=by_objective,
+        difference_intervals=intervals,
     )
+
+
+def _with_resolution(scored: pd.DataFrame, score: Resolution,
+                     by_objective: Mapping[str, Resolution]) -> pd.DataFrame:
+    """``scored`` in the score resolution's order, with its intervals and statuses.
+
+    Added columns: ``score_lo`` / ``score_hi``, ``score_vs_best`` (+ ``_lo`` / ``_hi``),
+    ``score_status``; per objective ``<metric>_vs_best`` (+ ``_lo`` / ``_hi``) and
+    ``<metric>_status``. Each objective's ``<metric>_lo`` / ``_hi`` become its resolution's
+    interval of the mean (pooled over seeds when the seed noise is known).
+    """
+    out = scored.set_index(C.PATTERN, drop=False)
+    # (no plain ``status`` column: full_budget would read it as a trial's status)
+    parts = [(score, "score")] + [(r, m) for m, r in by_objective.items()]
+    for res, name in parts:
+        t = res.table.set_index(C.PATTERN)
+        if name == "score":  # its order; the scores themselves agree to rounding error
+            out = out.loc[[p for p in t.index if p in out.index]]
+        out[C.lower(name)] = t["lo"].reindex(out.index)
+        out[C.upper(name)] = t["hi"].reindex(out.index)
+        out[f"{name}_vs_best"] = t["diff"].reindex(out.index)
+        out[f"{name}_vs_best_lo"] = t["diff_lo"].reindex(out.index)
+        out[f"{name}_vs_best_hi"] = t["diff_hi"].reindex(out.index)
+        out[f"{name}_status"] = t["status"].reindex(out.index)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out.reset_index(drop=True)
 
 
 def _weights(

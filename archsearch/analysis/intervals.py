@@ -1,14 +1,18 @@
 """Confidence intervals for means and differences of means over a few seeds.
 
 Student-t intervals: sweeps have 1-5 seeds per pattern, too few for a bootstrap to be honest.
-The t quantile is computed exactly for integer degrees of freedom from the closed-form t CDF
-(Abramowitz & Stegun 26.7.3-4), so the package needs no scipy.
+Two flavours: each pattern's own spread (``mean_interval``, Welch's ``difference_interval``),
+and one seed-noise estimate pooled over every pattern that ran several seeds (``pooled_noise``,
+``pooled_mean_interval``, ``pooled_difference_interval``), which is what tells patterns apart
+when each has only two or three seeds (docs/ANALYSIS.md, "Resolution"). The t quantile is
+computed exactly for integer degrees of freedom from the closed-form t CDF (Abramowitz & Stegun
+26.7.3-4); tests check it against scipy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,3 +92,61 @@ def difference_interval(
     welch_df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
     half = t_quantile(welch_df, level) * se
     return Interval(diff, diff - half, diff + half, min(len(x), len(y)))
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    """The seed-to-seed standard deviation pooled over groups (patterns) with two or more values.
+
+    ``sd`` is NaN and ``df`` 0 when no group has two values: the noise is then unknown.
+    """
+
+    sd: float
+    df: int  # degrees of freedom: the sum over pooled groups of (values - 1)
+    groups: int  # how many groups had two or more values
+
+    @property
+    def known(self) -> bool:
+        return self.df >= 1 and math.isfinite(self.sd)
+
+
+UNKNOWN_NOISE = SeedNoise(math.nan, 0, 0)
+
+
+def pooled_noise(groups: Iterable[Sequence[float] | np.ndarray]) -> SeedNoise:
+    """Pool the within-group variance: s^2 = sum of squared deviations from each group's mean
+    over sum(n_g - 1), across the groups with at least two finite values."""
+    squares, df, pooled = 0.0, 0, 0
+    for values in groups:
+        x = np.asarray(values, dtype=float)
+        x = x[np.isfinite(x)]
+        if len(x) < 2:
+            continue
+        squares += float(((x - x.mean()) ** 2).sum())
+        df += len(x) - 1
+        pooled += 1
+    if df == 0:
+        return UNKNOWN_NOISE
+    return SeedNoise(math.sqrt(squares / df), df, pooled)
+
+
+def pooled_mean_interval(mean: float, n: int, noise: SeedNoise, level: float = 0.95) -> Interval:
+    """``mean`` of ``n`` seeds with the t-interval of the pooled noise: mean +- t(df) s / sqrt(n).
+
+    lo = hi = NaN when the noise is unknown."""
+    if not noise.known or n < 1:
+        return Interval(mean, math.nan, math.nan, n)
+    half = t_quantile(noise.df, level) * noise.sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def pooled_difference_interval(mean_a: float, n_a: int, mean_b: float, n_b: int,
+                               noise: SeedNoise, level: float = 0.95) -> Interval:
+    """mean_a - mean_b +- t(df) s sqrt(1/n_a + 1/n_b): the pooled two-sample t-interval, with
+    every pooled pattern's seeds lending their degrees of freedom. NaN bounds if the noise is
+    unknown; ``n`` is the smaller sample."""
+    diff = mean_a - mean_b
+    if not noise.known or n_a < 1 or n_b < 1:
+        return Interval(diff, math.nan, math.nan, min(n_a, n_b))
+    half = t_quantile(noise.df, level) * noise.sd * math.sqrt(1 / n_a + 1 / n_b)
+    return Interval(diff, diff - half, diff + half, min(n_a, n_b))

@@ -86,50 +86,64 @@ def _status_counts(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def recommendation(ctx: Context) -> str:
+    """The box at the top: a recommended pattern only when the seeds resolve it; otherwise the
+    patterns that cannot be told apart, and what to run next."""
     rec = ctx.recommendation
     if rec is None:
         return ('<div class="pick">No recommendation: no trial completed its full budget with '
                 "every objective.</div>")
+    res = rec.resolution
+    assert res is not None
     weights = ", ".join(f"{esc(m)} {w:.2f}" for m, w in rec.weights.items())
-    lines = [(f'<div class="pick"><div>Recommended pattern</div>'
-              f'<div class="pattern">{esc(rec.pattern)}</div><ul>'),
-             (f"<li>Best weighted score {rec.score:.3f} (weights: {weights}; each objective's "
-              f"per-pattern mean is min-max normalised across the {len(rec.table)} patterns, "
-              "0 = best, 1 = worst).</li>")]
-    if rec.runner_up is not None:
-        best = rec.table.iloc[0]
-        second = rec.table.iloc[1]
-        diffs = "; ".join(f"{esc(m)} {_signed(d, m)}" for m, d in rec.differences.items())
-        lines.append(f"<li>Runner-up <code>{esc(rec.runner_up)}</code>, "
-                     f"{rec.margin:.3f} behind on the score. Runner-up minus winner: {diffs}.</li>")
-        overlap = [o.metric for o in ctx.objectives if _overlaps(best, second, o.metric)]
-        if overlap:
-            lines.append("<li>Their intervals overlap on " + ", ".join(map(esc, overlap))
-                         + ": more seeds could swap them.</li>")
+    score_line = (f"weights: {weights}; each objective's per-pattern mean is min-max normalised "
+                  f"across the {len(rec.table)} patterns, 0 = best, 1 = worst")
+    if rec.resolved:
+        lines = [('<div class="pick"><div>Recommended pattern</div>'
+                  f'<div class="pattern">{esc(rec.pattern)}</div><ul>'),
+                 f"<li>Best weighted score {rec.score:.3f} ({score_line}).</li>",
+                 (f"<li>{esc(A.statement(res, 'the weighted score'))}; every other pattern is "
+                 f"behind too ({esc(A.noise_note(res))}).</li>")]
+    elif len(rec.table) < 2:
+        lines = [('<div class="pick"><div>Only one pattern</div>'
+                  f'<div class="pattern">{esc(rec.pattern)}</div><ul>'),
+                 "<li>Only one pattern completed its budget: nothing to compare with.</li>"]
     else:
-        lines.append("<li>Only one pattern completed its budget: nothing to compare with.</li>")
+        title = ("Not resolved at this size" if res.noise.known
+                 else "Not resolved: one seed per pattern")
+        tied = " · ".join(esc(p) for p in rec.tied)
+        lines = [(f'<div class="pick" style="{_UNRESOLVED_STYLE}"><div>{title}: no winner'
+                  f'</div><div class="pattern">{tied}</div><ul>'),
+                 f"<li>{esc(rec.statement())}.</li>",
+                 (f"<li>Best measured weighted score: <code>{esc(rec.pattern)}</code>, "
+                  f"{rec.score:.3f} ({score_line}).</li>")]
+    if rec.runner_up is not None:
+        margin = rec.margin_interval
+        behind = A.with_interval(margin) if margin is not None else f"{rec.margin:.3f}"
+        diffs = "; ".join(f"{esc(m)} {_signed_interval(rec.difference_intervals[m], m)}"
+                          for m in rec.differences)
+        lines.append(f"<li>Runner-up <code>{esc(rec.runner_up)}</code>, {behind} behind on the "
+                     f"score. Runner-up minus best: {diffs}.</li>")
+        if res.noise.known and len(ctx.objectives) > 1:
+            lines += [f"<li>On {esc(m)} alone: {esc(A.statement(r, advice=False))}.</li>"
+                      for m, r in rec.by_objective.items()]
     if rec.knee is not None:
         same = " (the same pattern)" if rec.knee == rec.pattern else ""
         lines.append(f"<li>Knee of the Pareto front: <code>{esc(rec.knee)}</code>{same}, the "
                      "front point farthest from the line through the front's extremes.</li>")
-    lines.append(f"<li>{'On' if rec.on_front else 'Not on'} the Pareto front of the objectives."
-                 "</li></ul></div>")
+    which = "recommended" if rec.resolved else "best-measured"
+    lines.append(f"<li>The {which} pattern is {'on' if rec.on_front else 'not on'} the Pareto "
+                 "front of the objectives.</li></ul></div>")
     return "".join(lines)
 
 
-def _signed(value: float, metric: str) -> str:
+# An amber box: the same layout as a recommendation, but it must not read as one.
+_UNRESOLVED_STYLE = "background: #fff6e5; border-left-color: #b26a00"
+
+
+def _signed_interval(interval: A.Interval, metric: str) -> str:
     if metric in C.COST:
-        return f"{value:+.3g}"
-    return f"{value:+.4f}"
-
-
-def _overlaps(a: pd.Series, b: pd.Series, metric: str) -> bool:
-    lo_a, hi_a, lo_b, hi_b = (a.get(C.lower(metric)), a.get(C.upper(metric)),
-                              b.get(C.lower(metric)), b.get(C.upper(metric)))
-    values = [lo_a, hi_a, lo_b, hi_b]
-    if any(v is None or not math.isfinite(float(v)) for v in values):
-        return False
-    return float(lo_a) <= float(hi_b) and float(lo_b) <= float(hi_a)
+        return f"{interval.estimate:+.3g}"
+    return A.with_interval(interval, signed=True)
 
 
 def fronts(ctx: Context) -> Section:
@@ -171,15 +185,18 @@ def top_patterns(ctx: Context) -> Section:
     rec = ctx.recommendation
     if rec is None:
         return Section("patterns", "Top patterns", "<p>No trial completed its full budget.</p>")
+    res = rec.resolution
+    assert res is not None
     scored = rec.table.copy()
     ranks = A.pareto_ranks(scored, ctx.objectives)
     scored["front"] = ranks.reindex(scored.index)
     cells = [("rank", lambda r: str(int(r["rank"]))),
              ("pattern", lambda r: f'<code>{esc(r[C.PATTERN])}</code>'),
-             ("trials", lambda r: str(int(r["n"])))]
+             ("seeds", lambda r: str(int(r["n"])))]
     for o in ctx.objectives:
-        cells.append((f"{o.metric} ({o.mode})", partial(_interval_cell, metric=o.metric)))
-    cells.append(("score", lambda r: f"{r['score']:.3f}"))
+        cells.append((f"{o.metric} ({o.mode})", partial(_ranked_cell, metric=o.metric)))
+    cells.append(("score", partial(_ranked_cell, metric="score")))
+    cells.append(("score − best", _versus_best_cell))
     cells.append(("Pareto rank", lambda r: number(r["front"], 0)))
     if C.ATTENTION_FRACTION in scored:
         cells.append(("attention", lambda r: f"{float(r[C.ATTENTION_FRACTION]):.0%}"))
@@ -192,14 +209,41 @@ def top_patterns(ctx: Context) -> Section:
     shown = scored.head(_MAX_TABLE_ROWS)
     note = (f"<p>{len(scored) - len(shown)} more patterns not shown.</p>"
             if len(scored) > len(shown) else "")
+    if res.noise.known:
+        how = (f"Full-budget trials, one row per pattern: {esc(A.noise_note(res))}. Each "
+               "objective and the score carry a mark: <b>best</b>; <b>tied</b>, the interval of "
+               "its difference from the best includes 0, so the seeds cannot tell it apart from "
+               "the best; <b>behind</b>, the interval excludes 0.")
+    else:
+        how = ("Per-pattern values of full-budget trials. Every pattern ran one seed, so the "
+               "seed-to-seed noise is unknown and this order may be noise: the intervals are "
+               "each trial's evaluation bootstrap, which measures validation sampling only, not "
+               "how much another seed would move the result.")
     return Section("patterns", "Top patterns",
-                   "<p>Per-pattern means over full-budget trials with 95% intervals (t over seeds;"
-                   " the evaluation bootstrap for a single trial), ranked by the weighted score."
-                   "</p>" + table(shown, cells) + note)
+                   f"<p>{how} Ranked by the weighted score; "
+                   f"{esc(A.statement(res, 'the weighted score'))}.</p>"
+                   + table(shown, cells) + note)
 
 
 def _interval_cell(row: pd.Series, metric: str) -> str:
     return with_interval(row, metric)
+
+
+def _ranked_cell(row: pd.Series, metric: str) -> str:
+    """The mean with its interval and, when the seeds measure noise, best / tied / behind."""
+    text = with_interval(row, metric)
+    status = row.get(f"{metric}_status")
+    if status in (A.BEST, A.TIED, A.BEHIND):
+        text += f" <b>{esc(status)}</b>"
+    return text
+
+
+def _versus_best_cell(row: pd.Series) -> str:
+    if row.get("score_status") == A.BEST:
+        return "–"
+    interval = A.Interval(float(row["score_vs_best"]), float(row["score_vs_best_lo"]),
+                          float(row["score_vs_best_hi"]), int(row["n"]))
+    return esc(A.with_interval(interval, signed=True))
 
 
 def _cost_cell(row: pd.Series, metric: str) -> str:

@@ -7,15 +7,21 @@ sum to 1): losses are compared in their own units, so the winner does not depend
 candidates were trained (min-max normalisation would). The bootstrap replicates are paired across
 patterns and metrics (same draws of rungs and seeds), which gives an interval for the margin to
 the runner-up and the share of resamples the winner wins. Rank stability (``scaling.stability``)
-runs over the observed means at each rung, per metric and for the weighted score.
+runs over the observed means at each rung, per metric and for the weighted score. Every other
+pattern's margin behind the best gets the same paired percentile interval: a pattern whose
+interval includes 0 is tied with the best, and the best is *recommended* only when every other
+pattern is behind (``resolved``). Otherwise ``recommend`` says "not resolved" and names the
+patterns it cannot tell apart.
 
 From a sweep folder (one proxy size): no extrapolation; ``archsearch.analysis.recommend`` ranks
-the patterns by their weighted, min-max normalised objectives, and the ratio and placement are
-read off the winning pattern (``scaling.rule``).
+the patterns by their weighted, min-max normalised objectives and resolves them with the seed
+noise pooled over the patterns (``analysis.resolution``); the ratio and placement are read off
+the best pattern (``scaling.rule``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from archsearch.analysis.resolution import BEHIND, BEST, TIED, UNKNOWN, join
 from archsearch.errors import ArchsearchError
 from archsearch.export.targets import OLMO_HYBRID_7B, Target, get_target, target_config
 from archsearch.model.cost import train_flops_per_token
@@ -69,11 +76,14 @@ class SeriesEvidence:
     replicates: np.ndarray = field(repr=False)
     observed: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> rung -> mean
     n_runs: int = 0
+    behind: Interval = UNDEFINED  # score minus the best's (interval; UNDEFINED for the best)
+    status: str = UNKNOWN  # best, tied (cannot be told apart from the best), behind, unknown
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """What ``recommend`` prints: the winner first in ``ranking``, and the evidence."""
+    """What ``recommend`` prints: the best first in ``ranking``, and the evidence. The best is
+    a recommendation only when ``resolved``; ``tied`` lists who it cannot be told apart from."""
 
     source: str  # "scale" or "sweep"
     folder: str
@@ -89,6 +99,9 @@ class Recommendation:
     skipped: dict[str, str] = field(default_factory=dict)  # series -> why it has no score
     notes: list[str] = field(default_factory=list)
     sweep_table: Any = None  # sweep: analysis' per-pattern table
+    resolved: bool = False  # every other pattern is behind the best beyond its interval
+    tied: list[str] = field(default_factory=list)  # tied with the best, the best first
+    verdict: str = ""  # one sentence: resolved or not, and what to do
 
     @property
     def winner(self) -> SeriesEvidence:
@@ -172,14 +185,18 @@ def recommend_scale(results: ScaleResults, weights: Mapping[str, float] | None =
     if not evidence:
         raise ArchsearchError("no pattern could be fitted: " + "; ".join(
             f"{k}: {v}" for k, v in skipped.items()))
-    ranking = sorted(evidence, key=lambda e: (e.score, e.key))
+    ranking = _resolve_ladder(sorted(evidence, key=lambda e: (e.score, e.key)))
     margin, margin_interval, win = _margin(ranking)
     stability = _stability(runs, w)
     notes = _notes(ranking, results, goal, stability)
+    tied = [e.key for e in ranking if e.status != BEHIND]
+    resolved = len(ranking) >= 2 and tied == [ranking[0].key]
     return Recommendation(source="scale", folder=str(results.folder), weights=w, ranking=ranking,
                           margin=margin, margin_interval=margin_interval, win_probability=win,
                           stability=stability, target=t, target_compute=goal,
-                          rung_labels=results.rung_labels, skipped=skipped, notes=notes)
+                          rung_labels=results.rung_labels, skipped=skipped, notes=notes,
+                          resolved=resolved, tied=tied,
+                          verdict=_ladder_verdict(ranking, resolved, tied, margin_interval, win))
 
 
 def _series_evidence(key: str, rule: PatternRule, rows: Any, weights: Mapping[str, float],
@@ -241,6 +258,47 @@ def _margin(ranking: list[SeriesEvidence]) -> tuple[float, Interval, float]:
     lo, hi = np.percentile(diff, [2.5, 97.5])
     win = float(np.mean(np.argmin(reps[:, ok], axis=0) == 0))
     return margin, Interval(float(lo), float(hi)), win
+
+
+def _resolve_ladder(ranking: list[SeriesEvidence]) -> list[SeriesEvidence]:
+    """Each series' score minus the best's, with the percentile interval of the paired
+    bootstrap replicates, and its status. Unknown when the replicates are not paired (different
+    numbers of finished points) or the best's score has no interval."""
+    if not ranking:
+        return ranking
+    best = ranking[0]
+    out = [dataclasses.replace(best, behind=UNDEFINED, status=BEST)]
+    paired = len({len(e.replicates) for e in ranking}) == 1 and best.score_interval.defined
+    for e in ranking[1:]:
+        interval = UNDEFINED
+        if paired and e.score_interval.defined:
+            ok = np.isfinite(e.replicates) & np.isfinite(best.replicates)
+            if ok.sum() >= 2:
+                lo, hi = np.percentile(e.replicates[ok] - best.replicates[ok], [2.5, 97.5])
+                interval = Interval(float(lo), float(hi))
+        status = UNKNOWN if not interval.defined else TIED if interval.covers(0.0) else BEHIND
+        out.append(dataclasses.replace(e, behind=interval, status=status))
+    return out
+
+
+def _ladder_verdict(ranking: list[SeriesEvidence], resolved: bool, tied: list[str],
+                    margin: Interval, win: float) -> str:
+    best = ranking[0].key
+    if len(ranking) < 2:
+        return f"only {best} could be fitted: nothing to compare it with"
+    second = ranking[1]
+    if resolved:
+        return (f"resolved: {best} has the best predicted score at the target, ahead of the "
+                f"runner-up {second.key} by {second.score - ranking[0].score:.4g} nats "
+                f"[{margin.low:.4g}, {margin.high:.4g}] (bootstrap over rungs and seeds; it wins "
+                f"in {win:.0%} of resamples)")
+    if any(e.status == UNKNOWN for e in ranking[1:]):
+        return (f"not resolved: the margins behind {best} have no interval (a score without "
+                "one, or patterns with different numbers of finished points), so the tool "
+                f"cannot tell {join(tied)} apart; finish the missing points or add seeds")
+    return (f"not resolved at the target: {join(tied)} cannot be told apart (the bootstrap "
+            f"interval of each one's margin behind the best-predicted {best} includes 0); add "
+            "seeds or rungs, or larger rungs")
 
 
 def _stability(runs: Any, weights: Mapping[str, float]) -> dict[str, Stability]:
@@ -324,16 +382,35 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
             at_target = None
         evidence.append(SeriesEvidence(
             key=str(row["pattern"]), rule=rule, target_layers=at_target, target_compute=math.nan,
-            fits={}, score=float(row["score"]), score_interval=UNDEFINED,
+            fits={}, score=float(row["score"]),
+            score_interval=_interval(row["score_lo"], row["score_hi"]),
             replicates=np.array([]),
             observed={o.metric: {0: float(row[o.metric])} for o in objectives},
-            n_runs=int(row.get("n", 0))))
+            n_runs=int(row.get("n", 0)),
+            behind=_interval(row["score_vs_best_lo"], row["score_vs_best_hi"]),
+            status=str(row["score_status"])))
+    assert pick.resolution is not None
+    from archsearch.analysis.resolution import noise_note
+
+    noise = (f"score intervals: {noise_note(pick.resolution)}" if pick.resolution.noise.known
+             else "no score intervals: every pattern ran one seed, so there is no seed-noise "
+                  "estimate (a trial's evaluation bootstrap measures validation sampling only, "
+                  "not seed-to-seed noise)")
     notes = [("one proxy size: no extrapolation and no rank stability; scores are min-max "
-              "normalised over these patterns (0 = best on every objective)")]
+              "normalised over these patterns (0 = best on every objective)"), noise]
+    margin = pick.margin_interval
     return Recommendation(source="sweep", folder=str(folder), weights=pick.weights,
-                          ranking=evidence, margin=pick.margin, margin_interval=UNDEFINED,
+                          ranking=evidence, margin=pick.margin,
+                          margin_interval=UNDEFINED if margin is None
+                          else _interval(margin.lo, margin.hi),
                           win_probability=math.nan, stability={}, target=t, target_compute=None,
-                          rung_labels={}, notes=notes, sweep_table=pick.table)
+                          rung_labels={}, notes=notes, sweep_table=pick.table,
+                          resolved=pick.resolved, tied=pick.tied, verdict=pick.statement())
+
+
+def _interval(lo: Any, hi: Any) -> Interval:
+    lo, hi = float(lo), float(hi)
+    return Interval(lo, hi) if math.isfinite(lo) and math.isfinite(hi) else UNDEFINED
 
 
 def _has(space: Any, pattern: str) -> bool:
@@ -388,6 +465,13 @@ def recommended_choice(folder: str | Path, weights: Mapping[str, float] | None =
         kinds = space.pattern_kinds() if space is not None else dict(DEFAULT_KINDS)
         windows = ({s: getattr(v, "window", None) for s, v in space.symbols.items()}
                    if space is not None else {"S": 64})
+    # Exported either way (a 7B config is asked for), but the file says whether it was a winner.
+    # A scale folder is fitted once here, without the bootstrap that resolution needs.
+    checked = not is_scale_folder(folder)
     provenance = {"source": str(folder), "chosen": winner.key, "rule": winner.rule.describe(),
-                  "weights": rec.weights, "pattern_at_depth": canonical(layers)}
+                  "weights": rec.weights, "pattern_at_depth": canonical(layers),
+                  "resolved": rec.resolved if checked else None,
+                  "tied_with_best": rec.tied if checked else None,
+                  "verdict": rec.verdict if checked else
+                  f"not checked by export: see archsearch recommend {folder}"}
     return Choice(layers=layers, kinds=kinds, windows=windows, provenance=provenance)

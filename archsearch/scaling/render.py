@@ -1,4 +1,5 @@
-"""What ``archsearch recommend`` prints: the pick, then the evidence, as text or as JSON."""
+"""What ``archsearch recommend`` prints: the pick (or "not resolved" and the patterns it cannot
+tell apart), then the evidence, as text or as JSON."""
 
 from __future__ import annotations
 
@@ -57,30 +58,54 @@ def _header(rec: Recommendation) -> list[str]:
 
 def _pick(rec: Recommendation) -> list[str]:
     w, depth = rec.winner, rec.target.depth
-    lines = [f"recommended: {w.rule.describe()}  ->  {_at_target(w, depth)}",
-             (f"  chosen pattern as trained: {w.key}; score {_num(w.score)} "
-              f"{_interval(w.score_interval)}")]
+    if rec.resolved:
+        lines = [f"recommended: {w.rule.describe()}  ->  {_at_target(w, depth)}",
+                 (f"  chosen pattern as trained: {w.key}; score {_num(w.score)} "
+                  f"{_interval(w.score_interval)}")]
+    else:
+        best = "best predicted" if rec.source == "scale" else "best measured"
+        unknown = len(rec.ranking) > 1 and all(e.status == "unknown" for e in rec.ranking[1:])
+        why = ("no pattern can be told apart from the best" if unknown
+               else f"tied with the best: {', '.join(rec.tied)}")
+        lines = [f"not resolved: no recommendation; {why}",
+                 f"  {best}: {w.rule.describe()}  ->  {_at_target(w, depth)}",
+                 (f"  {best} pattern as trained: {w.key}; score {_num(w.score)} "
+                 f"{_interval(w.score_interval)}")]
     second = rec.runner_up
     if second is None:
         lines.append("  no runner-up: only one pattern has a score")
-        return lines
-    margin = f"  runner-up: {second.key} ({second.rule.describe()}), {_num(rec.margin, 3)} " \
-             f"{'nats ' if rec.source == 'scale' else ''}behind"
-    if rec.margin_interval.defined:
-        margin += f" {_interval(rec.margin_interval, 3)}"
-    lines.append(margin)
-    if math.isfinite(rec.win_probability):
-        lines.append(f"  the winner wins in {rec.win_probability:.0%} of bootstrap resamples "
-                     "(rungs and seeds)")
+    else:
+        margin = f"  runner-up: {second.key} ({second.rule.describe()}), {_num(rec.margin, 3)} " \
+                 f"{'nats ' if rec.source == 'scale' else ''}behind"
+        margin += f" {_interval(rec.margin_interval, 3)}" if rec.margin_interval.defined else \
+            " (no interval)"
+        lines.append(margin)
+        if math.isfinite(rec.win_probability):
+            lines.append(f"  the best wins in {rec.win_probability:.0%} of bootstrap resamples "
+                         "(rungs and seeds)")
+    if rec.verdict:
+        lines.append(f"  verdict: {rec.verdict}")
     return lines
 
 
 def _ranking(rec: Recommendation) -> list[str]:
     head = "ranking at the target" if rec.source == "scale" else "ranking"
     rows = [(str(i + 1), e.key, e.rule.describe(), _num(e.score), _interval(e.score_interval),
-             str(e.n_runs)) for i, e in enumerate(rec.ranking)]
-    return [f"{head}:", *_table(("#", "pattern", "ratio / placement", "score", "95% interval",
-                                 "runs"), rows)]
+             "-" if e.status == "best" else _behind(e, rec.winner), e.status, str(e.n_runs))
+            for i, e in enumerate(rec.ranking)]
+    how = ("paired bootstrap over rungs and seeds" if rec.source == "scale"
+           else "pooled seed noise")
+    if len(rec.ranking) > 1 and all(e.status == "unknown" for e in rec.ranking[1:]):
+        how = "none without a seed-noise estimate" if rec.source == "sweep" else \
+            "none: the resamples are not paired or do not vary"
+    return [f"{head} (95% intervals, {how}; tied: cannot be told apart from the best):",
+            *_table(("#", "pattern", "ratio / placement", "score", "95% interval",
+                     "score - best", "vs best", "runs"), rows)]
+
+
+def _behind(e: SeriesEvidence, best: SeriesEvidence) -> str:
+    text = f"+{_num(e.score - best.score)}"
+    return f"{text} {_interval(e.behind)}" if e.behind.defined else text
 
 
 def _fits(rec: Recommendation) -> list[str]:
@@ -133,13 +158,19 @@ def as_dict(rec: Recommendation) -> dict[str, Any]:
                 "score_interval": [e.score_interval.low, e.score_interval.high],
                 "fits": {m: f.as_dict() for m, f in e.fits.items()},
                 "observed": {m: {str(k): v for k, v in d.items()} for m, d in e.observed.items()},
-                "runs": e.n_runs}
+                "runs": e.n_runs, "behind_best_interval": [e.behind.low, e.behind.high],
+                "status": e.status}
 
     return _finite({
         "source": rec.source, "folder": rec.folder, "weights": rec.weights,
         "target": rec.target.name,
         "target_compute": None if rec.target_compute is None else vars(rec.target_compute),
-        "recommended": series(rec.winner),
+        # a recommendation only when resolved; "best" is the best measured or predicted either way
+        "recommended": series(rec.winner) if rec.resolved else None,
+        "best": series(rec.winner),
+        "resolved": rec.resolved,
+        "tied_with_best": rec.tied,
+        "verdict": rec.verdict,
         "runner_up": None if rec.runner_up is None else rec.runner_up.key,
         "margin": rec.margin,
         "margin_interval": [rec.margin_interval.low, rec.margin_interval.high],

@@ -1,15 +1,34 @@
-"""The Pareto front of a sweep's objectives, over completed full-budget trials only.
+"""The sweep's closing tables: the Pareto front of its trials, and its patterns ranked.
 
-Trials ASHA stopped early carry losses from a smaller budget; comparing them with full-budget
-ones would favour whatever stopped first, so they (and failed trials) never enter the front.
+The front is over completed full-budget trials only: trials ASHA stopped early carry losses
+from a smaller budget; comparing them with full-budget ones would favour whatever stopped
+first, so they (and failed trials) never enter the front. It is one row per trial, each seed
+on its own. The ranking (``ranking_table``) is one row per pattern: means over its seeds with
+intervals, and whether each pattern can be told apart from the best (archsearch.analysis
+.resolution; docs/ANALYSIS.md, "Resolution").
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
+from archsearch.analysis.choose import Recommendation, recommend
+from archsearch.analysis.resolution import (
+    BEHIND,
+    BEST,
+    TIED,
+    Resolution,
+    decimals_for,
+    noise_note,
+    number,
+    statement,
+)
+from archsearch.errors import ArchsearchError
 from archsearch.space.schema import Objective
 from archsearch.sweep.results import COMPLETED, FULL_BUDGET
 
@@ -82,3 +101,85 @@ def _copying(verdict: Any) -> str:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def ranking_lines(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective]) -> list[str]:
+    """The patterns ranked with intervals, a line per objective on what the seeds resolve,
+    and last the verdict on the weighted score. Needs a full-budget completed trial."""
+    try:
+        rec = recommend(pd.DataFrame(list(rows)), objectives)
+    except ArchsearchError as err:  # the end of a sweep must not fail over its summary
+        return [f"no ranking of the patterns: {err}"]
+    assert rec.resolution is not None
+    weights = ", ".join(f"{m} {w:.2f}" for m, w in rec.weights.items())
+    legend = ("; best, tied (cannot be told apart from the best) or behind"
+              if rec.resolution.noise.known else "")
+    lines = [_wrap(f"Patterns, best first by the weighted score ({weights} of each objective's "
+                   f"pattern means, min-max normalised: 0 = best); {noise_note(rec.resolution)}"
+                   f"{legend}:"),
+             ranking_table(rec, objectives), ""]
+    if len(objectives) > 1 and rec.resolution.noise.known:
+        lines += [_wrap(f"  {o.metric}: {statement(rec.by_objective[o.metric], advice=False)}")
+                  for o in objectives]
+    lines.append(_wrap(f"verdict: {rec.statement()}"))
+    return lines
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=100, subsequent_indent="    ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def ranking_table(rec: Recommendation, objectives: Sequence[Objective]) -> str:
+    """pattern | seeds | each objective's mean with its interval and mark | score | score - best.
+
+    With a seed-noise estimate a mean shows ``+-`` the half-width of its pooled interval and a
+    mark (best, tied: cannot be told apart from the best, behind); without one, the single
+    trial's evaluation interval ``[lo, hi]`` and no mark."""
+    assert rec.resolution is not None
+    headers = ["#", "pattern", "seeds", *(f"{o.metric} ({o.mode})" for o in objectives),
+               "score", "score - best"]
+    body = []
+    for i, row in rec.table.iterrows():
+        cells = [str(i + 1), str(row["pattern"]), str(int(row["n"]))]
+        for o in objectives:
+            cells.append(_mean_cell(rec.by_objective[o.metric], str(row["pattern"])))
+        cells.append(f"{row['score']:.3f}")
+        cells.append(_versus_best(rec.resolution, str(row["pattern"])))
+        body.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+              for i, h in enumerate(headers)]
+    right = {0, 2, len(headers) - 2}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def _mean_cell(res: Resolution, pattern: str) -> str:
+    row = res.row(pattern)
+    lo, hi, mean = float(row["lo"]), float(row["hi"]), float(row["mean"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return number(mean)
+    if not res.noise.known:  # a single trial's evaluation bootstrap: not symmetric
+        return f"{number(mean)} [{number(lo)}, {number(hi)}]"
+    decimals = max(4, decimals_for(hi - lo))
+    return f"{number(mean, decimals)} +-{number((hi - lo) / 2, decimals)} {_mark(row['status'])}"
+
+
+def _versus_best(res: Resolution, pattern: str) -> str:
+    row = res.row(pattern)
+    if row["status"] == BEST:
+        return "best"
+    lo, hi = float(row["diff_lo"]), float(row["diff_hi"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return number(float(row["diff"]), 3, signed=True)
+    decimals = max(3, decimals_for(hi - lo))
+    return (f"{number(float(row['diff']), decimals, signed=True)} "
+            f"+-{number((hi - lo) / 2, decimals)} {_mark(row['status'])}")
+
+
+def _mark(status: str) -> str:
+    return {BEST: "best", TIED: "tied", BEHIND: "behind"}.get(status, "")

@@ -41,7 +41,7 @@ from archsearch.sweep.folder import (
 )
 from archsearch.sweep.journal import open_study, repair_journal
 from archsearch.sweep.overrides import load_with_overrides
-from archsearch.sweep.pareto import eligible, front_table, pareto_front
+from archsearch.sweep.pareto import eligible, front_table, pareto_front, ranking_lines
 from archsearch.sweep.plan import RunPlan, plan_run
 from archsearch.sweep.progress import ProgressLine
 from archsearch.sweep.resources import TrialResources, max_gpus
@@ -279,6 +279,9 @@ def _check_record(folder: SweepFolder) -> None:
 
 def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: SearchSpace,
               folder: SweepFolder, total: int, finished: bool = True) -> str:
+    """What the sweep prints at the end: counts, the trials' Pareto front, failures, where the
+    results are, then the patterns ranked with intervals and, last, whether the ranking is
+    resolved (a winner only when the seeds tell it apart from every other pattern)."""
     objectives = space.spec.objectives
     statuses = [r.get("status") for r in rows]
     names = ", ".join(f"{o.metric} ({o.mode})" for o in objectives)
@@ -292,7 +295,8 @@ def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: Se
         lines.insert(0, f"interrupted: {ended} of {total} trials finished; continue with: "
                         f"archsearch resume {folder.location}")
     if front:
-        lines += ["", f"Pareto front of {names} over {full} full-budget completed trials:",
+        lines += ["", (f"Pareto front of {names} over {full} full-budget completed trials "
+                      "(one row per trial, each seed on its own):"),
                   front_table(front, objectives, [t.name for t in space.tunables])]
     else:
         lines += ["", f"no full-budget completed trial: no Pareto front of {names}"]
@@ -312,4 +316,7 @@ def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: Se
               f"  {CURVES_FILE}   every evaluation of every trial",
               (f"  {JOURNAL_FILE}   the Optuna study "
                f"(optuna-dashboard {folder.local / JOURNAL_FILE})")]
+    if full:
+        lines += ["", *ranking_lines(rows, objectives)]
     return "\n".join(lines)
+
