@@ -24,6 +24,7 @@ from archsearch.pattern.generate import PLACEMENTS
 from archsearch.space.distributions import Choice, Distribution, IntRange, Uniform
 from archsearch.space.loader import Path_, dotted, parse_space_text, read_space_file
 from archsearch.space.schema import (
+    MIN_PROBE_LEN,
     DataSection,
     EvaluationSection,
     ModelSection,
@@ -360,6 +361,10 @@ _RANGE_RULES = {
     ("evaluation", "validation_tokens"): (_positive, "must be positive"),
     ("evaluation", "copy_min_run"): (_positive, "must be positive"),
     ("evaluation", "probe_examples"): (_positive, "must be positive"),
+    ("evaluation", "probe_len"): (lambda x: x >= MIN_PROBE_LEN, f"must be at least {MIN_PROBE_LEN}"),
+    ("evaluation", "probe_steps"): (lambda x: x >= 0, "must not be negative"),
+    ("evaluation", "probe_batch_size"): (_positive, "must be positive"),
+    ("evaluation", "probe_lr"): (_positive, "must be positive"),
     ("evaluation", "bootstrap"): (_positive, "must be positive"),
     ("search", "max_failures"): (lambda x: x >= 0, "must not be negative"),
 }
