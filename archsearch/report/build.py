@@ -34,7 +34,8 @@ def write_report(
         raise ArchsearchError(f"{sweep.path}: no trials in {A.columns.TRIALS_FILE}")
     ctx = sections.build_context(sweep, objectives, dict(weights) if weights else None, reference)
     parts = [sections.summary(ctx), sections.fronts(ctx), sections.top_patterns(ctx),
-             sections.categories(ctx), sections.placement(ctx), sections.curves(ctx),
+             sections.categories(ctx), sections.probes(ctx), sections.placement(ctx),
+             sections.curves(ctx),
              sections.problems(ctx)]
     html = render(
         f"archsearch report: {sweep.name}",
