@@ -276,8 +276,8 @@ def probes(ctx: Context) -> Section | None:
     intro = ("<p>Each probe fine-tunes a copy of every trained proxy for a fixed small budget "
              "(<code>evaluation.probe_steps</code>) and is scored on held-out instances: "
              "accuracy over all of them with its 95% interval, then at training lengths "
-             "(<i>in</i>) and beyond them (<i>long</i>). Chance is the accuracy of always giving "
-             "the probe's most common answer. A cell marked <i>≈ chance</i> has an interval "
+             "(<i>in</i>) and beyond them (<i>long</i>). Chance is one over the number of possible "
+             "answers, what guessing scores. A cell marked <i>≈ chance</i> has an interval "
              "that reaches down to chance; a probe at chance for every pattern is "
              "uninformative: it separates nothing here.</p>")
     return Section("probes", "Probes", intro + verdict + rows)
