@@ -4,8 +4,10 @@ Headline metrics (evaluation): ``val_loss`` (all tokens), ``semantic_loss`` (con
 ``copy_loss`` (tokens continuing a verbatim repeat), ``function_loss``; per category
 ``<category>_loss``; per copy run-length bucket ``copy_loss_<lo>_<hi>`` / ``copy_loss_<lo>_plus``;
 per probe ``probe_<name>_acc`` and their mean ``probe_mean_acc``; every loss and probe
-accuracy also as a 95% interval ``<metric>_lo`` / ``<metric>_hi``. (Probes evaluated beyond
-their training lengths also report ``probe_<name>_acc_in`` and ``_long``.) Cost model: ``params``, ``non_embedding_params``,
+accuracy also as a 95% interval ``<metric>_lo`` / ``<metric>_hi``. Per probe also its accuracy
+at training lengths and beyond them, ``probe_<name>_acc_in`` / ``probe_<name>_acc_long``, its
+chance level ``probe_<name>_chance`` and ``probe_<name>_informative`` (1 when the accuracy's
+interval lies above chance, else 0). Cost model: ``params``, ``non_embedding_params``,
 ``train_flops_per_token``, ``inference_bytes``. Training: ``train_loss``, ``tokens_per_s``.
 
 Copying (whether the model copies yet, ``data/evaluate.py``): ``copy_gain`` (loss at the first
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 HEADLINE = ("val_loss", "semantic_loss", "copy_loss", "function_loss")
 COST = ("params", "non_embedding_params", "train_flops_per_token", "inference_bytes")
 TRAINING = ("train_loss", "tokens_per_s")
+PROBE_EXTRAS = ("acc_in", "acc_long", "chance", "informative")  # probe_<name>_<extra>, no interval
 
 COPY_POSITIONS = 8  # copy_loss_pos_1 .. _7 one by one, then 8th and later tokens pooled: 8_plus
 COPY_EMERGED_NATS = 0.1  # copy_emerged: the copy_gain interval lies above this many nats
@@ -75,4 +78,5 @@ def known_metrics(categories: Sequence[str], buckets: Sequence[int], probes: Seq
     names += [f"probe_{p}_acc" for p in probes]
     quality = [n for n in names if n not in COST and n not in TRAINING]
     names += [f"{n}_{end}" for n in quality for end in ("lo", "hi")]
+    names += [f"probe_{p}_{extra}" for p in probes for extra in PROBE_EXTRAS]
     return names + [COPY_EMERGED] + (["probe_mean_acc"] if probes else [])

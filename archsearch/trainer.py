@@ -3,6 +3,10 @@
 ``train_proxy`` knows nothing of Ray: it calls ``report(metrics, checkpoint_dir)`` after every
 evaluation, and resumes from a checkpoint folder it wrote earlier. The data stream is a pure
 function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+
+Probes are scored after the language-model evaluation: each one fine-tunes the proxy's weights
+for ``evaluation.probe_steps`` steps and is scored on held-out instances, and the weights are put
+back before training goes on or a checkpoint is written (``archsearch.data.probes.tuning``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 import torch
 
 from archsearch.data import PreparedData, evaluate, prepare_data
+from archsearch.data.evaluate import probe_metrics, probe_results
+from archsearch.data.probes.tuning import TuningBudget, tuned_probe_results
 from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.model import HybridLM
 from archsearch.model.checkpoint import load_checkpoint, save_checkpoint
@@ -129,16 +135,18 @@ def train_proxy(
             if not math.isfinite(train_loss):
                 raise TrialDiverged(f"training loss became {train_loss} by step {done} "
                                     f"(pattern {trial.pattern}, lr {trial.training.lr:g})")
-            # probe sets are larger than the validation set: score them at the end, and at every
+            # probes fine-tune the model once per probe: run them at the end, and at every
             # evaluation only when the search reads a probe metric each time
             probes = done == budget.steps or any(m.startswith("probe_") for m in trial.watched)
-            metrics = _evaluate(model, data, trial, device, amp, probes) | static | {
+            metrics = _evaluate(model, data, trial, device, amp) | static | {
                 "train_loss": train_loss,
                 "step": done,
                 "tokens_seen": done * budget.tokens_per_step,
                 "fidelity": done / budget.steps,
                 "tokens_per_s": len(losses) * budget.tokens_per_step / max(train_time, 1e-9),
             }
+            if probes:
+                metrics |= _probe_metrics(model, data, trial, device, amp)
             for name in ("val_loss", "semantic_loss", "copy_loss"):
                 if name in metrics and not math.isfinite(metrics[name]):
                     raise TrialDiverged(f"{name} became {metrics[name]} by step {done}")
@@ -173,10 +181,32 @@ def _train_step(
 
 
 def _evaluate(model: HybridLM, data: PreparedData, trial: TrialConfig,
-              device: torch.device, amp: torch.dtype | None, probes: bool) -> dict[str, float]:
+              device: torch.device, amp: torch.dtype | None) -> dict[str, float]:
     model.eval()
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        return evaluate(model, data, trial.evaluation, device=str(device), probes=probes)
+        return evaluate(model, data, trial.evaluation, device=str(device), probes=False)
+
+
+def _probe_metrics(model: HybridLM, data: PreparedData, trial: TrialConfig,
+                   device: torch.device, amp: torch.dtype | None) -> dict[str, float]:
+    """Every probe fine-tuned from the current weights and scored (``probe_steps`` 0: scored as
+    trained); ``probe_tuning_s`` is the wall time it took. The weights come back unchanged."""
+    if not data.probes:
+        return {}
+    ev = trial.evaluation
+    start = time.perf_counter()
+    if ev.probe_steps == 0:
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            results = probe_results(model, data, str(device), batch_size=ev.probe_batch_size)
+    else:
+        budget = TuningBudget(ev.probe_steps, ev.probe_lr, ev.probe_batch_size)
+        results = tuned_probe_results(model, data.probes, data.probe_eval, budget,
+                                      trial.training.seed, data.pad_id, data.vocab_size,
+                                      device, amp, batch_size=ev.probe_batch_size)
+    metrics = probe_metrics(results, ev.bootstrap, data.seed)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return metrics | {"probe_tuning_s": time.perf_counter() - start}
 
 
 def _save(model: HybridLM, optimizer: torch.optim.Optimizer, step: int, folder: Path) -> Path:

@@ -19,7 +19,8 @@ patterns:
   generate: {ratios: ["1:1"], placements: [even_end, front]}
 data: {corpus: builtin, builtin_documents: 60, vocab_size: 300, seq_len: 32}
 training: {tokens: 4096, batch_size: 4, lr: 3.0e-3, precision: fp32, seed: 0}
-evaluation: {every: 2, validation_tokens: 1024, probe_examples: 8, bootstrap: 20}
+evaluation: {every: 2, validation_tokens: 1024, probe_examples: 8, bootstrap: 20, probe_steps: 8,
+             probe_len: 32}
 objectives:
   - {metric: semantic_loss, mode: min}
   - {metric: copy_loss, mode: min}

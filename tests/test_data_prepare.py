@@ -86,7 +86,7 @@ def test_stream_deterministic_and_resumable(prepared) -> None:
     assert not (other[0] == full[0][0]).all()
 
 
-def test_probe_fraction_mix(prepared) -> None:
+def _probe_row_share(prepared) -> float:
     probe_rows = total = 0
     marker_ids = {prepared.probe_vocab.marker(p) for p in DATA.probes}
     for step in range(60):
@@ -94,7 +94,13 @@ def test_probe_fraction_mix(prepared) -> None:
         for row in x:
             total += 1
             probe_rows += int(row[0]) in marker_ids
-    assert 0.04 < probe_rows / total < 0.2  # probe_fraction 0.1
+    return probe_rows / total
+
+
+def test_probe_fraction_mix(prepared, tmp_path) -> None:
+    assert _probe_row_share(prepared) == 0.0  # default: probes are learnt by fine-tuning only
+    mixed = prepare_data(DataSection(**{**DATA.__dict__, "probe_fraction": 0.1}), EVAL, tmp_path)
+    assert 0.04 < _probe_row_share(mixed) < 0.2
 
 
 def test_epoch_covers_every_window(prepared) -> None:

@@ -17,6 +17,7 @@ from archsearch.data.probes import (
     probe_vocab,
 )
 from archsearch.errors import ArchsearchError
+from archsearch.space.schema import MIN_PROBE_LEN
 
 BASE = 1000
 SEQ = 128
@@ -82,7 +83,7 @@ def test_mqar_targets() -> None:
         # read the key-value pairs independently: they precede the first FILL or repeated key
         pairs = {}
         i = 1
-        while i + 1 < len(x) and sym(x[i]) < 64 and x[i] not in pairs:
+        while i + 1 < len(x) and 0 <= sym(x[i]) < 64 and x[i] not in pairs:
             pairs[x[i]] = x[i + 1]
             i += 2
         assert len(ex.scored) == len(pairs)  # every key queried once
@@ -99,29 +100,40 @@ def _perm_matrix(p: tuple[int, ...]) -> np.ndarray:
     return m
 
 
+def _scored_steps(probe, ex) -> range:
+    """Steps a state-tracking instance scores: all of them at training lengths, only those past
+    the training lengths in the long split."""
+    first = 1 if ex.split == "in" else probe.train_max + 1
+    return range(first, len(ex))
+
+
 def test_s5_running_product_by_matrices() -> None:
     elements = list(itertools.permutations(range(5)))
     mats = [_perm_matrix(p) for p in elements]
-    _, exs = samples("s5")
+    probe, exs = samples("s5")
     _, long_exs = samples("s5", "long", n=10)
     for ex in exs + long_exs:
         x = ex.inputs.tolist()
         assert x[0] == V.marker("s5") and ex.targets[0] == IGNORE
+        assert ex.scored.tolist() == list(_scored_steps(probe, ex))
         state = np.eye(5, dtype=np.int64)
         for j in range(1, len(x)):
             state = mats[sym(x[j])] @ state  # apply g_1 first: P_i = G_i P_(i-1)
             want = next(k for k, m in enumerate(mats) if np.array_equal(m, state))
-            assert sym(int(ex.targets[j])) == want
+            if j in ex.scored:
+                assert sym(int(ex.targets[j])) == want
 
 
 def test_parity_targets() -> None:
-    _, exs = samples("parity")
+    probe, exs = samples("parity")
     _, long_exs = samples("parity", "long", n=10)
     for ex in exs + long_exs:
         bits = [sym(t) for t in ex.inputs.tolist()[1:]]
         assert set(bits) <= {0, 1}
         want = np.cumsum(bits) % 2
-        assert [sym(int(t)) for t in ex.targets[1:]] == want.tolist()
+        assert ex.scored.tolist() == list(_scored_steps(probe, ex))
+        assert [sym(int(ex.targets[j])) for j in ex.scored] == want[ex.scored - 1].tolist()
+    assert all(ex.scored[0] == probe.train_max + 1 for ex in long_exs)
 
 
 def test_entity_targets_replay_state() -> None:
@@ -197,3 +209,22 @@ def test_examples_never_exceed_max_len() -> None:
                     for split in ("in", "long"):
                         ex = p.example(random.Random(s), max_len, split)
                         assert ex is None or len(ex) <= max_len, (name, max_len, split)
+
+
+@pytest.mark.parametrize("max_len", [MIN_PROBE_LEN, 128])
+def test_every_draw_fits_the_probe_length(max_len: int) -> None:
+    """Fine-tuning draws thousands of instances and the held-out set wants both splits: none
+    may come back empty at any allowed ``max_len``."""
+    for name, p in build_probes(list(PROBE_MODULES), V, max_len).items():
+        for split in ("in", "long"):
+            for s in range(300):
+                ex = p.example(random.Random(s), max_len, split)
+                assert ex is not None and len(ex) <= max_len, (name, split, s)
+
+
+def test_mqar_long_split_has_more_pairs_than_training() -> None:
+    probe = build_probes(["mqar"], V, SEQ)["mqar"]
+    assert probe.max_pairs < probe.long_pairs <= probe.keys
+    trained = [len(probe.example(random.Random(i), SEQ, "in").scored) for i in range(50)]
+    longer = [len(probe.example(random.Random(i), SEQ, "long").scored) for i in range(50)]
+    assert max(trained) <= probe.max_pairs < min(longer) and max(longer) <= probe.long_pairs

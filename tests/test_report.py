@@ -19,7 +19,7 @@ def page(tiny_sweep, tmp_path_factory):
 
 
 def test_page_has_every_section_and_the_pick(page):
-    for anchor in ("summary", "fronts", "patterns", "categories", "copying", "placement",
+    for anchor in ("summary", "fronts", "patterns", "categories", "copying", "probes", "placement",
                    "curves", "category-curves", "problems"):
         assert f'<section id="{anchor}">' in page
     # one seed per pattern: the box names no winner, and says why
@@ -64,6 +64,35 @@ def test_failed_and_stopped_trials_are_listed(tiny_sweep, tmp_path):
     assert "RuntimeError: &lt;boom&gt; &amp; bust" in problems
     assert ">stopped<" in problems and ">failed<" in problems
     assert trials.loc[0, "trial_id"] in problems and trials.loc[1, "trial_id"] in problems
+
+
+def test_probe_section_shows_chance_and_marks_uninformative_probes(tiny_sweep, tmp_path):
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_sweep, copy, ignore=shutil.ignore_patterns("trial_*", "data_cache"))
+    trials = pd.read_parquet(copy / "trials.parquet")
+    assert {"probe_parity_chance", "probe_parity_informative", "probe_copy_acc_long"} <= set(
+        trials.columns)  # the real sweep's trials table carries them
+    # every probe at chance, except parity on AA
+    names = [c[len("probe_"):-len("_chance")] for c in trials.columns
+             if c.startswith("probe_") and c.endswith("_chance")]
+    assert "copy" in names and "parity" in names
+    for n in names:
+        chance = trials[f"probe_{n}_chance"]
+        trials[f"probe_{n}_acc"], trials[f"probe_{n}_acc_lo"] = chance, chance - 0.01
+        trials[f"probe_{n}_acc_hi"] = chance + 0.02
+    trials.loc[trials.pattern == "AA", ["probe_parity_acc", "probe_parity_acc_lo",
+                                        "probe_parity_acc_hi"]] = [0.9, 0.85, 0.95]
+    trials.to_parquet(copy / "trials.parquet")
+    text = write_report(copy).read_text()
+    section = text.split('<section id="probes">')[1].split("</section>")[0]
+    rows = dict(re.findall(r"<tr><td><code>(\w+)</code></td>(.*?)</tr>", section))
+    assert "<td>0.500</td><td>1 of 4</td><td>informative</td>" in rows["parity"]
+    assert "<td>0.031</td><td>0 of 4</td>" in rows["copy"]
+    assert "uninformative: at chance for every pattern" in rows["copy"]
+    patterns = {p: cells for p, cells in rows.items() if p in ("AA", "GG", "GA", "AG")}
+    assert len(patterns) == 4
+    assert patterns["GG"].count("≈ chance") == len(names)
+    assert patterns["AA"].count("≈ chance") == len(names) - 1
 
 
 def test_a_sweep_where_every_trial_failed_still_reports(tiny_sweep, tmp_path):

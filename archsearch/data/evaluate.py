@@ -17,8 +17,10 @@ Metric names (exact; see ``archsearch.metrics``):
   and ``copy_gain_pos_<k>``, each with ``_lo`` / ``_hi``; the verdict ``copy_emerged``; counts
   ``n_copy_gain`` (tokens), ``n_copy_gain_docs`` (their documents) and ``n_copy_pos_<k>``;
 - ``probe_<name>_acc`` per probe (argmax over the probe's answer set at every scored position,
-  pooled over the held-out instances) with ``_lo`` / ``_hi``, and ``probe_<name>_acc_in`` /
-  ``probe_<name>_acc_long`` for probes with a beyond-training-length split; ``probe_mean_acc``.
+  pooled over the held-out instances) with ``_lo`` / ``_hi``; ``probe_<name>_acc_in`` /
+  ``probe_<name>_acc_long`` at training lengths and beyond them; ``probe_<name>_chance``
+  (``Probe.chance``: 1 / the size of the probe's answer set) and ``probe_<name>_informative``
+  (1.0 when ``_lo`` > chance, else 0.0); ``probe_mean_acc``.
 
 A category with no token gets NaN (and ``n_<category>`` 0): absent, not zero loss.
 
@@ -42,6 +44,7 @@ document bootstrap no width).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, overload
@@ -51,7 +54,7 @@ import numpy as np
 from archsearch.data.categories import CATEGORIES
 from archsearch.data.copy import bucket_names, bucket_of
 from archsearch.data.labels import TokenLabels
-from archsearch.data.probes.base import IGNORE
+from archsearch.data.probes.base import IGNORE, Probe, ProbeSequence
 from archsearch.data.seeding import np_rng
 from archsearch.data.stream import ValidationSet, pad_sequences
 from archsearch.errors import ArchsearchError
@@ -122,50 +125,59 @@ def token_losses(model: object, prepared: PreparedData, device: str = "cpu",
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Per-instance scored-position counts of one probe."""
+    """Per-instance scored-position counts of one probe, and its chance level."""
 
     correct: np.ndarray  # int64 per instance
     total: np.ndarray  # int64 per instance
     split: np.ndarray  # str per instance ("in" | "long")
+    chance: float  # accuracy of guessing among the probe's answers (``Probe.chance``)
 
 
-def probe_results(model: object, prepared: PreparedData, device: str = "cpu",
-                  batch_size: int = 8) -> dict[str, ProbeResult]:
-    """Correct / scored positions per held-out instance of every probe."""
+def score_probe(model: object, probe: Probe, instances: Sequence[ProbeSequence], pad_id: int,
+                vocab_size: int, device: str = "cpu", batch_size: int = 8,
+                pad_multiple: int = 1) -> ProbeResult:
+    """Correct / scored positions per instance of one probe, the model taken as it is.
+
+    The prediction at a scored position is the argmax over the probe's answer set
+    (``probe.candidates()``; the whole vocabulary when it has none). Batches are padded on the
+    right to a multiple of ``pad_multiple`` tokens (causal models: padding changes nothing).
+    """
     import torch
 
-    results: dict[str, ProbeResult] = {}
+    cand = probe.candidates()
+    cand_t = torch.as_tensor(cand, device=device) if cand is not None else None
+    correct = np.zeros(len(instances), np.int64)
+    total = np.zeros(len(instances), np.int64)
     was_training = getattr(model, "training", False)
     model.eval()  # type: ignore[attr-defined]
     try:
         with torch.no_grad():
-            for name, instances in prepared.probe_eval.items():
-                cand = prepared.probes[name].candidates()
-                cand_t = torch.as_tensor(cand, device=device) if cand is not None else None
-                correct = np.zeros(len(instances), np.int64)
-                total = np.zeros(len(instances), np.int64)
-                # batches of similar lengths: little padding (the long split is twice as long)
-                order = np.argsort([len(i) for i in instances], kind="stable")
-                for s in range(0, len(instances), batch_size):
-                    rows = order[s: s + batch_size]
-                    chunk = [instances[i] for i in rows]
-                    xs, ys = pad_sequences(chunk, prepared.pad_id)
-                    logits = _logits(model, torch.from_numpy(xs).to(device))
-                    _check_vocab(logits, prepared.vocab_size)
-                    if cand_t is not None:
-                        pred = cand_t[logits.index_select(-1, cand_t).argmax(-1)]
-                    else:
-                        pred = logits[..., : prepared.vocab_size].argmax(-1)
-                    pred = pred.cpu().numpy()
-                    mask = ys != IGNORE
-                    hit = (pred == ys) & mask
-                    correct[rows] = hit.sum(1)
-                    total[rows] = mask.sum(1)
-                results[name] = ProbeResult(correct, total,
-                                            np.asarray([i.split for i in instances]))
+            # batches of similar lengths: little padding (the long split is twice as long)
+            order = np.argsort([len(i) for i in instances], kind="stable")
+            for s in range(0, len(instances), batch_size):
+                rows = order[s: s + batch_size]
+                xs, ys = pad_sequences([instances[i] for i in rows], pad_id, pad_multiple)
+                logits = _logits(model, torch.from_numpy(xs).to(device))
+                _check_vocab(logits, vocab_size)
+                if cand_t is not None:
+                    pred = cand_t[logits.index_select(-1, cand_t).argmax(-1)]
+                else:
+                    pred = logits[..., :vocab_size].argmax(-1)
+                pred = pred.cpu().numpy()
+                mask = ys != IGNORE
+                correct[rows] = ((pred == ys) & mask).sum(1)
+                total[rows] = mask.sum(1)
     finally:
         model.train(was_training)  # type: ignore[attr-defined]
-    return results
+    return ProbeResult(correct, total, np.asarray([i.split for i in instances]), probe.chance())
+
+
+def probe_results(model: object, prepared: PreparedData, device: str = "cpu",
+                  batch_size: int = 8) -> dict[str, ProbeResult]:
+    """Every probe's held-out instances scored on the model as it is (no fine-tuning)."""
+    return {name: score_probe(model, prepared.probes[name], instances, prepared.pad_id,
+                              prepared.vocab_size, device, batch_size)
+            for name, instances in prepared.probe_eval.items()}
 
 
 # ---------------------------------------------------------------- statistics
@@ -316,36 +328,52 @@ def copy_metrics(losses: np.ndarray, labels: TokenLabels, in_context: np.ndarray
 
 def probe_metrics(results: Mapping[str, ProbeResult], resamples: int,
                   seed: int) -> dict[str, float]:
-    """Probe accuracies with instance-bootstrap intervals and per-split accuracies."""
+    """Probe accuracies with instance-bootstrap intervals, per-split accuracies, chance levels
+    and the informative flags (the module docstring lists the names)."""
     metrics: dict[str, float] = {}
     accs = []
     for name, r in results.items():
-        units = np.arange(len(r.total))
-        masks = {"all": np.ones(len(units), bool)}
-        if (r.split == "long").any():
-            masks["in"] = r.split == "in"
-            masks["long"] = r.split == "long"
-        # accuracy = sum(correct) / sum(total): a ratio estimator over instances
-        w = bootstrap_weights(len(units), resamples, seed)
-        for group, m in masks.items():
+        key = f"probe_{name}_acc"
+        acc, lo, hi = _ratio_with_interval(r.correct, r.total, resamples, seed)
+        metrics[key], metrics[f"{key}_lo"], metrics[f"{key}_hi"] = acc, lo, hi
+        accs.append(acc)
+        for split in ("in", "long"):  # NaN for a probe without instances of that split
+            m = r.split == split
             c, t = r.correct[m].sum(), r.total[m].sum()
-            acc = float(c / t) if t else float("nan")
-            key = f"probe_{name}_acc" if group == "all" else f"probe_{name}_acc_{group}"
-            metrics[key] = acc
-            if group == "all":
-                accs.append(acc)
-                if len(w):
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        boot = (w @ r.correct) / (w @ r.total)
-                    boot = boot[np.isfinite(boot)]
-                    lo, hi = np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan,) * 2
-                else:
-                    lo = hi = float("nan")
-                metrics[f"{key}_lo"], metrics[f"{key}_hi"] = float(lo), float(hi)
+            metrics[f"{key}_{split}"] = float(c / t) if t else float("nan")
+        metrics[f"probe_{name}_chance"] = r.chance
+        metrics[f"probe_{name}_informative"] = informative(lo, r.chance)
     if accs:
         metrics["probe_mean_acc"] = float(np.nanmean(accs)) if np.isfinite(accs).any() else \
             float("nan")
     return metrics
+
+
+def informative(acc_lo: float, chance: float) -> float:
+    """1.0 when the accuracy's 95% interval lies wholly above chance, 0.0 when it reaches down
+    to chance (the probe did not separate this model from guessing), NaN when either is
+    unknown. A float, not a bool, so that it is a metric column like the others."""
+    if not (math.isfinite(acc_lo) and math.isfinite(chance)):
+        return float("nan")
+    return 1.0 if acc_lo > chance else 0.0
+
+
+def _ratio_with_interval(correct: np.ndarray, total: np.ndarray, resamples: int,
+                         seed: int) -> tuple[float, float, float]:
+    """sum(correct) / sum(total) (a ratio estimator over instances) with a 95% bootstrap
+    interval that resamples instances."""
+    t = total.sum()
+    acc = float(correct.sum() / t) if t else float("nan")
+    w = bootstrap_weights(len(total), resamples, seed)
+    if not len(w):
+        return acc, float("nan"), float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (w @ correct) / (w @ total)
+    boot = boot[np.isfinite(boot)]
+    if not len(boot):
+        return acc, float("nan"), float("nan")
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return acc, float(lo), float(hi)
 
 
 @overload
@@ -368,8 +396,10 @@ def evaluate(model, prepared, evaluation, device="cpu", batch_size=8,
     Runs under ``torch.no_grad`` in eval mode (the model's mode is restored afterwards).
     Returns the metric dict (module docstring); with ``return_token_losses=True`` also the
     per-token validation losses (float64, aligned with ``prepared.labels``) for ``compare``.
-    ``probes=False`` skips the probe instances (at default settings they hold ~4x the
-    validation set's tokens), e.g. for cheap intermediate evaluations.
+    ``probes=True`` also scores the probes' held-out instances on the model *as it is*: right
+    for a model that learnt the probes in training (``data.probe_fraction``); the trainer's
+    protocol fine-tunes a copy per probe first (``archsearch.data.probes.tuning``) and passes
+    ``probes=False`` here.
     """
     losses = token_losses(model, prepared, device, batch_size)
     metrics = loss_metrics(losses, prepared.labels, evaluation, prepared.seed)

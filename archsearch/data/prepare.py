@@ -5,8 +5,8 @@ several trials call it at once. The expensive part (reading, tokenizing, labelli
 is one cache entry keyed by every setting that changes its content, built under a lock in a
 private folder and published by one rename; a cached entry loads in milliseconds (the token
 array is memory-mapped). What depends only on cheap settings (``seq_len``, ``probes``,
-``probe_fraction``, ``probe_examples``) is computed at load time, so tuning those reuses the
-entry.
+``probe_fraction``, ``probe_examples``, ``probe_len``) is computed at load time, so tuning
+those reuses the entry.
 
 Split. Document ``i`` goes to validation when ``unit_hash(seed, i) < validation_fraction``: a
 seeded coin per document, so adding documents never moves the others (at least one document
@@ -50,7 +50,7 @@ from archsearch.data.tokenizer import (
     tokenizer_fingerprint,
 )
 from archsearch.errors import ArchsearchError
-from archsearch.space.schema import DataSection, EvaluationSection
+from archsearch.space.schema import MIN_PROBE_LEN, DataSection, EvaluationSection
 
 PREP_VERSION = 2  # bump when the cached arrays change (2: labels gained copy_source)
 ENCODE_BATCH = 256
@@ -137,6 +137,16 @@ def _check_settings(data: DataSection, evaluation: EvaluationSection) -> None:
         raise bad("evaluation.copy_min_run", f"must be at least 1, got {evaluation.copy_min_run}")
     if evaluation.probe_examples < 1 and data.probes:
         raise bad("evaluation.probe_examples", "must be positive")
+    if evaluation.probe_len < MIN_PROBE_LEN and data.probes:
+        raise bad("evaluation.probe_len", f"must be at least {MIN_PROBE_LEN}, got "
+                  f"{evaluation.probe_len}")
+    if evaluation.probe_steps < 0:
+        raise bad("evaluation.probe_steps", f"must not be negative, got {evaluation.probe_steps}")
+    if evaluation.probe_batch_size < 1:
+        raise bad("evaluation.probe_batch_size",
+                  f"must be positive, got {evaluation.probe_batch_size}")
+    if not evaluation.probe_lr > 0:
+        raise bad("evaluation.probe_lr", f"must be positive, got {evaluation.probe_lr}")
     if evaluation.bootstrap < 0:
         raise bad("evaluation.bootstrap", "must be >= 0")
     if sorted(set(evaluation.copy_buckets)) != sorted(evaluation.copy_buckets) or any(
@@ -343,7 +353,7 @@ def prepare_data(data: DataSection, evaluation: EvaluationSection,
     text_vocab = int(meta["text_vocab_size"])
     eod = int(meta["eod_id"])
     pvocab = probe_vocab(text_vocab) if data.probes else None
-    probes = build_probes(data.probes, pvocab, data.seq_len) if pvocab is not None else {}
+    probes = build_probes(data.probes, pvocab, evaluation.probe_len) if pvocab is not None else {}
     vocab_size = pvocab.end if pvocab is not None else text_vocab
     pad_id = pvocab.special("PAD") if pvocab is not None else eod
     train = np.load(entry / "train_tokens.npy", mmap_mode="r")

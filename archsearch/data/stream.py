@@ -166,9 +166,11 @@ def pack_validation(doc_tokens: Sequence[np.ndarray], labels: TokenLabels, seq_l
     return ValidationSet(inputs, targets, idx, labels, tuple(doc_origins))
 
 
-def pad_sequences(seqs: Sequence[ProbeSequence], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-padded inputs and targets of probe instances (for batched evaluation)."""
-    width = max(len(s) for s in seqs)
+def pad_sequences(seqs: Sequence[ProbeSequence], pad_id: int,
+                  multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded inputs and targets of probe instances, as wide as the longest rounded up to
+    ``multiple`` (few distinct widths: fewer recompiles and kernel autotunes on a GPU)."""
+    width = -(-max(len(s) for s in seqs) // multiple) * multiple
     inputs = np.full((len(seqs), width), pad_id, dtype=np.int64)
     targets = np.full((len(seqs), width), IGNORE, dtype=np.int64)
     for i, s in enumerate(seqs):

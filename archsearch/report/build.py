@@ -34,8 +34,9 @@ def write_report(
         raise ArchsearchError(f"{sweep.path}: no trials in {A.columns.TRIALS_FILE}")
     ctx = sections.build_context(sweep, objectives, dict(weights) if weights else None, reference)
     parts = [sections.summary(ctx), sections.fronts(ctx), sections.top_patterns(ctx),
-             sections.categories(ctx), sections.copying(ctx), sections.placement(ctx),
-             sections.curves(ctx), sections.category_curves(ctx), sections.problems(ctx)]
+             sections.categories(ctx), sections.copying(ctx), sections.probes(ctx),
+             sections.placement(ctx), sections.curves(ctx), sections.category_curves(ctx),
+             sections.problems(ctx)]
     html = render(
         f"archsearch report: {sweep.name}",
         f"{len(sweep.trials)} trials of {sweep.trials[A.columns.PATTERN].nunique()} patterns; "

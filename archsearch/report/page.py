@@ -26,6 +26,7 @@ th, td { padding: .25rem .6rem; border-bottom: 1px solid #e3e7ec; text-align: le
 th { background: #f5f7f9; }
 .err { color: #a31515; white-space: pre-wrap; max-width: 48rem; font-size: .85rem; }
 .ci { color: #6b7480; font-size: .85em; }
+.uninformative { color: #a35a00; font-style: italic; }
 figure.plot { margin: 1rem 0 1.6rem; }
 figure.plot svg { max-width: 100%; height: auto; display: block; }
 figcaption { color: #4a5563; font-size: .9rem; }

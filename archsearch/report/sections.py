@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -278,6 +279,98 @@ def categories(ctx: Context) -> Section:
     if len(parts) == 1:
         parts.append("<p>Only the reference pattern completed its budget.</p>")
     return Section("categories", "Per-category loss gaps", "".join(parts))
+
+
+_PROBE_ACC = re.compile(r"^probe_(.+)_acc$")
+
+
+def probe_names(columns: Sequence[object]) -> list[str]:
+    """Probes with an accuracy column (``probe_<name>_acc``), in column order."""
+    return [m[1] for c in columns if (m := _PROBE_ACC.match(str(c))) and m[1] != "mean"]
+
+
+def probes(ctx: Context) -> Section | None:
+    """Probe accuracies per pattern against each probe's chance level; None without probes.
+
+    A pattern's cell is marked "≈ chance" when its 95% interval reaches down to chance; a probe
+    on which every pattern is at chance is marked uninformative: it tells no pattern apart.
+    """
+    trials = ctx.sweep.trials
+    names = probe_names(trials.columns)
+    if not names:
+        return None
+    done = A.full_budget(trials)
+    if not len(done):
+        return Section("probes", "Probes", "<p>No trial completed its full budget.</p>")
+    accs = [f"probe_{n}_{k}" for n in names for k in ("acc", "acc_in", "acc_long")]
+    means = A.by_pattern(trials, [c for c in accs if c in trials.columns])
+    chance = {n: _chance(done, n) for n in names}
+    at_chance = {n: [_at_chance(row, n, chance[n]) for _, row in means.iterrows()] for n in names}
+    verdicts = pd.DataFrame([_verdict(n, chance[n], at_chance[n]) for n in names])
+    verdict = table(verdicts, [
+        ("probe", lambda r: f"<code>{esc(r['probe'])}</code>"),
+        ("chance", lambda r: number(r["chance"], 3)),
+        ("patterns above chance", lambda r: f"{r['above']} of {r['patterns']}"),
+        ("verdict", lambda r: ('<span class="uninformative">uninformative: at chance for every '
+                               "pattern</span>") if r["uninformative"] else "informative")])
+    cells = [("pattern", lambda r: f"<code>{esc(r[C.PATTERN])}</code>"),
+             ("trials", lambda r: str(int(r["n"])))]
+    for n in names:
+        cells.append((n, partial(_probe_cell, name=n, chance=chance[n])))
+    rows = table(means, cells)
+    intro = ("<p>Each probe fine-tunes a copy of every trained proxy for a fixed small budget "
+             "(<code>evaluation.probe_steps</code>) and is scored on held-out instances: "
+             "accuracy over all of them with its 95% interval, then at training lengths "
+             "(<i>in</i>) and beyond them (<i>long</i>). Chance is one over the number of possible "
+             "answers, what guessing scores. A cell marked <i>≈ chance</i> has an interval "
+             "that reaches down to chance; a probe at chance for every pattern is "
+             "uninformative: it separates nothing here.</p>")
+    return Section("probes", "Probes", intro + verdict + rows)
+
+
+def _verdict(name: str, chance: float, at_chance: list[bool | None]) -> dict[str, object]:
+    known = [f for f in at_chance if f is not None]
+    return {"probe": name, "chance": chance, "above": sum(not f for f in known),
+            "patterns": len(known), "uninformative": bool(known) and all(known)}
+
+
+def _chance(done: pd.DataFrame, name: str) -> float:
+    column = f"probe_{name}_chance"
+    if column not in done:
+        return float("nan")
+    values = done[column].astype(float)
+    return float(values.mean()) if values.notna().any() else float("nan")
+
+
+def _at_chance(row: pd.Series, name: str, chance: float) -> bool | None:
+    """Whether the pattern's accuracy interval reaches down to chance (None: unknown)."""
+    lo = row.get(C.lower(f"probe_{name}_acc"))
+    try:
+        lo, chance = float(lo), float(chance)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(lo) and math.isfinite(chance)):
+        return None
+    return lo <= chance
+
+
+def _probe_cell(row: pd.Series, name: str, chance: float) -> str:
+    metric = f"probe_{name}_acc"
+    text = with_interval(row, metric)
+    splits = [f"{split} {number(row.get(f'{metric}_{split}'), 2)}" for split in ("in", "long")
+              if _finite_value(row.get(f"{metric}_{split}"))]
+    if splits:
+        text += f'<br><span class="ci">{" · ".join(splits)}</span>'
+    if _at_chance(row, name, chance):
+        text += ' <span class="uninformative">≈ chance</span>'
+    return text
+
+
+def _finite_value(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def curves(ctx: Context) -> Section:

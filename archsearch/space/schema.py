@@ -118,7 +118,9 @@ class DataSection:
     vocab_size: int = 1024  # for a trained BPE
     seq_len: int = 256
     validation_fraction: float = 0.05  # of documents, split deterministically
-    probe_fraction: float = 0.1  # share of training sequences that are probe examples
+    # share of language-model training rows packed with probe instances instead of text; off by
+    # default: probes are learnt by fine-tuning after training (evaluation.probe_steps)
+    probe_fraction: float = 0.0
     probes: list[str] = field(
         default_factory=lambda: ["copy", "mqar", "s5", "parity", "entity", "brackets"]
     )
@@ -144,6 +146,9 @@ class TrainingSection:
     checkpoint_every: int = 50  # optimiser steps between checkpoints
 
 
+MIN_PROBE_LEN = 32  # the shortest evaluation.probe_len at which every probe has both splits
+
+
 @dataclass(frozen=True)
 class EvaluationSection:
     TUNABLE: ClassVar[bool] = True
@@ -155,7 +160,12 @@ class EvaluationSection:
     )
     copy_min_run: int = 4  # a copy token continues a run of at least this many tokens
     copy_buckets: list[int] = field(default_factory=lambda: [4, 8, 16])  # run-length bucket edges
-    probe_examples: int = 64  # held-out instances per probe
+    probe_examples: int = 64  # held-out instances per probe (half at training lengths, half longer)
+    # Probes (docs/ANALYSIS.md): each one fine-tunes a copy of the trained proxy, then is scored.
+    probe_len: int = 128  # longest probe instance in tokens; training instances use up to half
+    probe_steps: int = 200  # fine-tuning steps per probe; 0 scores the proxy as trained
+    probe_batch_size: int = 32  # probe instances per fine-tuning step
+    probe_lr: float = 1e-3  # peak AdamW learning rate of the fine-tuning (10% warmup, cosine)
     bootstrap: int = 200  # resamples for 95% intervals
 
 

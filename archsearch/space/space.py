@@ -32,7 +32,12 @@ from archsearch.space.build import hybrid_config
 from archsearch.space.distributions import Choice, Distribution, IntRange, Uniform, first_value
 from archsearch.space.loader import Path_, dotted, parse_space_text, read_space_file
 from archsearch.space.match import MEASURE_LABELS, MatchError, closest, format_size
-from archsearch.space.schema import SpaceFile, SymbolSpec, resolve_symbols
+from archsearch.space.schema import (
+    MIN_PROBE_LEN,
+    SpaceFile,
+    SymbolSpec,
+    resolve_symbols,
+)
 from archsearch.space.trial import MatchResult, TrialConfig
 
 _DISTRIBUTIONS = (Choice, IntRange, Uniform)
@@ -491,6 +496,10 @@ _RANGE_RULES = {
     ("evaluation", "validation_tokens"): (_positive, "must be positive"),
     ("evaluation", "copy_min_run"): (_positive, "must be positive"),
     ("evaluation", "probe_examples"): (_positive, "must be positive"),
+    ("evaluation", "probe_len"): (lambda x: x >= MIN_PROBE_LEN, f"must be at least {MIN_PROBE_LEN}"),
+    ("evaluation", "probe_steps"): (lambda x: x >= 0, "must not be negative"),
+    ("evaluation", "probe_batch_size"): (_positive, "must be positive"),
+    ("evaluation", "probe_lr"): (_positive, "must be positive"),
     ("evaluation", "bootstrap"): (_positive, "must be positive"),
     ("search", "max_failures"): (lambda x: x >= 0, "must not be negative"),
     # seeds feed numpy's and Optuna's generators, which take 0 .. 2**32 - 1

@@ -82,8 +82,10 @@ class SyntheticTrainer:
         out: dict[str, Any] = {}
         for name in names:
             jitter = _unit(f"{trial.pattern}|{name}") * 0.2
-            if name.endswith("_acc"):
+            if name.endswith(("_acc", "_acc_in", "_acc_long")):
                 out[name] = min(1.0, 0.2 + 0.6 * progress * (0.5 + attention / 2) + jitter)
+            elif name.endswith("_chance"):
+                out[name] = 0.1
             elif name == "copy_loss" or name.startswith("copy_loss_"):
                 out[name] = base * (1.2 - 0.5 * attention) + jitter
             elif name.endswith("_loss"):
@@ -95,6 +97,9 @@ class SyntheticTrainer:
         for name in list(out):
             if name.endswith("_loss") or name.startswith(("copy_loss_", "copy_gain")):
                 out[f"{name}_lo"], out[f"{name}_hi"] = out[name] - 0.05, out[name] + 0.05
+            if name.startswith("probe_") and name.endswith("_chance"):
+                probe = name[: -len("_chance")]
+                out[f"{probe}_informative"] = float(out[f"{probe}_acc"] - 0.05 > out[name])
         out[COPY_EMERGED] = copy_emerged(out["copy_gain"], out["copy_gain_lo"], documents=100)
         depth = len(trial.layers)
         out.update(params=1000 * depth, non_embedding_params=800 * depth,

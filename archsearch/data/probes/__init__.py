@@ -1,9 +1,11 @@
-"""The probe registry: synthetic tasks mixed into training and scored on held-out instances.
+"""The probe registry: synthetic tasks a trained proxy is fine-tuned on, then scored on.
 
 Adding a probe is one file and one line: write ``probes/<name>.py`` defining a ``Probe``
-subclass with ``name = "<name>"`` and ``PROBE = ThatClass``, then append ``"<name>"`` to
-``PROBE_MODULES``. Append only: the order fixes each probe's task-marker id (see ``base.py``).
-The metric ``probe_<name>_acc`` then appears for every run that lists it in ``data.probes``.
+subclass with ``name = "<name>"``, its answer set (``candidates``) and ``PROBE = ThatClass``,
+then append ``"<name>"`` to ``PROBE_MODULES``. Append only: the order fixes each probe's
+task-marker id (see ``base.py``). The metrics ``probe_<name>_acc`` (and its splits, chance and
+informative flag) then appear for every run that lists it in ``data.probes``; ``tuning.py`` is
+the protocol that trains and scores them.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def probe_vocab(base: int) -> ProbeVocab:
     return ProbeVocab(base=base, probe_names=PROBE_MODULES)
 
 
-def build_probes(names: Sequence[str], vocab: ProbeVocab, seq_len: int) -> dict[str, Probe]:
-    """Instances of the named probes (``data.probes``) with default difficulty for ``seq_len``."""
+def build_probes(names: Sequence[str], vocab: ProbeVocab, max_len: int) -> dict[str, Probe]:
+    """Instances of the named probes (``data.probes``) with default difficulty for instances of
+    at most ``max_len`` tokens (``evaluation.probe_len``)."""
     classes = probe_classes()
     out: dict[str, Probe] = {}
     for name in names:
@@ -64,5 +67,5 @@ def build_probes(names: Sequence[str], vocab: ProbeVocab, seq_len: int) -> dict[
                 f"data.probes: unknown probe {name!r} (known: {', '.join(classes)})")
         if name in out:
             raise ArchsearchError(f"data.probes: probe {name!r} listed twice")
-        out[name] = classes[name](vocab, seq_len)
+        out[name] = classes[name](vocab, max_len)
     return out

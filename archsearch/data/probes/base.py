@@ -107,25 +107,34 @@ def next_token_sequence(full: Sequence[int], scored: Sequence[int], split: str) 
 class Probe(ABC):
     """A synthetic task generator. Subclasses set ``name`` and implement ``example``.
 
-    Difficulty settings are constructor keywords, with defaults scaled to ``seq_len``.
-    ``has_long`` probes also have a ``long`` split: lengths beyond the training lengths.
+    ``max_len`` is the longest instance in tokens (``evaluation.probe_len``); difficulty
+    settings are constructor keywords whose defaults scale with it: training instances use up
+    to about half of it, the ``long`` split (``has_long``) the lengths or sizes beyond those.
     """
 
     name: ClassVar[str]
     has_long: ClassVar[bool] = True
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int) -> None:
+    def __init__(self, vocab: ProbeVocab, max_len: int) -> None:
         self.vocab = vocab
-        self.seq_len = seq_len
+        self.max_len = max_len
         self.marker = vocab.marker(self.name)
 
     @abstractmethod
-    def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
-        """One sequence of at most ``max_len`` tokens, or None if none fits in ``max_len``."""
+    def example(self, rng: random.Random, room: int, split: str = "in") -> ProbeSequence | None:
+        """One instance of at most ``room`` tokens, or None if none of ``split`` fits."""
 
     def candidates(self) -> np.ndarray | None:
-        """Ids among which accuracy takes the argmax (None: the whole vocabulary)."""
+        """The answer set: ids among which accuracy takes the argmax (None: the whole vocabulary)."""
         return None
+
+    def chance(self) -> float:
+        """Chance accuracy: ``1 / |answer set|``, what guessing scores, and the best any input-blind
+        answer can do when answers are uniform over the set (true of every registered probe;
+        the tests check it). A probe with skewed answers must override this. NaN without an
+        answer set."""
+        answers = self.candidates()
+        return 1.0 / len(answers) if answers is not None and len(answers) else float("nan")
 
     def eval_set(self, seed: int, count: int) -> list[ProbeSequence]:
         """``count`` held-out instances (half of them ``long`` when the probe has that split).
@@ -137,11 +146,11 @@ class Probe(ABC):
         for i in range(count):
             split = "long" if i >= count - n_long else "in"
             rng = py_rng("probe-eval", self.name, seed, i)
-            seq = self.example(rng, self.seq_len, split)
+            seq = self.example(rng, self.max_len, split)
             if seq is None and split == "long":
-                seq = self.example(rng, self.seq_len, "in")
+                seq = self.example(rng, self.max_len, "in")
             if seq is None:
-                raise ValueError(f"probe {self.name}: no instance fits seq_len {self.seq_len}")
+                raise ValueError(f"probe {self.name}: no instance fits {self.max_len} tokens")
             out.append(seq)
         return out
 
@@ -155,18 +164,27 @@ def clamp_range(lo: int, hi: int, cap: int) -> tuple[int, int] | None:
 class StateTrackingProbe(Probe):
     """A probe whose instance is ``MARK x1 ... xn`` of random length: the ``in`` split draws
     ``n`` from ``min_len .. train_max``, the ``long`` split from ``train_max + 1 .. long_max``
-    (defaults: ``long_max = seq_len - 1``, ``train_max = long_max // 2``)."""
+    (defaults: ``long_max = max_len - 1``, ``train_max = long_max // 2``).
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int, min_len: int = 2,
+    In the ``long`` split only the steps past ``train_max`` are scored: the first ``train_max``
+    states are the trained task, and counting them would lift a model that tracks the state
+    only as far as it was trained well above chance (Grazzi et al. score the extrapolation).
+    """
+
+    def __init__(self, vocab: ProbeVocab, max_len: int, min_len: int = 2,
                  train_max: int | None = None, long_max: int | None = None) -> None:
-        super().__init__(vocab, seq_len)
+        super().__init__(vocab, max_len)
         self.min_len = min_len
-        self.long_max = long_max if long_max is not None else max(min_len, seq_len - 1)
+        self.long_max = long_max if long_max is not None else max(min_len, max_len - 1)
         self.train_max = train_max if train_max is not None else max(min_len, self.long_max // 2)
 
-    def length(self, rng: random.Random, max_len: int, split: str) -> int | None:
+    def length(self, rng: random.Random, room: int, split: str) -> int | None:
         """How many steps an instance of ``split`` has (one position goes to the marker)."""
-        cap = max_len - 1
+        cap = room - 1
         span = (clamp_range(self.min_len, self.train_max, cap) if split == "in"
                 else clamp_range(self.train_max + 1, self.long_max, cap))
         return None if span is None else rng.randint(*span)
+
+    def scored_from(self, split: str) -> int:
+        """The first step scored in ``split`` (steps count from 1; position 0 is the marker)."""
+        return 1 if split == "in" else self.train_max + 1

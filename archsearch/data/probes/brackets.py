@@ -25,24 +25,24 @@ from archsearch.data.probes.base import (
 class BracketsProbe(Probe):
     name = "brackets"
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int, types: int = 3, fillers: int = 16,
+    def __init__(self, vocab: ProbeVocab, max_len: int, types: int = 3, fillers: int = 16,
                  max_depth: int = 4, long_depth: int = 8, train_max: int | None = None,
                  long_max: int | None = None) -> None:
-        super().__init__(vocab, seq_len)
+        super().__init__(vocab, max_len)
         self.types, self.fillers = types, fillers
         self.max_depth, self.long_depth = max_depth, long_depth
-        self.long_max = long_max if long_max is not None else seq_len
+        self.long_max = long_max if long_max is not None else max_len
         self.train_max = train_max if train_max is not None else max(8, self.long_max // 2)
 
     def close_of(self, open_sym: int) -> int:
         return open_sym + self.types
 
-    def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
+    def example(self, rng: random.Random, room: int, split: str = "in") -> ProbeSequence | None:
         if split == "in":
-            hi, depth = min(max_len, self.train_max), self.max_depth
+            hi, depth = min(room, self.train_max), self.max_depth
             lo = 4
         else:
-            hi, depth = min(max_len, self.long_max), self.long_depth
+            hi, depth = min(room, self.long_max), self.long_depth
             lo = self.train_max + 1
         if hi < lo:
             return None
@@ -50,15 +50,15 @@ class BracketsProbe(Probe):
         body: list[int] = []
         stack: list[int] = []
         while len(body) < n:
-            room = n - len(body) - len(stack)  # tokens left after closing everything open
+            left = n - len(body) - len(stack)  # tokens left after closing everything open
             r = rng.random()
-            if stack and (room <= 0 or r < 0.35):
+            if stack and (left <= 0 or r < 0.35):
                 body.append(self.close_of(stack.pop()))
-            elif room >= 2 and len(stack) < depth and r < 0.75:
+            elif left >= 2 and len(stack) < depth and r < 0.75:
                 t = rng.randrange(self.types)
                 stack.append(t)
                 body.append(t)
-            elif room >= 1:
+            elif left >= 1:
                 body.append(2 * self.types + rng.randrange(self.fillers))
             else:
                 body.append(self.close_of(stack.pop()))
@@ -67,7 +67,7 @@ class BracketsProbe(Probe):
         closes = {v.sym(self.close_of(t)) for t in range(self.types)}
         scored = [j for j in range(len(full) - 1) if full[j + 1] in closes]
         if not scored:
-            return self.example(rng, max_len, split)
+            return self.example(rng, room, split)
         return next_token_sequence(full, scored, split)
 
     def candidates(self) -> np.ndarray:

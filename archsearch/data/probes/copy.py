@@ -24,16 +24,16 @@ from archsearch.data.probes.base import (
 class CopyProbe(Probe):
     name = "copy"
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int, alphabet: int = 32, min_len: int = 4,
+    def __init__(self, vocab: ProbeVocab, max_len: int, alphabet: int = 32, min_len: int = 4,
                  train_max: int | None = None, long_max: int | None = None) -> None:
-        super().__init__(vocab, seq_len)
+        super().__init__(vocab, max_len)
         self.alphabet = alphabet
         self.min_len = min_len
-        self.long_max = long_max if long_max is not None else max(min_len, (seq_len - 2) // 2)
+        self.long_max = long_max if long_max is not None else max(min_len, (max_len - 2) // 2)
         self.train_max = train_max if train_max is not None else max(min_len, self.long_max // 2)
 
-    def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
-        cap = (max_len - 2) // 2  # inputs are 2L + 2 tokens
+    def example(self, rng: random.Random, room: int, split: str = "in") -> ProbeSequence | None:
+        cap = (room - 2) // 2  # inputs are 2L + 2 tokens
         span = (clamp_range(self.min_len, self.train_max, cap) if split == "in"
                 else clamp_range(self.train_max + 1, self.long_max, cap))
         if span is None:

@@ -25,17 +25,17 @@ from archsearch.data.probes.base import (
 class EntityProbe(Probe):
     name = "entity"
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int, items: int = 8, boxes: int = 8,
+    def __init__(self, vocab: ProbeVocab, max_len: int, items: int = 8, boxes: int = 8,
                  query_rate: float = 0.35, train_max: int | None = None,
                  long_max: int | None = None) -> None:
-        super().__init__(vocab, seq_len)
+        super().__init__(vocab, max_len)
         self.items, self.boxes, self.query_rate = items, boxes, query_rate
-        self.long_max = long_max if long_max is not None else seq_len
+        self.long_max = long_max if long_max is not None else max_len
         self.train_max = train_max if train_max is not None else max(13, self.long_max // 2)
 
-    def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
+    def example(self, rng: random.Random, room: int, split: str = "in") -> ProbeSequence | None:
         # tokens = 1 + 3 * (n_items + n_ops); inputs are one shorter
-        budget = min(max_len + 1, self.train_max + 1 if split == "in" else self.long_max + 1)
+        budget = min(room + 1, self.train_max + 1 if split == "in" else self.long_max + 1)
         n_items = min(self.items, rng.randint(2, self.items), (budget - 4) // 3)
         if n_items < 2:
             return None

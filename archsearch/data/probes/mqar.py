@@ -5,7 +5,9 @@
 drawn without replacement with probability proportional to ``(slot + 1) ** -power``, so gaps
 between a pair and its query follow a power law, as in Zoology. Scored: the value after each
 queried key. Keys are symbols ``0 .. keys-1``, values ``keys .. keys+values-1``.
-Difficulty is the number of pairs (``min_pairs .. max_pairs``); there is no long split.
+Difficulty is the number of pairs: ``min_pairs .. max_pairs`` in training, and
+``max_pairs + 1 .. long_pairs`` in the ``long`` split (more pairs than trained: a fixed-size
+recurrent state runs out of room to store them, attention's cache does not; Zoology).
 """
 
 from __future__ import annotations
@@ -25,18 +27,24 @@ from archsearch.data.probes.base import (
 
 class MQARProbe(Probe):
     name = "mqar"
-    has_long = False
 
-    def __init__(self, vocab: ProbeVocab, seq_len: int, keys: int = 64, values: int = 64,
-                 min_pairs: int = 2, max_pairs: int | None = None, power: float = 1.0) -> None:
-        super().__init__(vocab, seq_len)
+    def __init__(self, vocab: ProbeVocab, max_len: int, keys: int = 64, values: int = 64,
+                 min_pairs: int = 2, max_pairs: int | None = None,
+                 long_pairs: int | None = None, power: float = 1.0) -> None:
+        super().__init__(vocab, max_len)
         self.keys, self.values, self.power = keys, values, power
         self.min_pairs = min_pairs
+        self.long_pairs = long_pairs if long_pairs is not None else max(
+            min_pairs, min(keys, max_len // 6))
         self.max_pairs = max_pairs if max_pairs is not None else max(
-            min_pairs, min(keys, seq_len // 6))
+            min_pairs, self.long_pairs // 2)
+        if self.long_pairs > keys:
+            raise ValueError(f"mqar: {self.long_pairs} pairs need as many keys, have {keys}")
 
-    def example(self, rng: random.Random, max_len: int, split: str = "in") -> ProbeSequence | None:
-        span = clamp_range(self.min_pairs, self.max_pairs, max_len // 6)  # inputs: 6n tokens
+    def example(self, rng: random.Random, room: int, split: str = "in") -> ProbeSequence | None:
+        cap = room // 6  # inputs: 6n tokens
+        span = (clamp_range(self.min_pairs, self.max_pairs, cap) if split == "in"
+                else clamp_range(self.max_pairs + 1, self.long_pairs, cap))
         if span is None:
             return None
         n = rng.randint(*span)
