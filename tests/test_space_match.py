@@ -256,7 +256,8 @@ def test_the_trainer_reports_the_matched_size(tmp_path):
 
     text = TINY.replace("data: {{", "training: {{tokens: 128, batch_size: 2}}\n"
                                      "evaluation: {{every: 2, validation_tokens: 256, "
-                                     "probe_examples: 2, bootstrap: 5}}\ndata: {{builtin_documents: 30, ")
+                                     "probe_examples: 2, bootstrap: 5, probe_steps: 2, probe_len: 32}}\n"
+                                     "data: {{builtin_documents: 30, ")
     space = load(MLP, text)
     trial = base_config(space, "A*4")
     reports = []

@@ -23,7 +23,8 @@ model: {depth: 2, d_model: 16, n_heads: 2}
 patterns: {candidates: ["GA", "AG", "AA", "GG"]}
 data: {seq_len: 16, builtin_documents: 60, vocab_size: 300}
 training: {tokens: 1280, batch_size: 2, checkpoint_every: 20}
-evaluation: {every: 20, validation_tokens: 512, probe_examples: 4, bootstrap: 10}
+evaluation: {every: 20, validation_tokens: 512, probe_examples: 4, bootstrap: 10, probe_steps: 2,
+             probe_len: 32}
 objectives: [{metric: semantic_loss}, {metric: copy_loss}]
 search: {algorithm: grid, samples: 4, concurrency: 2}
 resources: {cpus: 1}

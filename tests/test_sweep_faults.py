@@ -30,7 +30,7 @@ model: {depth: 2, d_model: 16, n_heads: 2}
 patterns: {candidates: ["AA", "GG", "GA"]}
 data: {seq_len: 16}
 training: {tokens: 1280, batch_size: 2, lr: {choices: [0.003, 0.001]}, checkpoint_every: 8}
-evaluation: {every: 8}
+evaluation: {every: 8, validation_tokens: 512, probe_examples: 4, probe_steps: 2, probe_len: 32}
 objectives:
   - {metric: semantic_loss, mode: min}
   - {metric: copy_loss, mode: min}
