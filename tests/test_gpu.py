@@ -43,6 +43,9 @@ from archsearch.model.loss import linear_cross_entropy
 # heads = key heads as in every proxy; the grouped case is covered on CPU by test_kernels_gdn.py.
 B, T, H, HV, K, V = 4, 200, 8, 8, 96, 192
 TOL = {torch.float32: 5e-3, torch.bfloat16: 2.5e-2}
+# A whole model's bf16 logits may be this much further from float64 than the same model's bf16
+# logits computed by our plain-torch kernels on the CPU (the error bf16 rounding alone makes).
+BF16_FLOOR_MARGIN = 1.25
 
 gpu = pytest.mark.gpu
 
@@ -234,12 +237,21 @@ def test_model_logits_on_gpu_match_cpu(cuda: torch.device, pattern: str) -> None
     ids, _ = tokens()
     with torch.no_grad():
         ref = model.double()(ids).float()
-        model.float().to(cuda)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cpu_bf16 = model.float()(ids).float()
+        model.to(cuda)
         fp32 = model(ids.to(cuda)).cpu()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             bf16 = model(ids.to(cuda)).float().cpu()
     check(f"{pattern} logits GPU fp32 vs CPU fp64", {"logits": (fp32, ref)}, TOL[torch.float32])
-    check(f"{pattern} logits GPU bf16 vs CPU fp64", {"logits": (bf16, ref)}, TOL[torch.bfloat16])
+    # bf16 arithmetic alone, in our plain-torch kernels on the CPU, already puts these logits 2.3e-2
+    # (GSGA) to 4.7e-2 (GGGA) from float64: four layers of bf16 rounding, not a kernel error. fla's
+    # bf16 path measured 2.3e-2 and 4.4e-2 on an H200 (benchmarks/gpu_precision.py, docs/GPU.md),
+    # so the bound is that floor with a margin, not a fixed number the floor itself exceeds.
+    floor = rel_err(cpu_bf16, ref)
+    bound = max(TOL[torch.bfloat16], BF16_FLOOR_MARGIN * floor)
+    check(f"{pattern} logits GPU bf16 vs CPU fp64 (CPU bf16: {floor:.1e})",
+          {"logits": (bf16, ref)}, bound)
 
 
 @gpu
