@@ -44,7 +44,7 @@ def _patterns(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from archsearch.sweep import SweepOptions, run_sweep
 
-    options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
+    options = SweepOptions(args.address, args.verbose, args.shared_storage_ok, args.autotune_cache)
     outcome = run_sweep(args.space, name=args.name, storage=args.storage, overrides=args.set,
                         options=options)
     print(outcome.summary)
@@ -56,12 +56,15 @@ def _resume(args: argparse.Namespace) -> int:
     from archsearch.sweep import SweepOptions, resume_sweep
 
     if is_scale_folder(args.sweep_dir):
+        if args.autotune_cache:
+            raise ArchsearchError(f"--autotune-cache: a scale folder takes its autotune choices "
+                                  f"from {args.sweep_dir}/autotune.tar; copy the archive there")
         scaled = resume_scale(args.sweep_dir, address=args.address, verbose=args.verbose,
                               shared_storage_ok=args.shared_storage_ok,
                               retry_errored=args.retry_errored)
         print(scaled.summary)
         return _scale_status(scaled)
-    options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
+    options = SweepOptions(args.address, args.verbose, args.shared_storage_ok, args.autotune_cache)
     outcome = resume_sweep(args.sweep_dir, options=options, retry_errored=args.retry_errored)
     print(outcome.summary)
     return _sweep_status(outcome)
@@ -82,6 +85,12 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shared-storage-ok", action="store_true",
                    help="trust that a local storage path is shared by every node")
     p.add_argument("--verbose", action="store_true", help="show Ray's and the trials' own output")
+
+
+def _autotune_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--autotune-cache", metavar="TAR",
+                   help="Triton autotune choices saved on an earlier machine of the same GPU kind "
+                        "(a sweep folder's autotune.tar): GPU trials start without tuning")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -207,12 +216,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
                    help="override a YAML field, e.g. training.tokens=1000 or "
                         "'model.d_model={choices: [32, 64]}' (repeatable)")
     _cluster_arguments(p)
+    _autotune_argument(p)
     p = verb("resume", _resume, "continue a sweep (or scale run) whose driver stopped, from its "
                                 "folder")
     p.add_argument("sweep_dir", help="the sweep or scale folder (<storage>/<name>) or its URI")
     p.add_argument("--retry-errored", action="store_true",
                    help="also retry trials that failed with an error, from their checkpoints")
     _cluster_arguments(p)
+    _autotune_argument(p)
     p = verb("report", _report, "write a static HTML report of a sweep (fronts, gaps, the pick)")
     p.add_argument("sweep_dir", help="the sweep folder (<storage>/<name>)")
     p.add_argument("--out", metavar="DIR",

@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from archsearch.autotune import checked_archive, pack_autotune, read_archive
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
 from archsearch.sweep import cluster
 from archsearch.sweep.asha import make_scheduler
 from archsearch.sweep.checkpoints import RUNS_DIR, latest_checkpoints, next_run_name
 from archsearch.sweep.folder import (
+    AUTOTUNE_FILE,
     CURVES_FILE,
     JOURNAL_FILE,
     SPACE_FILE,
@@ -75,6 +77,9 @@ class SweepOptions:
     address: str | None = None  # None: a private local Ray
     verbose: bool = False
     shared_storage_ok: bool = False
+    # a tar of Triton autotune choices (archsearch/autotune.py) to seed every node's cache with;
+    # None: the sweep folder's own autotune.tar, if an earlier run on a GPU left one
+    autotune_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,16 +183,20 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
     if plan.runs:
         writer.run = next_run_name(folder.location)
         scheduler = None if points is not None else make_scheduler(space, _history(tables))
+        seed = _autotune_seed(folder, options)
         try:
             with cluster.ray_session(options.address, options.verbose) as connection:
                 resources = space.spec.resources
                 cluster.check_resources(connection, resources.cpus, max_gpus(resources))
                 cluster.check_storage(folder.location, connection, options.shared_storage_ok)
                 with cluster.ray_environment(options.verbose):
-                    tuner = _tuner(space, folder, study, plan, writer, scheduler, train_fn)
+                    tuner = _tuner(space, folder, study, plan, writer, scheduler, train_fn,
+                                   seed)
                     errored = bool(tuner.fit().errors)
         except KeyboardInterrupt:
             interrupted = True
+        if options.address is None and max_gpus(space.spec.resources) > 0:
+            _keep_autotune(folder)
         # Through Ray Client (ray://) the writer ran on the cluster, on a copy of these tables:
         # take what it wrote before writing ours, so neither copy loses rows to the other.
         writer.absorb_files()
@@ -203,12 +212,13 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
 
 
 def _tuner(space: SearchSpace, folder: SweepFolder, study: Any, plan: RunPlan,
-           writer: ResultsWriter, scheduler: Any, train_fn: TrainFn | None) -> Any:
+           writer: ResultsWriter, scheduler: Any, train_fn: TrainFn | None,
+           autotune_seed: bytes | None = None) -> Any:
     from ray import tune
 
     search = space.spec.search
     return tune.Tuner(
-        _trainable(space, folder, train_fn),
+        _trainable(space, folder, train_fn, autotune_seed),
         tune_config=tune.TuneConfig(
             search_alg=SweepSearch(space, study, plan),
             scheduler=scheduler,
@@ -228,16 +238,39 @@ def _tuner(space: SearchSpace, folder: SweepFolder, study: Any, plan: RunPlan,
     )
 
 
-def _trainable(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None) -> Any:
+def _trainable(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None,
+               autotune_seed: bytes | None = None) -> Any:
     from ray import tune
 
     # Shared storage holds one data cache for all nodes; with a URI each node keeps its own.
     cache = NODE_DATA_CACHE if folder.remote else str(folder.local / "data_cache")
     setup = TrialSetup(space=space, data_cache=cache,
                        objectives=tuple(o.metric for o in space.spec.objectives),
-                       train_fn=train_fn)
+                       train_fn=train_fn, autotune_seed=autotune_seed)
     return tune.with_resources(tune.with_parameters(run_trial, setup=setup),
                                TrialResources(space))
+
+
+def _autotune_seed(folder: SweepFolder, options: SweepOptions) -> bytes | None:
+    """The autotune archive GPU trials seed their node's Triton cache with (a few KB)."""
+    if options.autotune_cache is not None:
+        return read_archive(options.autotune_cache)
+    data = folder.read_bytes(AUTOTUNE_FILE)
+    if data is None:
+        return None
+    try:
+        return checked_archive(data, f"{folder.location}/{AUTOTUNE_FILE}")
+    except ArchsearchError as err:  # only a speed-up: a damaged one is skipped, not fatal
+        print(f"archsearch: {err}; trials tune their kernels afresh", file=sys.stderr)
+        return None
+
+
+def _keep_autotune(folder: SweepFolder) -> None:
+    """Save this machine's autotune choices in the folder, so a resume on a fresh machine of the
+    same GPU kind skips the tuning (a private local cluster: its trials shared this cache)."""
+    packed = pack_autotune()
+    if packed:
+        folder.write_bytes(AUTOTUNE_FILE, packed)
 
 
 def _trial_dirname(trial: Any) -> str:

@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from archsearch.autotune import use_node_cache
 from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.gpu import gpu_memory_guard, limit_gpu_memory
 from archsearch.space import SearchSpace, TrialConfig
@@ -62,6 +63,7 @@ class TrialSetup:
     data_cache: str | None  # a folder; None: the default cache of the node that runs the trial
     objectives: tuple[str, ...]
     train_fn: TrainFn | None = None  # None: archsearch.trainer.train_proxy
+    autotune_seed: bytes | None = None  # Triton autotune choices to start GPU trials with
 
 
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
@@ -100,7 +102,10 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         def train_from(start: Path | None) -> None:
             device = _device(gpus)
             guard = contextlib.nullcontext()
-            if device == "cuda":  # a trial may use only its share: outgrowing it is a clear error
+            if device == "cuda":
+                # before fla's kernels load: they are tuned once per node, not once per trial
+                use_node_cache(setup.autotune_seed)
+                # a trial may use only its share: outgrowing it is a clear error
                 share = min(gpus, 1.0)
                 limit_gpu_memory(share)
                 guard = gpu_memory_guard(share, trial_params(trial))
