@@ -204,3 +204,24 @@ def get_tokenizer(spec: str, cache_dir: Path, corpus_fingerprint: str, vocab_siz
     if spec == "bpe":
         return cached_bpe(cache_dir, corpus_fingerprint, vocab_size, texts_factory=texts_factory)
     return load_tokenizer(spec)
+
+
+def transformers_tokenizer(source: str, name: str) -> TextTokenizer:
+    """A transformers fast tokenizer (a folder or a hub id) as a ``TextTokenizer``.
+
+    Only fast (Rust) tokenizers report character offsets, which token categories need; its
+    ``eos_token`` is the end of document.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ArchsearchError(f"{name}: cannot load its tokenizer ({first})") from None
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise ArchsearchError(f"{name}: not a fast (Rust) tokenizer, so it reports no character "
+                              "offsets; save it with a tokenizer.json")
+    eos = getattr(tok, "eos_token", None)
+    return _wrap(backend, Path(source), name=name, eos_hint=eos if isinstance(eos, str) else None)
