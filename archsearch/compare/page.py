@@ -83,12 +83,12 @@ def _sections(result: CompareResult, s: CompareSettings, ref: LoadedModel,
     gaps = c.gaps[c.gaps["n"] > 0]
     classes = gaps[~gaps["group"].astype(str).str.startswith("copy")]
     copies = gaps[gaps["group"].astype(str).str.startswith("copy")]
-    facts = [("REF", f"<code>{esc(ref.name)}</code> ({esc(ref.kind)}, {esc(ref.dtype)}, "
-                     f"context {ref.context:,})"),
-             ("CAND", f"<code>{esc(cand.name)}</code> ({esc(cand.kind)}, {esc(cand.dtype)}, "
-                      f"context {cand.context:,})"),
-             ("corpus", f"<code>{esc(s.corpus)}</code>: {c.n_tokens:,} tokens in "
-                        f"{c.n_docs:,} documents"),
+    facts = [("REF", (f"<code>{esc(ref.name)}</code> ({esc(ref.kind)}, {esc(ref.dtype)}, "
+                     f"context {ref.context:,})")),
+             ("CAND", (f"<code>{esc(cand.name)}</code> ({esc(cand.kind)}, {esc(cand.dtype)}, "
+                      f"context {cand.context:,})")),
+             ("corpus", (f"<code>{esc(s.corpus)}</code>: {c.n_tokens:,} tokens in "
+                        f"{c.n_docs:,} documents")),
              ("tokenizer", f"<code>{esc(result.tokenizer)}</code>"),
              ("windows", f"{result.window:,} tokens, documents packed and cut"),
              ("intervals", f"95%, {s.bootstrap} bootstrap resamples of documents, seed {s.seed}"),

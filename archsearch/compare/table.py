@@ -20,8 +20,8 @@ def _interval(lo: object, hi: object) -> str:
 
 def terminal_table(result: CompareResult) -> str:
     c = result.comparison
-    lines = [f"REF {result.reference} vs CAND {result.candidate}: {c.n_tokens:,} tokens in "
-             f"{c.n_docs:,} documents (window {result.window}, tokenizer {result.tokenizer})",
+    lines = [(f"REF {result.reference} vs CAND {result.candidate}: {c.n_tokens:,} tokens in "
+             f"{c.n_docs:,} documents (window {result.window}, tokenizer {result.tokenizer})"),
              "gap = loss(REF) - loss(CAND), nats per token; > 0: CAND is better",
              f"{'group':<14}{'gap':>9}  {'95% interval':<20}{'tokens':>10}{'REF':>8}{'CAND':>8}"]
     for r in c.gaps.itertuples():
