@@ -20,6 +20,7 @@ from archsearch.compare.sources import LoadedModel, find_model, load_model
 from archsearch.data.builtin import generate_corpus
 from archsearch.data.categories import CATEGORIES
 from archsearch.data.tokenizer import train_bpe
+from archsearch.errors import ArchsearchError
 from archsearch.model.checkpoint import save_checkpoint
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.hybrid_lm import HybridLM
@@ -189,3 +190,19 @@ def test_model_without_tokenizer_needs_one(models, tmp_path, capsys) -> None:
     code = main(["compare", str(bare), str(models["olmo3"]), "--max-tokens", "200",
                  "--window", "32", "--out", str(tmp_path / "o")])
     assert code == 0
+
+
+def test_two_trials_of_a_sweep_compare_with_the_sweeps_tokenizer(tiny_sweep, tmp_path) -> None:
+    """``SWEEP_DIR:TRIAL_ID``: the trial's newest checkpoint, tokenizer and seq_len."""
+    trials = pd.read_parquet(tiny_sweep / "trials.parquet").sort_values("trial_id")
+    first, second = trials["trial_id"].iloc[0], trials["trial_id"].iloc[1]
+    ref = find_model(f"{tiny_sweep}:{first}", "REF")
+    assert ref.kind == "proxy" and ref.context == 32  # the sweep's data.seq_len
+    assert ref.tokenizer is not None and ref.tokenizer.vocab_size <= ref.vocab_size
+    result = run_compare(f"{tiny_sweep}:{first}", f"{tiny_sweep}:{second}",
+                         CompareSettings(out=tmp_path, max_tokens=600, bootstrap=20,
+                                         progress=False))
+    assert result.window == 32 and len(result.tokens) == 600
+    assert np.isfinite(result.tokens["gap"]).all() and (result.tokens["gap"] != 0).any()
+    with pytest.raises(ArchsearchError, match="no trial 'nope'"):
+        find_model(f"{tiny_sweep}:nope", "CAND")
