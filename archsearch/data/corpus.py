@@ -12,6 +12,8 @@ Formats (``data.format``; ``auto`` picks by extension):
 - ``jsonl`` (``.jsonl``, ``.ndjson``, ``.json``; ``.gz`` allowed): one JSON object per line,
   the text in field ``data.text_field``.
 - ``parquet`` (``.parquet``, ``.pq``): the text in column ``data.text_field``.
+- ``hf:NAME[:CONFIG]:SPLIT`` and folders written by ``datasets``' ``save_to_disk``: read by
+  ``data/hf.py`` (the optional ``datasets`` package), column ``data.text_field``.
 
 Every bad input raises ``ArchsearchError`` naming the file (and line, or column).
 Whitespace-only documents are skipped.
@@ -213,7 +215,13 @@ def iter_documents(spec: str, fmt: str = "auto", text_field: str = "text") -> It
     """Every document of a corpus spec (file, folder or glob), in a stable order.
 
     Raises ``ArchsearchError`` if the spec names no file or the corpus holds no document.
+    ``hf:NAME[:CONFIG]:SPLIT`` and ``save_to_disk`` folders are read by ``data.hf``.
     """
+    from archsearch.data.hf import is_hf_corpus, iter_hf_documents
+
+    if is_hf_corpus(spec):
+        yield from iter_hf_documents(spec, text_field)
+        return
     files = resolve_files(spec)
     count = 0
     for path in files:
@@ -230,6 +238,10 @@ def corpus_fingerprint(spec: str, fmt: str = "auto", text_field: str = "text") -
     Used as a cache key: editing, adding or removing a file changes it; reading the data does
     not (so a cached tokenizer or token store stays cheap to find for a large corpus).
     """
+    from archsearch.data.hf import hf_fingerprint, is_hf_corpus
+
+    if is_hf_corpus(spec):
+        return hf_fingerprint(spec, text_field)
     h = hashlib.blake2b(digest_size=16)
     h.update(json.dumps([fmt, text_field]).encode())
     for path in resolve_files(spec):

@@ -19,6 +19,7 @@ no labels) so that one tokenizer serves every seed and split.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import os
 import time
@@ -129,6 +130,8 @@ def _check_settings(data: DataSection, evaluation: EvaluationSection) -> None:
         raise bad("data.probe_fraction", f"must be in [0, 1], got {data.probe_fraction}")
     if data.probe_fraction >= 1.0 and data.probes:
         raise bad("data.probe_fraction", "1.0 leaves no text in training; use < 1")
+    if data.max_documents is not None and data.max_documents < 2:
+        raise bad("data.max_documents", f"must be at least 2, got {data.max_documents}")
     if data.corpus == "builtin" and data.builtin_documents < 2:
         raise bad("data.builtin_documents", f"must be at least 2, got {data.builtin_documents}")
     if evaluation.validation_tokens < 1:
@@ -162,7 +165,8 @@ def _check_settings(data: DataSection, evaluation: EvaluationSection) -> None:
 def _corpus_identity(data: DataSection) -> str:
     if data.corpus == "builtin":
         return builtin_fingerprint(data.builtin_documents, data.seed)
-    return corpus_fingerprint(data.corpus, data.format, data.text_field)
+    identity = corpus_fingerprint(data.corpus, data.format, data.text_field)
+    return identity if data.max_documents is None else f"{identity}-first{data.max_documents}"
 
 
 def _documents_factory(data: DataSection) -> Callable[[], Iterator[Document]]:
@@ -170,7 +174,8 @@ def _documents_factory(data: DataSection) -> Callable[[], Iterator[Document]]:
         docs = generate_corpus(data.builtin_documents, data.seed)
         texts = [Document(d.text, f"builtin:{i}") for i, d in enumerate(docs)]
         return lambda: iter(texts)
-    return lambda: iter_documents(data.corpus, data.format, data.text_field)
+    return lambda: itertools.islice(iter_documents(data.corpus, data.format, data.text_field),
+                                    data.max_documents)
 
 
 def entry_key(data: DataSection, evaluation: EvaluationSection) -> str:
@@ -292,8 +297,10 @@ def _build_entry(data: DataSection, evaluation: EvaluationSection, cache_dir: Pa
              doc_lengths=np.asarray([len(v) for v in val_tokens], np.int64))
     t_lab = time.perf_counter()
 
-    tok_json = Path(tok.path).read_bytes()
-    (staging / "tokenizer.json").write_bytes(tok_json)
+    if Path(tok.path).is_file():
+        (staging / "tokenizer.json").write_bytes(Path(tok.path).read_bytes())
+    else:  # built by transformers from a folder or a hub id: save what it built
+        (staging / "tokenizer.json").write_text(tok.hf.to_str(), encoding="utf-8")  # type: ignore[attr-defined]
     meta = {
         "version": PREP_VERSION,
         "corpus": data.corpus,

@@ -2,8 +2,10 @@
 
 Why both: a proxy with a small vocabulary (``data.vocab_size``, default 1024) trains fast and
 spends few parameters on embeddings; scoring a corpus the way a real model sees it needs that
-model's tokenizer (e.g. Olmo's dolma2, a folder with ``tokenizer.json``). The network is never
-used: ``data.tokenizer`` is ``"bpe"`` or a path.
+model's tokenizer (e.g. Olmo's dolma2, ``allenai/dolma2-tokenizer``). ``data.tokenizer`` is
+``"bpe"``, a ``tokenizer.json``, a folder holding one, any folder transformers builds a fast
+tokenizer from, or a hub id (from the Hugging Face cache, or the hub when it can be reached:
+``archsearch.hub``).
 
 A trained BPE is cached on disk, keyed by the corpus fingerprint and the settings, written
 atomically under a lock (several trials may prepare the same data at once). Encoding keeps the
@@ -123,8 +125,9 @@ def _wrap(hf: object, path: Path, name: str, eos_hint: str | None = None) -> Tex
 def load_tokenizer(spec: str | Path) -> TextTokenizer:
     """A local tokenizer: a ``tokenizer.json`` file, or a folder holding one.
 
-    A folder's ``tokenizer_config.json`` (if any) names the end-of-text token (``eos_token``).
-    Never downloads: a name that is not a local path is an error.
+    A folder's ``tokenizer_config.json`` (if any) names the end-of-text token (``eos_token``);
+    a folder without ``tokenizer.json`` but with ``tokenizer_config.json`` is loaded through
+    transformers, and so is a hub id (``owner/name``) that is not a local path.
     """
     path = Path(spec).expanduser()
     eos_hint = None
@@ -138,11 +141,17 @@ def load_tokenizer(spec: str | Path) -> TextTokenizer:
                 eos_hint = None
         path = path / "tokenizer.json"
         if not path.is_file():
+            if (path.parent / "tokenizer_config.json").is_file():
+                return transformers_tokenizer(str(path.parent), str(spec))
             raise ArchsearchError(f"{spec}: folder has no tokenizer.json (data.tokenizer)")
     elif not path.exists():
+        from archsearch.hub import looks_like_hub_id, require_hub
+
+        if looks_like_hub_id(str(spec)):
+            return transformers_tokenizer(require_hub(str(spec), "data.tokenizer"), str(spec))
         raise ArchsearchError(
-            f"{spec}: no such tokenizer file or folder (data.tokenizer: 'bpe' or a local path "
-            "to tokenizer.json; downloads are not supported)")
+            f"{spec}: no such tokenizer file or folder (data.tokenizer: 'bpe', a tokenizer.json, "
+            "a tokenizer folder or a hub id)")
     try:
         hf = _hf().Tokenizer.from_file(str(path))  # type: ignore[attr-defined]
     except Exception as err:  # noqa: BLE001 - tokenizers raises a bare Exception on bad JSON
@@ -154,7 +163,13 @@ def tokenizer_fingerprint(spec: str) -> str:
     """Identity of a local tokenizer for cache keys (its file's size and modification time)."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        path = path / "tokenizer.json"
+        path = path / "tokenizer.json" if (path / "tokenizer.json").is_file() else \
+            path / "tokenizer_config.json"
+    elif not path.exists():
+        from archsearch.hub import cached_snapshot, looks_like_hub_id
+
+        if looks_like_hub_id(spec):  # the cached snapshot's folder names its revision
+            return cache_key(["hub", spec, cached_snapshot(spec) or ""])
     try:
         st = path.stat()
     except OSError:
@@ -204,3 +219,24 @@ def get_tokenizer(spec: str, cache_dir: Path, corpus_fingerprint: str, vocab_siz
     if spec == "bpe":
         return cached_bpe(cache_dir, corpus_fingerprint, vocab_size, texts_factory=texts_factory)
     return load_tokenizer(spec)
+
+
+def transformers_tokenizer(source: str, name: str) -> TextTokenizer:
+    """A transformers fast tokenizer (a folder or a hub id) as a ``TextTokenizer``.
+
+    Only fast (Rust) tokenizers report character offsets, which token categories need; its
+    ``eos_token`` is the end of document.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ArchsearchError(f"{name}: cannot load its tokenizer ({first})") from None
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise ArchsearchError(f"{name}: not a fast (Rust) tokenizer, so it reports no character "
+                              "offsets; save it with a tokenizer.json")
+    eos = getattr(tok, "eos_token", None)
+    return _wrap(backend, Path(source), name=name, eos_hint=eos if isinstance(eos, str) else None)

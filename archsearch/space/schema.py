@@ -114,6 +114,7 @@ class DataSection:
     format: Literal["auto", "text", "jsonl", "parquet"] = "auto"  # auto: by file extension
     text_field: str = "text"  # JSONL field or parquet column holding the text
     builtin_documents: int = 800  # size of the built-in corpus
+    max_documents: int | None = None  # read at most this many documents (e.g. of a hf: stream)
     tokenizer: str = "bpe"  # "bpe": train byte-level BPE on the corpus; or a tokenizer path
     vocab_size: int = 1024  # for a trained BPE
     seq_len: int = 256
