@@ -42,16 +42,18 @@ def _patterns(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from archsearch.analysis.sweep_summary import sweep_summary
     from archsearch.sweep import SweepOptions, run_sweep
 
     options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
     outcome = run_sweep(args.space, name=args.name, storage=args.storage, overrides=args.set,
                         options=options)
-    print(outcome.summary)
+    print(sweep_summary(outcome))
     return _sweep_status(outcome)
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from archsearch.analysis.sweep_summary import sweep_summary
     from archsearch.scaling.run import is_scale_folder, resume_scale
     from archsearch.sweep import SweepOptions, resume_sweep
 
@@ -63,16 +65,19 @@ def _resume(args: argparse.Namespace) -> int:
         return _scale_status(scaled)
     options = SweepOptions(args.address, args.verbose, args.shared_storage_ok)
     outcome = resume_sweep(args.sweep_dir, options=options, retry_errored=args.retry_errored)
-    print(outcome.summary)
+    print(sweep_summary(outcome))
     return _sweep_status(outcome)
 
 
 def _sweep_status(outcome: SweepOutcome) -> int:
     """130 if interrupted, 1 if every trial failed, else 0 (failed trials are in the results)."""
+    from archsearch.analysis.sweep_summary import trial_front
+    from archsearch.sweep.status import FAILED
+
     if not outcome.finished:
         return 130
-    return 1 if not outcome.front and any(r.get("status") == "failed" for r in outcome.rows) \
-        else 0
+    front = trial_front(outcome.rows, outcome.space.spec.objectives)
+    return 1 if not front and any(r.get("status") == FAILED for r in outcome.rows) else 0
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,14 +20,14 @@ from scipy import stats
 
 from archsearch import analysis as A
 from archsearch.analysis.resolution import resolve, statement
+from archsearch.analysis.sweep_summary import sweep_summary
 from archsearch.report import write_report
 from archsearch.scaling.recommend import recommend as recommend_folder
 from archsearch.scaling.render import as_dict, render
 from archsearch.space import SearchSpace
 from archsearch.sweep import run_sweep
 from archsearch.sweep.folder import SweepFolder
-from archsearch.sweep.pareto import pareto_front
-from archsearch.sweep.runner import summarize
+from archsearch.sweep.runner import SweepOutcome
 from archsearch.sweep.standin import SyntheticTrainer
 
 
@@ -246,8 +246,8 @@ def seeded_sweep(tmp_path_factory):
 def _subset(outcome, keep):
     rows = [r for r in outcome.rows if keep(r)]
     space = SearchSpace.from_text(SPACE, "seeds.yaml")
-    return summarize(rows, pareto_front(rows, space.spec.objectives), space,
-                     SweepFolder.at(outcome.folder.location), len(rows))
+    return sweep_summary(SweepOutcome(SweepFolder.at(outcome.folder.location), rows, space,
+                                      len(rows)))
 
 
 def _folder_with(outcome, tmp_path, keep):
@@ -261,7 +261,7 @@ def _folder_with(outcome, tmp_path, keep):
 
 
 def test_the_sweep_names_a_winner_only_when_two_seeds_resolve_it(seeded_sweep):
-    summary = seeded_sweep.summary
+    summary = sweep_summary(seeded_sweep)
     table = summary.split("Patterns, best first")[1]
     rows = {line.split()[1]: line for line in table.splitlines() if line[:3].strip().isdigit()}
     assert list(rows) == ["AA", "GG", "GA"]

@@ -5,12 +5,12 @@ import math
 import optuna
 import pytest
 
+from archsearch.analysis.sweep_summary import front_table, trial_front
 from archsearch.space import SearchSpace
 from archsearch.space.schema import GpuStep, Objective, ResourcesSection
 from archsearch.sweep.asha import evaluations_per_trial
 from archsearch.sweep.folder import SweepFolder
 from archsearch.sweep.journal import open_study
-from archsearch.sweep.pareto import front_table, pareto_front
 from archsearch.sweep.plan import plan_run
 from archsearch.sweep.progress import status_line
 from archsearch.sweep.resources import TrialResources, gpu_fraction
@@ -174,10 +174,10 @@ def test_pareto_front_uses_full_budget_completed_trials_only():
         {"trial_id": "e", "pattern": "AG", "status": "failed", "fidelity": 0.0,
          "semantic_loss": None, "copy_loss": None},
     ]
-    front = pareto_front(rows, OBJECTIVES)
+    front = trial_front(rows, OBJECTIVES)
     assert [r["trial_id"] for r in front] == ["a", "b"]
     maximise = [Objective("semantic_loss", "max"), Objective("copy_loss", "min")]
-    assert [r["trial_id"] for r in pareto_front(rows, maximise)] == ["c", "b"]
+    assert [r["trial_id"] for r in trial_front(rows, maximise)] == ["c", "b"]
     table = front_table(front, OBJECTIVES, ["training.lr"])
     assert table.splitlines()[0].split() == ["pattern", "semantic_loss", "(min)", "copy_loss",
                                              "(min)", "params", "copying", "settings"]

@@ -77,7 +77,7 @@ def summary(ctx: Context) -> Section:
 
 def _status_counts(trials: pd.DataFrame) -> pd.DataFrame:
     meaning = {C.COMPLETED: "ran to the end of its budget", C.STOPPED: "stopped early by ASHA",
-               C.FAILED: "raised an error (see below)", "running": "still training"}
+               C.FAILED: "raised an error (see below)", C.RUNNING: "still training"}
     counts = trials[C.STATUS].value_counts() if C.STATUS in trials else pd.Series(dtype=int)
     full = len(A.full_budget(trials))
     rows = [{"status": s, "trials": int(n), "meaning": meaning.get(s, "")} for s, n in counts.items()]

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
-from archsearch.sweep.trainable import FAILED, META
+from archsearch.sweep.trainable import FAILURE, META
 
 STUDY_NAME = "archsearch"
-_FAILED_KEY = f"{META}/{FAILED}"  # Tune flattens nested results with "/"
+_FAILURE_KEY = f"{META}/{FAILURE}"  # Tune flattens nested results with "/"
 OPEN_TIMEOUT_S = 60.0
 
 
@@ -142,8 +142,8 @@ def tell(study: Any, number: int, metrics: list[str], result: dict | None,
         handle.set_user_attr("fidelity", float(result["fidelity"]))
     values = [result.get(m) for m in metrics]
     usable = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-    if error or _FAILED_KEY in result or FAILED in (result.get(META) or {}) or not usable:
-        reason = result.get(_FAILED_KEY) or (result.get(META) or {}).get(FAILED)
+    if error or _FAILURE_KEY in result or FAILURE in (result.get(META) or {}) or not usable:
+        reason = result.get(_FAILURE_KEY) or (result.get(META) or {}).get(FAILURE)
         if reason:
             handle.set_user_attr("error", str(reason)[:500])
         handle.set_user_attr("retryable", bool(error))
