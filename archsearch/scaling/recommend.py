@@ -32,9 +32,10 @@ import numpy as np
 
 from archsearch.analysis.resolution import BEHIND, BEST, TIED, UNKNOWN, join
 from archsearch.errors import ArchsearchError
-from archsearch.export.targets import OLMO_HYBRID_7B, Target, get_target, target_config
 from archsearch.model.cost import train_flops_per_token
+from archsearch.model.targets import OLMO_HYBRID_7B, Target, get_target, target_config
 from archsearch.pattern import canonical
+from archsearch.pattern.symbols import BUILTIN_WINDOWS
 from archsearch.scaling.fit import (
     NO_FLOOR_NOTE,
     UNDEFINED,
@@ -464,7 +465,7 @@ def recommended_choice(folder: str | Path, weights: Mapping[str, float] | None =
         space = load_sweep(folder).space
         kinds = space.pattern_kinds() if space is not None else dict(DEFAULT_KINDS)
         windows = ({s: getattr(v, "window", None) for s, v in space.symbols.items()}
-                   if space is not None else {"S": 64})
+                   if space is not None else dict(BUILTIN_WINDOWS))
     # Exported either way (a 7B config is asked for), but the file says whether it was a winner.
     # A scale folder is fitted once here, without the bootstrap that resolution needs.
     checked = not is_scale_folder(folder)

@@ -258,8 +258,8 @@ def _check_same_plan(old: Mapping[str, Any], new: Mapping[str, Any], location: s
 
 def _outcome(folder: Any, total: int) -> ScaleOutcome:
     from archsearch.sweep.folder import TRIALS_FILE
-    from archsearch.sweep.status import COMPLETED, FAILED
     from archsearch.sweep.results import read_table
+    from archsearch.sweep.status import COMPLETED, FAILED
 
     rows = read_table(folder, TRIALS_FILE)
     completed = sum(r.get("status") == COMPLETED for r in rows)

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archsearch.sweep.status import ENDED, FAILED
 from archsearch.sweep.checkpoints import SavedCheckpoint
 from archsearch.sweep.journal import tell, trial_key
+from archsearch.sweep.status import ENDED, FAILED
 from archsearch.sweep.trainable import FAILURE, META
 
 

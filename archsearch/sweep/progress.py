@@ -22,8 +22,8 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from archsearch.space.schema import Objective
-from archsearch.sweep.status import COMPLETED, ENDED, FAILED, RUNNING, STOPPED
 from archsearch.sweep.results import classify
+from archsearch.sweep.status import COMPLETED, ENDED, FAILED, RUNNING, STOPPED
 
 TTY_REFRESH_S = 1.0
 LOG_REFRESH_S = 60.0

@@ -22,8 +22,8 @@ from ray.tune import Callback
 
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
-from archsearch.sweep.status import COMPLETED, FAILED, RUNNING, STOPPED, ended_status
 from archsearch.sweep.folder import CURVES_FILE, JOURNAL_FILE, TRIALS_FILE, SweepFolder
+from archsearch.sweep.status import COMPLETED, FAILED, RUNNING, STOPPED, ended_status
 from archsearch.sweep.trainable import FAILURE, META, RUN_KEY
 
 _RANK = {COMPLETED: 3, STOPPED: 2, FAILED: 1, RUNNING: 0}  # how complete a row is

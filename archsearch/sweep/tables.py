@@ -25,7 +25,6 @@ from archsearch.space import SearchSpace
 from archsearch.sweep.checkpoints import all_reports
 from archsearch.sweep.folder import CURVES_FILE, TRIALS_FILE, SweepFolder
 from archsearch.sweep.journal import trial_key
-from archsearch.sweep.status import FAILED, RUNNING, ended_status
 from archsearch.sweep.results import (
     TRAILING,
     CurveRows,
@@ -36,6 +35,7 @@ from archsearch.sweep.results import (
     new_row,
     parse_table,
 )
+from archsearch.sweep.status import FAILED, RUNNING, ended_status
 
 
 @dataclass
