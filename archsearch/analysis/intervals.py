@@ -20,10 +20,38 @@ from scipy import stats
 
 @dataclass(frozen=True)
 class Interval:
+    """An estimate with its interval ``[lo, hi]``; NaN bounds when there is none.
+
+    The one interval type of the package: seed t-intervals here, bootstrap percentile intervals
+    in ``scaling`` (``n`` counts what it was computed from: seeds, or bootstrap replicates)."""
+
     estimate: float
     lo: float
     hi: float
     n: int
+
+    @property
+    def defined(self) -> bool:
+        return math.isfinite(self.lo) and math.isfinite(self.hi)
+
+    def covers(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+
+UNDEFINED = Interval(math.nan, math.nan, math.nan, 0)
+
+
+def percentile_interval(estimate: float, samples: Sequence[float] | np.ndarray,
+                        level: float = 0.95) -> Interval:
+    """``estimate`` with the central ``level`` percentile interval of ``samples`` (a bootstrap's
+    replicates; NaNs dropped). Undefined below two finite samples."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return Interval(estimate, math.nan, math.nan, len(x))
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(x, [tail, 100 - tail])
+    return Interval(estimate, float(lo), float(hi), len(x))
 
 
 def t_quantile(df: float, level: float = 0.95) -> float:
