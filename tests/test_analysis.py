@@ -227,16 +227,18 @@ def test_knee_is_farthest_from_the_line_between_extremes():
 
 def test_weighted_best_and_recommendation():
     df = _choice_frame()
-    pick = A.recommend(df, ["x", "y"])
+    pick = A.rank_patterns(df, ["x", "y"])
     assert pick.pattern == "AAGG" and pick.knee == "AAGG" and pick.on_front
     assert pick.runner_up == "GGAG"
     assert pick.margin == pytest.approx(0.6 / 2 - 0.4 / 2)
     assert pick.differences == pytest.approx({"x": 0.4, "y": -0.2})
     assert pick.weights == {"x": 0.5, "y": 0.5}
-    assert A.recommend(df, ["x", "y"], {"y": 1.0}).pattern == "A*8"
-    assert A.recommend(df, ["x", "y"], [1, 0]).pattern == "G*8"
+    assert A.rank_patterns(df, ["x", "y"], {"y": 1.0}).pattern == "A*8"
+    assert A.rank_patterns(df, ["x", "y"], [1, 0]).pattern == "G*8"
     with pytest.raises(ArchsearchError, match="not objectives"):
-        A.recommend(df, ["x", "y"], {"z": 1.0})
+        A.rank_patterns(df, ["x", "y"], {"z": 1.0})
+    with pytest.raises(ArchsearchError, match="finite"):  # NaN would poison every score
+        A.rank_patterns(df, ["x", "y"], {"x": float("nan"), "y": 1.0})
 
 
 # ---------------------------------------------------------------- loading

@@ -143,12 +143,12 @@ def test_the_pooled_noise_of_some_patterns_applies_to_single_seed_ones():
 
 
 def test_a_large_gap_is_resolved_and_a_gap_inside_the_noise_is_not():
-    big = A.recommend(frame({"GGGA": [2.90, 2.94], "A*4": [3.20, 3.25], "G*4": [3.30, 3.27]}),
+    big = A.rank_patterns(frame({"GGGA": [2.90, 2.94], "A*4": [3.20, 3.25], "G*4": [3.30, 3.27]}),
                       ["x"])
     assert big.resolved and big.tied == ["GGGA"] and big.pattern == "GGGA"
     assert big.statement().startswith("resolved: GGGA is best on the weighted score, ahead of "
                                       "the runner-up A*4 by")
-    small = A.recommend(frame({"GGGA": [2.90, 3.00], "A*4": [2.95, 3.04], "G*4": [3.6, 3.7]}),
+    small = A.rank_patterns(frame({"GGGA": [2.90, 3.00], "A*4": [2.95, 3.04], "G*4": [3.6, 3.7]}),
                         ["x"])
     assert not small.resolved and small.tied == ["GGGA", "A*4"]
     text = small.statement()
@@ -174,7 +174,7 @@ def test_trial_scores_use_the_pattern_means_constants_and_average_to_their_score
     assert np.allclose(per_trial, by_hand, rtol=0, atol=1e-12)
     means = per_trial.groupby(trials["pattern"]).mean()
     assert np.allclose(means.loc[scored.index], scored["score"], rtol=0, atol=1e-12)
-    pick = A.recommend(trials, objectives, {"x": 3, "y": 1})
+    pick = A.rank_patterns(trials, objectives, {"x": 3, "y": 1})
     assert pick.resolution.noise.df == 2 + 1 + 1
     assert np.allclose(pick.table.set_index("pattern")["score"].loc[scored.index],
                        scored["score"], atol=1e-12)

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from archsearch.analysis.choose import Recommendation, recommend
 from archsearch.analysis.pareto import full_budget, pareto_front
+from archsearch.analysis.ranking import PatternRanking, rank_patterns
 from archsearch.analysis.resolution import (
     BEHIND,
     BEST,
@@ -145,7 +145,7 @@ def ranking_lines(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective
     """The patterns ranked with intervals, a line per objective on what the seeds resolve,
     and last the verdict on the weighted score. Needs a full-budget completed trial."""
     try:
-        rec = recommend(pd.DataFrame(list(rows)), objectives)
+        rec = rank_patterns(pd.DataFrame(list(rows)), objectives)
     except ArchsearchError as err:  # the end of a sweep must not fail over its summary
         return [f"no ranking of the patterns: {err}"]
     assert rec.resolution is not None
@@ -168,7 +168,7 @@ def _wrap(text: str) -> str:
                          break_on_hyphens=False)
 
 
-def ranking_table(rec: Recommendation, objectives: Sequence[Objective]) -> str:
+def ranking_table(rec: PatternRanking, objectives: Sequence[Objective]) -> str:
     """pattern | seeds | each objective's mean with its interval and mark | score | score - best.
 
     With a seed-noise estimate a mean shows ``+-`` the half-width of its pooled interval and a

@@ -13,7 +13,7 @@ interval includes 0 is tied with the best, and the best is *recommended* only wh
 pattern is behind (``resolved``). Otherwise ``recommend`` says "not resolved" and names the
 patterns it cannot tell apart.
 
-From a sweep folder (one proxy size): no extrapolation; ``archsearch.analysis.recommend`` ranks
+From a sweep folder (one proxy size): no extrapolation; ``archsearch.analysis.rank_patterns`` ranks
 the patterns by their weighted, min-max normalised objectives and resolves them with the seed
 noise pooled over the patterns (``analysis.resolution``); the ratio and placement are read off
 the best pattern (``scaling.rule``).
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.analysis.intervals import UNDEFINED, Interval, percentile_interval
+from archsearch.analysis.ranking import normalise_weights
 from archsearch.analysis.resolution import BEHIND, BEST, TIED, UNKNOWN, join
 from archsearch.errors import ArchsearchError
 from archsearch.model.cost import train_flops_per_token
@@ -143,17 +144,9 @@ def resolve_weights(weights: Mapping[str, float] | None, available: Sequence[str
     """Weights rescaled to sum to 1; default: the space's objectives that were fitted, equally."""
     if weights is None:
         chosen = [o["metric"] for o in objectives if o["metric"] in available]
-        raw = dict.fromkeys(chosen or list(available)[:1], 1.0)
-    else:
-        unknown = [m for m in weights if m not in available]
-        if unknown:
-            raise ArchsearchError(f"weights for {', '.join(unknown)}, which the ladder did not "
-                                  f"fit (fitted: {', '.join(available)})")
-        raw = {m: float(w) for m, w in weights.items()}
-    if any(not math.isfinite(v) or v < 0 for v in raw.values()) or sum(raw.values()) <= 0:
-        raise ArchsearchError("weights must be non-negative, finite and not all zero")
-    total = sum(raw.values())
-    return {m: v / total for m, v in raw.items() if v > 0}
+        weights = dict.fromkeys(chosen or list(available)[:1], 1.0)
+    normalised = normalise_weights(weights, available, known_as="metrics the ladder fitted")
+    return {m: w for m, w in normalised.items() if w > 0}
 
 
 def recommend_scale(results: ScaleResults, weights: Mapping[str, float] | None = None,
@@ -348,7 +341,7 @@ def _notes(ranking: list[SeriesEvidence], results: ScaleResults, goal: TargetCom
 def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = None,
                     target: str | Target = OLMO_HYBRID_7B) -> Recommendation:
     """One proxy size: analysis' weighted normalised pick, with the rule read off the pattern."""
-    from archsearch.analysis import recommend as analysis_recommend
+    from archsearch.analysis import rank_patterns
     from archsearch.analysis.load import load_sweep
     from archsearch.space.schema import Objective
 
@@ -359,7 +352,7 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
         modes = {o.metric: o.mode for o in objectives}
         objectives = [Objective(m, modes.get(m, "max" if m.endswith("_acc") else "min"))
                       for m in weights]
-    pick = analysis_recommend(sweep.trials, objectives, weights)
+    pick = rank_patterns(sweep.trials, objectives, weights)
     kinds = sweep.space.pattern_kinds() if sweep.space is not None else DEFAULT_KINDS
     evidence = []
     for _, row in pick.table.iterrows():
