@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from archsearch.model.cost import cost_report
 from archsearch.space import TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.space.schema import TrainingSection
+from archsearch.space.trial import Budget
 
 Report = Callable[[dict[str, Any], Path | None], None]
 OPTIMIZER_FILE = "trainer_state.pt"
@@ -37,17 +37,6 @@ OPTIMIZER_FILE = "trainer_state.pt"
 
 class TrialDiverged(ArchsearchError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    steps: int
-    tokens_per_step: int
-
-    @classmethod
-    def of(cls, trial: TrialConfig) -> Budget:
-        per_step = trial.training.batch_size * trial.data.seq_len
-        return cls(max(1, trial.training.tokens // per_step), per_step)
 
 
 def lr_at(step: int, total: int, training: TrainingSection) -> float:

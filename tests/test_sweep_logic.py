@@ -234,3 +234,14 @@ def test_gpu_fraction_grows_with_parameters():
                                   "{up_to_params: 1000000000, gpus: 0.5}]}\n")
     small = TrialResources(space).request({"pattern": "AA", "training.lr": 0.001})
     assert small == {"CPU": 1.0, "GPU": 0.25}
+
+
+def test_asha_sizes_its_rungs_with_the_budget_the_trainer_runs():
+    from archsearch.space.trial import Budget
+
+    space = SearchSpace.from_text(SPACE, "logic.yaml")
+    # 6400 tokens / (2 x 16) = 200 steps; an evaluation every 30 steps and one at step 200
+    budget = Budget.of(space.resolve({"pattern": "AA", "training.lr": 0.001}))
+    assert (budget.steps, budget.tokens_per_step) == (200, 32)
+    assert budget.evaluations(30) == 7 == evaluations_per_trial(space)
+    assert Budget.from_sizes(10, 4, 16).steps == 1  # never zero steps
