@@ -91,24 +91,15 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from archsearch.report import write_report
+    from archsearch.scaling.recommend import parse_weights
 
-    weights = _weights(args.weight)
+    if args.weight:  # the old spelling: kept working, pointed to the one the other verbs use
+        print("archsearch report: note: --weight is deprecated; write --weights "
+              f"{','.join(args.weight)}", file=sys.stderr)
+    weights = parse_weights([*(args.weights or []), *args.weight])
     path = write_report(args.sweep_dir, args.out, weights=weights, reference=args.reference)
     print(f"report written to {path}")
     return 0
-
-
-def _weights(items: Sequence[str]) -> dict[str, float] | None:
-    """``["semantic_loss=2", "copy_loss=1"]`` -> {"semantic_loss": 2.0, "copy_loss": 1.0}."""
-    weights = {}
-    for item in items:
-        metric, _, value = item.partition("=")
-        try:
-            weights[metric.strip()] = float(value)
-        except ValueError:
-            raise ArchsearchError(f"--weight {item}: expected METRIC=NUMBER, e.g. "
-                                  "semantic_loss=2") from None
-    return weights or None
 
 
 def _scale(args: argparse.Namespace) -> int:
@@ -222,8 +213,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
     p.add_argument("sweep_dir", help="the sweep folder (<storage>/<name>)")
     p.add_argument("--out", metavar="DIR",
                    help="where index.html goes (default: SWEEP_DIR/report)")
-    p.add_argument("--weight", action="append", default=[], metavar="METRIC=W",
-                   help="an objective's weight in the recommendation (default: equal; repeatable)")
+    p.add_argument("--weights", action="append", metavar="M=W,...",
+                   help="objective weights in the ranking, e.g. semantic_loss=2,copy_loss=1 "
+                        "(default: equal)")
+    p.add_argument("--weight", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--reference", metavar="PATTERN",
                    help="the pattern per-category gaps are measured against (default: all "
                         "attention)")
