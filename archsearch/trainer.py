@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from archsearch.atomic import atomic_path
 from archsearch.data import PreparedData, evaluate, prepare_data
 from archsearch.data.evaluate import probe_metrics, probe_results
 from archsearch.data.probes.tuning import TuningBudget, tuned_probe_results
@@ -200,9 +201,8 @@ def _probe_metrics(model: HybridLM, data: PreparedData, trial: TrialConfig,
 
 def _save(model: HybridLM, optimizer: torch.optim.Optimizer, step: int, folder: Path) -> Path:
     save_checkpoint(model, folder, metadata={"step": step})
-    tmp = folder / (OPTIMIZER_FILE + ".tmp")
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp)
-    tmp.replace(folder / OPTIMIZER_FILE)
+    with atomic_path(folder / OPTIMIZER_FILE) as tmp:
+        torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp)
     return folder
 
 

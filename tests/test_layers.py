@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (layer, module prefixes); the first matching prefix wins, so specific ones come first.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("archsearch.errors",)),
+    (0, ("archsearch.errors", "archsearch.atomic")),
     (1, ("archsearch.pattern", "archsearch.metrics")),
     # plain data and formulas a space sizes its trials with; no torch
     (2, ("archsearch.model.config", "archsearch.model.cost", "archsearch.model.targets")),

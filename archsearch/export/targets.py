@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from archsearch.atomic import atomic_write_text
 from archsearch.model.config import AttentionSpec, HybridConfig
 from archsearch.model.targets import (  # noqa: F401 (re-exported: the export's targets)
     OLMO_HYBRID_7B,
@@ -66,9 +67,7 @@ def export_target(config: HybridConfig, fmt: str, out_dir: str | Path,
     written = []
     for name, text in files.items():
         path = out / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, text)
         written.append(path)
     return written
 

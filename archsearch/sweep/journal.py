@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from archsearch.atomic import atomic_write_bytes
 from archsearch.errors import ArchsearchError
 from archsearch.sweep.trainable import FAILURE, META
 
@@ -64,9 +65,7 @@ def repair_journal(path: Path) -> str | None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     original = path.with_name(f"{path.name}.torn-{stamp}")
     original.write_bytes(data)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(keep)
-    tmp.replace(path)
+    atomic_write_bytes(path, keep)
     return (f"{path}: dropped its torn last record (record {len(records)}: "
             f"{_preview(records[-1])}); the original file is kept as {original.name}")
 
