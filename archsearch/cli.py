@@ -42,16 +42,18 @@ def _patterns(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from archsearch.analysis.sweep_summary import sweep_summary
     from archsearch.sweep import SweepOptions, run_sweep
 
     options = SweepOptions(args.address, args.verbose, args.shared_storage_ok, args.autotune_cache)
     outcome = run_sweep(args.space, name=args.name, storage=args.storage, overrides=args.set,
                         options=options)
-    print(outcome.summary)
+    print(sweep_summary(outcome))
     return _sweep_status(outcome)
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from archsearch.analysis.sweep_summary import sweep_summary
     from archsearch.scaling.run import is_scale_folder, resume_scale
     from archsearch.sweep import SweepOptions, resume_sweep
 
@@ -66,16 +68,19 @@ def _resume(args: argparse.Namespace) -> int:
         return _scale_status(scaled)
     options = SweepOptions(args.address, args.verbose, args.shared_storage_ok, args.autotune_cache)
     outcome = resume_sweep(args.sweep_dir, options=options, retry_errored=args.retry_errored)
-    print(outcome.summary)
+    print(sweep_summary(outcome))
     return _sweep_status(outcome)
 
 
 def _sweep_status(outcome: SweepOutcome) -> int:
     """130 if interrupted, 1 if every trial failed, else 0 (failed trials are in the results)."""
+    from archsearch.analysis.sweep_summary import trial_front
+    from archsearch.sweep.status import FAILED
+
     if not outcome.finished:
         return 130
-    return 1 if not outcome.front and any(r.get("status") == "failed" for r in outcome.rows) \
-        else 0
+    front = trial_front(outcome.rows, outcome.space.spec.objectives)
+    return 1 if not front and any(r.get("status") == FAILED for r in outcome.rows) else 0
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,24 +100,15 @@ def _autotune_argument(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from archsearch.report import write_report
+    from archsearch.scaling.recommend import parse_weights
 
-    weights = _weights(args.weight)
+    if args.weight:  # the old spelling: kept working, pointed to the one the other verbs use
+        print("archsearch report: note: --weight is deprecated; write --weights "
+              f"{','.join(args.weight)}", file=sys.stderr)
+    weights = parse_weights([*(args.weights or []), *args.weight])
     path = write_report(args.sweep_dir, args.out, weights=weights, reference=args.reference)
     print(f"report written to {path}")
     return 0
-
-
-def _weights(items: Sequence[str]) -> dict[str, float] | None:
-    """``["semantic_loss=2", "copy_loss=1"]`` -> {"semantic_loss": 2.0, "copy_loss": 1.0}."""
-    weights = {}
-    for item in items:
-        metric, _, value = item.partition("=")
-        try:
-            weights[metric.strip()] = float(value)
-        except ValueError:
-            raise ArchsearchError(f"--weight {item}: expected METRIC=NUMBER, e.g. "
-                                  "semantic_loss=2") from None
-    return weights or None
 
 
 def _scale(args: argparse.Namespace) -> int:
@@ -260,8 +256,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
     p.add_argument("sweep_dir", help="the sweep folder (<storage>/<name>)")
     p.add_argument("--out", metavar="DIR",
                    help="where index.html goes (default: SWEEP_DIR/report)")
-    p.add_argument("--weight", action="append", default=[], metavar="METRIC=W",
-                   help="an objective's weight in the recommendation (default: equal; repeatable)")
+    p.add_argument("--weights", action="append", metavar="M=W,...",
+                   help="objective weights in the ranking, e.g. semantic_loss=2,copy_loss=1 "
+                        "(default: equal)")
+    p.add_argument("--weight", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--reference", metavar="PATTERN",
                    help="the pattern per-category gaps are measured against (default: all "
                         "attention)")

@@ -6,6 +6,9 @@ an ``ArchsearchError``; the CLI prints ``str(error)`` and exits non-zero, never 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ArchsearchError(Exception):
     """An error caused by user input; its message is complete and fit to print as is."""
@@ -45,3 +48,10 @@ class SpaceError(ArchsearchError):
 class CheckpointUnreadable(ArchsearchError):
     """A checkpoint to resume from is missing files, torn or not in the expected format; the
     sweep then restarts that trial from step 0 (the message says which checkpoint and why)."""
+
+
+def did_you_mean(value: object, known: Iterable[object]) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``known`` to ``value``, or ``""``: the hint
+    every "unknown ..." error ends with."""
+    close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

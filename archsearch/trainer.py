@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from archsearch.atomic import atomic_path
 from archsearch.data import PreparedData, evaluate, prepare_data
 from archsearch.data.evaluate import probe_metrics, probe_results
 from archsearch.data.probes.tuning import TuningBudget, tuned_probe_results
@@ -30,6 +30,7 @@ from archsearch.model.cost import cost_report
 from archsearch.space import TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.space.schema import TrainingSection
+from archsearch.space.trial import Budget
 
 Report = Callable[[dict[str, Any], Path | None], None]
 OPTIMIZER_FILE = "trainer_state.pt"
@@ -37,17 +38,6 @@ OPTIMIZER_FILE = "trainer_state.pt"
 
 class TrialDiverged(ArchsearchError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    steps: int
-    tokens_per_step: int
-
-    @classmethod
-    def of(cls, trial: TrialConfig) -> Budget:
-        per_step = trial.training.batch_size * trial.data.seq_len
-        return cls(max(1, trial.training.tokens // per_step), per_step)
 
 
 def lr_at(step: int, total: int, training: TrainingSection) -> float:
@@ -211,9 +201,8 @@ def _probe_metrics(model: HybridLM, data: PreparedData, trial: TrialConfig,
 
 def _save(model: HybridLM, optimizer: torch.optim.Optimizer, step: int, folder: Path) -> Path:
     save_checkpoint(model, folder, metadata={"step": step})
-    tmp = folder / (OPTIMIZER_FILE + ".tmp")
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp)
-    tmp.replace(folder / OPTIMIZER_FILE)
+    with atomic_path(folder / OPTIMIZER_FILE) as tmp:
+        torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp)
     return folder
 
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig, olmo_hybrid_7b_config
+from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.cost import (
     cost_report,
     forward_flops_per_token,
@@ -19,6 +19,7 @@ from archsearch.model.cost import (
     train_flops_per_token,
 )
 from archsearch.model.hybrid_lm import HybridLM
+from archsearch.model.targets import olmo_hybrid_7b_config
 
 
 def test_olmo_hybrid_7b_parameter_count_is_exact() -> None:

@@ -11,8 +11,8 @@ from archsearch.model.config import (
     GDNSpec,
     HybridConfig,
     layer_from_dict,
-    olmo_hybrid_7b_config,
 )
+from archsearch.model.targets import olmo_hybrid_7b_config
 
 ATT = AttentionSpec(heads=4, kv_heads=2, head_dim=16)
 GDN = GDNSpec(heads=2, v_heads=4, head_dim_k=16, head_dim_v=32)

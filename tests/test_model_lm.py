@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.model.checkpoint import load_checkpoint, load_config, save_checkpoint
-from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig, olmo_hybrid_7b_config
+from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.cost import inference_memory_bytes, param_count
 from archsearch.model.hybrid_lm import HybridLM
+from archsearch.model.targets import olmo_hybrid_7b_config
 
 VOCAB = 61
 

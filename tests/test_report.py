@@ -44,12 +44,19 @@ def test_page_is_self_contained(page):
 def test_default_location_and_options(tiny_sweep, tmp_path, capsys):
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_sweep, copy, ignore=shutil.ignore_patterns("trial_*", "data_cache"))
-    assert main(["report", str(copy), "--weight", "copy_loss=1", "--weight", "semantic_loss=0",
+    assert main(["report", str(copy), "--weights", "copy_loss=1,semantic_loss=0",
                  "--reference", "A*2"]) == 0
     assert str(copy / "report" / "index.html") in capsys.readouterr().out
     text = (copy / "report" / "index.html").read_text()
     assert "weights: semantic_loss 0.00, copy_loss 1.00" in text
     assert "loss(AA)" in text
+    # the old spelling still works, and says which one to write
+    assert main(["report", str(copy), "--weight", "copy_loss=1", "--weight", "semantic_loss=0",
+                 "--reference", "A*2"]) == 0
+    assert "--weight is deprecated; write --weights copy_loss=1,semantic_loss=0" in \
+        capsys.readouterr().err
+    assert "weights: semantic_loss 0.00, copy_loss 1.00" in (copy / "report" / "index.html"
+                                                             ).read_text()
 
 
 def test_failed_and_stopped_trials_are_listed(tiny_sweep, tmp_path):
@@ -118,9 +125,9 @@ def test_errors_are_one_line(case, tiny_sweep, tmp_path, capsys):
     elif case == "bad_reference":
         args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--reference", "GAG"]
     elif case == "bad_weight":
-        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--weight", "copy_loss=lots"]
+        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--weights", "copy_loss=lots"]
     elif case == "unknown_weight":
-        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--weight", "val_loss=1"]
+        args = ["report", str(tiny_sweep), "--out", str(tmp_path), "--weights", "val_loss=1"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("archsearch report: error: ") and err.count("\n") == 1, err

@@ -20,14 +20,14 @@ from scipy import stats
 
 from archsearch import analysis as A
 from archsearch.analysis.resolution import resolve, statement
+from archsearch.analysis.sweep_summary import sweep_summary
 from archsearch.report import write_report
 from archsearch.scaling.recommend import recommend as recommend_folder
 from archsearch.scaling.render import as_dict, render
 from archsearch.space import SearchSpace
 from archsearch.sweep import run_sweep
 from archsearch.sweep.folder import SweepFolder
-from archsearch.sweep.pareto import pareto_front
-from archsearch.sweep.runner import summarize
+from archsearch.sweep.runner import SweepOutcome
 from archsearch.sweep.standin import SyntheticTrainer
 
 
@@ -143,12 +143,12 @@ def test_the_pooled_noise_of_some_patterns_applies_to_single_seed_ones():
 
 
 def test_a_large_gap_is_resolved_and_a_gap_inside_the_noise_is_not():
-    big = A.recommend(frame({"GGGA": [2.90, 2.94], "A*4": [3.20, 3.25], "G*4": [3.30, 3.27]}),
+    big = A.rank_patterns(frame({"GGGA": [2.90, 2.94], "A*4": [3.20, 3.25], "G*4": [3.30, 3.27]}),
                       ["x"])
     assert big.resolved and big.tied == ["GGGA"] and big.pattern == "GGGA"
     assert big.statement().startswith("resolved: GGGA is best on the weighted score, ahead of "
                                       "the runner-up A*4 by")
-    small = A.recommend(frame({"GGGA": [2.90, 3.00], "A*4": [2.95, 3.04], "G*4": [3.6, 3.7]}),
+    small = A.rank_patterns(frame({"GGGA": [2.90, 3.00], "A*4": [2.95, 3.04], "G*4": [3.6, 3.7]}),
                         ["x"])
     assert not small.resolved and small.tied == ["GGGA", "A*4"]
     text = small.statement()
@@ -174,7 +174,7 @@ def test_trial_scores_use_the_pattern_means_constants_and_average_to_their_score
     assert np.allclose(per_trial, by_hand, rtol=0, atol=1e-12)
     means = per_trial.groupby(trials["pattern"]).mean()
     assert np.allclose(means.loc[scored.index], scored["score"], rtol=0, atol=1e-12)
-    pick = A.recommend(trials, objectives, {"x": 3, "y": 1})
+    pick = A.rank_patterns(trials, objectives, {"x": 3, "y": 1})
     assert pick.resolution.noise.df == 2 + 1 + 1
     assert np.allclose(pick.table.set_index("pattern")["score"].loc[scored.index],
                        scored["score"], atol=1e-12)
@@ -246,8 +246,8 @@ def seeded_sweep(tmp_path_factory):
 def _subset(outcome, keep):
     rows = [r for r in outcome.rows if keep(r)]
     space = SearchSpace.from_text(SPACE, "seeds.yaml")
-    return summarize(rows, pareto_front(rows, space.spec.objectives), space,
-                     SweepFolder.at(outcome.folder.location), len(rows))
+    return sweep_summary(SweepOutcome(SweepFolder.at(outcome.folder.location), rows, space,
+                                      len(rows)))
 
 
 def _folder_with(outcome, tmp_path, keep):
@@ -261,7 +261,7 @@ def _folder_with(outcome, tmp_path, keep):
 
 
 def test_the_sweep_names_a_winner_only_when_two_seeds_resolve_it(seeded_sweep):
-    summary = seeded_sweep.summary
+    summary = sweep_summary(seeded_sweep)
     table = summary.split("Patterns, best first")[1]
     rows = {line.split()[1]: line for line in table.splitlines() if line[:3].strip().isdigit()}
     assert list(rows) == ["AA", "GG", "GA"]

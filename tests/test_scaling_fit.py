@@ -39,7 +39,7 @@ def test_noisy_data_recovers_alpha_and_the_intervals_cover_the_truth():
     for name, truth in (("alpha", ALPHA), ("E", E), ("prediction", E + A * TARGET**-ALPHA)):
         interval = result.intervals[name]
         assert interval.defined and interval.covers(truth), (name, interval, truth)
-    assert result.intervals["alpha"].high - result.intervals["alpha"].low < 0.2
+    assert result.intervals["alpha"].hi - result.intervals["alpha"].lo < 0.2
     assert result.notes == ()
 
 

@@ -101,7 +101,7 @@ def test_recommend_extrapolates_past_the_crossing(scale_dir):
     assert rec.winner.key == "GGGA" and rec.winner.rule.describe() == "ratio 3:1, placement even_end"
     assert "".join(rec.winner.target_layers) == "GGGA" * 8
     assert rec.runner_up.key == "A*4"
-    assert rec.margin > 0 and rec.margin_interval.defined and rec.margin_interval.low > 0
+    assert rec.margin > 0 and rec.margin_interval.defined and rec.margin_interval.lo > 0
     assert rec.win_probability == pytest.approx(1.0)
     assert rec.resolved and rec.tied == ["GGGA"] and "verdict: resolved: GGGA" in render(rec)
     fit = rec.winner.fits["semantic_loss"]
@@ -200,7 +200,7 @@ def test_recommend_from_a_sweep_reads_ratio_and_placement(sweep_dir):
     assert "one proxy size" in text and "runner-up" in text
     # two seeds each: GGGA is ahead of both others beyond the pooled seed noise
     assert rec.resolved and "recommended: ratio 3:1" in text
-    assert rec.runner_up.behind.defined and rec.runner_up.behind.low > 0
+    assert rec.runner_up.behind.defined and rec.runner_up.behind.lo > 0
     json.dumps(as_dict(rec), allow_nan=False)
 
 

@@ -49,7 +49,8 @@ if verb == "sweep":
     outcome = run_sweep("space.yaml", storage=where, train_fn=train)
 else:
     outcome = resume_sweep(where, train_fn=train)
-print(outcome.summary)
+from archsearch.analysis.sweep_summary import sweep_summary
+print(sweep_summary(outcome))
 sys.exit(0 if outcome.finished else 130)
 """
 

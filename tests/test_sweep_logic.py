@@ -5,12 +5,12 @@ import math
 import optuna
 import pytest
 
+from archsearch.analysis.sweep_summary import front_table, trial_front
 from archsearch.space import SearchSpace
 from archsearch.space.schema import GpuStep, Objective, ResourcesSection
 from archsearch.sweep.asha import evaluations_per_trial
 from archsearch.sweep.folder import SweepFolder
 from archsearch.sweep.journal import open_study
-from archsearch.sweep.pareto import front_table, pareto_front
 from archsearch.sweep.plan import plan_run
 from archsearch.sweep.progress import status_line
 from archsearch.sweep.resources import TrialResources, gpu_fraction
@@ -174,10 +174,10 @@ def test_pareto_front_uses_full_budget_completed_trials_only():
         {"trial_id": "e", "pattern": "AG", "status": "failed", "fidelity": 0.0,
          "semantic_loss": None, "copy_loss": None},
     ]
-    front = pareto_front(rows, OBJECTIVES)
+    front = trial_front(rows, OBJECTIVES)
     assert [r["trial_id"] for r in front] == ["a", "b"]
     maximise = [Objective("semantic_loss", "max"), Objective("copy_loss", "min")]
-    assert [r["trial_id"] for r in pareto_front(rows, maximise)] == ["c", "b"]
+    assert [r["trial_id"] for r in trial_front(rows, maximise)] == ["c", "b"]
     table = front_table(front, OBJECTIVES, ["training.lr"])
     assert table.splitlines()[0].split() == ["pattern", "semantic_loss", "(min)", "copy_loss",
                                              "(min)", "params", "copying", "settings"]
@@ -234,3 +234,14 @@ def test_gpu_fraction_grows_with_parameters():
                                   "{up_to_params: 1000000000, gpus: 0.5}]}\n")
     small = TrialResources(space).request({"pattern": "AA", "training.lr": 0.001})
     assert small == {"CPU": 1.0, "GPU": 0.25}
+
+
+def test_asha_sizes_its_rungs_with_the_budget_the_trainer_runs():
+    from archsearch.space.trial import Budget
+
+    space = SearchSpace.from_text(SPACE, "logic.yaml")
+    # 6400 tokens / (2 x 16) = 200 steps; an evaluation every 30 steps and one at step 200
+    budget = Budget.of(space.resolve({"pattern": "AA", "training.lr": 0.001}))
+    assert (budget.steps, budget.tokens_per_step) == (200, 32)
+    assert budget.evaluations(30) == 7 == evaluations_per_trial(space)
+    assert Budget.from_sizes(10, 4, 16).steps == 1  # never zero steps

@@ -7,6 +7,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from archsearch import analysis as A
+from archsearch.analysis.sweep_summary import sweep_summary
 from archsearch.metrics import HEADLINE, known_metrics
 from archsearch.space.schema import EvaluationSection
 from archsearch.sweep import run_sweep
@@ -99,7 +101,7 @@ def test_a_crash_is_retried_from_its_checkpoint_then_recorded_with_a_clear_error
     oom = rows["AG"]
     assert oom["status"] == "failed" and oom["failures"] == 2  # the first run and one retry
     assert oom["error"].startswith("TrialOutOfMemory: GPU out of memory: pattern AG with ")
-    assert "AG" in outcome.summary.split("failed trials:")[1]
+    assert "AG" in sweep_summary(outcome).split("failed trials:")[1]
 
 
 ASHA = """
@@ -133,7 +135,15 @@ def test_asha_stops_trials_that_keep_their_fidelity_but_never_enter_the_front(tm
     assert len(stopped) >= 1 and (stopped.fidelity < 1).all() and (stopped.fidelity > 0).all()
     assert set(rows.status) <= {"completed", "stopped"}
     completed = set(rows[rows.status == "completed"].trial_id)
-    assert outcome.front and {r["trial_id"] for r in outcome.front} <= completed
+    # the front the sweep prints is the analysis front of its folder: completed trials only
+    printed = sweep_summary(outcome).split("each seed on its own):\n")[1].split("\n\n")[0]
+    printed_rows = [line.split() for line in printed.splitlines()[2:]]
+    front = A.pareto_front(A.load_sweep(outcome.folder.local).trials,
+                           outcome.space.spec.objectives)
+    assert len(front) >= 1 and set(front.trial_id) <= completed
+    assert [(r[0], float(r[1]), float(r[2])) for r in printed_rows] == [
+        (p, round(s, 4), round(c, 4))
+        for p, s, c in zip(front.pattern, front.semantic_loss, front.copy_loss, strict=True)]
     # the copy verdict lands in both tables: per evaluation in curves, the last one in trials
     curves = pd.read_parquet(outcome.folder.local / "curves.parquet")
     assert {"copy_gain", "copy_gain_lo", "copy_emerged"} <= set(curves.columns)

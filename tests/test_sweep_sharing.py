@@ -114,8 +114,8 @@ def test_the_trainer_refuses_a_checkpoint_that_is_a_pickle(tmp_path):
     from archsearch.model import HybridLM
     from archsearch.model.checkpoint import save_checkpoint
     from archsearch.model.config import HybridConfig
-    from archsearch.trainer import OPTIMIZER_FILE, _restore, make_optimizer
     from archsearch.space.schema import TrainingSection
+    from archsearch.trainer import OPTIMIZER_FILE, _restore, make_optimizer
 
     config = HybridConfig.from_dict(HybridConfig.from_dict(_tiny_config()).to_dict())
     model = HybridLM(config)

@@ -1,10 +1,10 @@
-"""Analyse sweep results: Pareto fronts, per-pattern statistics, category gaps, a recommendation.
+"""Analyse sweep results: Pareto fronts, per-pattern statistics, category gaps, a ranking.
 
     from archsearch import analysis as A
     sweep = A.load_sweep("sweeps/quickstart")
     front = A.pareto_front(sweep.trials, sweep.objectives)
     gaps = A.category_gaps(sweep.trials)          # against the all-attention pattern
-    pick = A.recommend(sweep.trials, sweep.objectives)   # pick.resolved, pick.tied
+    pick = A.rank_patterns(sweep.trials, sweep.objectives)   # pick.resolved, pick.tied
     semantic = A.resolve(sweep.trials, "semantic_loss")  # ranked, tied with the best or not
     lines = A.pattern_curves(sweep.curves, sweep.trials)   # per-category losses, copy_gain
     when = A.emergence_by_pattern(A.copy_emergence(sweep.curves, sweep.trials))
@@ -14,13 +14,6 @@ imported only there). docs/ANALYSIS.md explains every definition.
 """
 
 from archsearch.analysis.aggregate import by_pattern, by_placement, metric_summary, parse_origins
-from archsearch.analysis.choose import (
-    Recommendation,
-    knee_point,
-    recommend,
-    trial_scores,
-    weighted_scores,
-)
 from archsearch.analysis.curves import (
     copy_emergence,
     curve_metrics,
@@ -47,6 +40,14 @@ from archsearch.analysis.pareto import (
     pareto_front,
     pareto_ranks,
 )
+from archsearch.analysis.ranking import (
+    PatternRanking,
+    knee_point,
+    normalise_weights,
+    rank_patterns,
+    trial_scores,
+    weighted_scores,
+)
 from archsearch.analysis.resolution import (
     BEHIND,
     BEST,
@@ -66,7 +67,7 @@ __all__ = [
     "UNKNOWN",
     "Interval",
     "ObjectiveLike",
-    "Recommendation",
+    "PatternRanking",
     "Resolution",
     "SeedNoise",
     "Sweep",
@@ -88,6 +89,7 @@ __all__ = [
     "mean_interval",
     "metric_summary",
     "noise_note",
+    "normalise_weights",
     "pareto_front",
     "pareto_ranks",
     "parse_origins",
@@ -95,7 +97,7 @@ __all__ = [
     "pooled_difference_interval",
     "pooled_mean_interval",
     "pooled_noise",
-    "recommend",
+    "rank_patterns",
     "reference_pattern",
     "resolve",
     "statement",

@@ -12,8 +12,9 @@ import re
 
 import pandas as pd
 
-TRIALS_FILE = "trials.parquet"
-CURVES_FILE = "curves.parquet"
+from archsearch.sweep.folder import CURVES_FILE, TRIALS_FILE  # noqa: F401 (C.TRIALS_FILE)
+from archsearch.sweep.status import COMPLETED, FAILED, RUNNING, STOPPED  # noqa: F401 (C.COMPLETED ...)
+
 SPACE_GLOBS = ("space.yaml", "space.yml", "*.yaml", "*.yml")  # first match wins
 
 SWEEP = "sweep"  # added by the loader: the folder a row came from
@@ -31,8 +32,6 @@ ORIGINS = "origins"  # "3:1 even_end, list": how the space produced the pattern
 WALL_TIME = "wall_time_s"
 PARAM_PREFIX = "param."
 
-COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
-FULL_BUDGET_TOLERANCE = 1e-3  # a trial whose fidelity is within this of 1.0 ran its full budget
 
 CATEGORIES = ("content", "function", "number", "punctuation", "delim_open", "delim_close",
               "other", "copy")

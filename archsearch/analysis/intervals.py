@@ -5,8 +5,7 @@ Two flavours: each pattern's own spread (``mean_interval``, Welch's ``difference
 and one seed-noise estimate pooled over every pattern that ran several seeds (``pooled_noise``,
 ``pooled_mean_interval``, ``pooled_difference_interval``), which is what tells patterns apart
 when each has only two or three seeds (docs/ANALYSIS.md, "Resolution"). The t quantile is
-computed exactly for integer degrees of freedom from the closed-form t CDF (Abramowitz & Stegun
-26.7.3-4); tests check it against scipy.
+``scipy.stats.t``'s.
 """
 
 from __future__ import annotations
@@ -16,14 +15,43 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 
 @dataclass(frozen=True)
 class Interval:
+    """An estimate with its interval ``[lo, hi]``; NaN bounds when there is none.
+
+    The one interval type of the package: seed t-intervals here, bootstrap percentile intervals
+    in ``scaling`` (``n`` counts what it was computed from: seeds, or bootstrap replicates)."""
+
     estimate: float
     lo: float
     hi: float
     n: int
+
+    @property
+    def defined(self) -> bool:
+        return math.isfinite(self.lo) and math.isfinite(self.hi)
+
+    def covers(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+
+UNDEFINED = Interval(math.nan, math.nan, math.nan, 0)
+
+
+def percentile_interval(estimate: float, samples: Sequence[float] | np.ndarray,
+                        level: float = 0.95) -> Interval:
+    """``estimate`` with the central ``level`` percentile interval of ``samples`` (a bootstrap's
+    replicates; NaNs dropped). Undefined below two finite samples."""
+    x = np.asarray(samples, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return Interval(estimate, math.nan, math.nan, len(x))
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(x, [tail, 100 - tail])
+    return Interval(estimate, float(lo), float(hi), len(x))
 
 
 def t_quantile(df: float, level: float = 0.95) -> float:
@@ -33,31 +61,7 @@ def t_quantile(df: float, level: float = 0.95) -> float:
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    nu = max(1, math.floor(df))
-    lo, hi = 0.0, math.pi / 2
-    for _ in range(100):  # bisection on theta = atan(t / sqrt(nu)); 100 halvings is exact
-        mid = (lo + hi) / 2
-        if _central_mass(mid, nu) < level:
-            lo = mid
-        else:
-            hi = mid
-    return math.sqrt(nu) * math.tan((lo + hi) / 2)
-
-
-def _central_mass(theta: float, nu: int) -> float:
-    """P(|T| <= sqrt(nu) tan(theta)) for T ~ t(nu)."""
-    s, c = math.sin(theta), math.cos(theta)
-    if nu % 2 == 1:
-        total, term = 0.0, c
-        for k in range(1, (nu - 1) // 2 + 1):  # c, (2/3) c^3, (2*4)/(3*5) c^5 ...
-            total += term
-            term *= c * c * (2 * k) / (2 * k + 1)
-        return (2 / math.pi) * (theta + s * total) if nu > 1 else 2 * theta / math.pi
-    total, term = 0.0, 1.0
-    for k in range(1, nu // 2 + 1):  # 1, (1/2) c^2, (1*3)/(2*4) c^4 ...
-        total += term
-        term *= c * c * (2 * k - 1) / (2 * k)
-    return s * total
+    return float(stats.t.ppf(0.5 + level / 2, max(1, math.floor(df))))
 
 
 def mean_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> Interval:

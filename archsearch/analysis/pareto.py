@@ -16,6 +16,7 @@ import pandas as pd
 from archsearch.analysis import columns as C
 from archsearch.errors import ArchsearchError
 from archsearch.space.schema import Objective
+from archsearch.sweep.status import FULL_BUDGET_TOLERANCE
 
 ObjectiveLike = Objective | tuple[str, str] | str  # a bare metric name is minimised
 
@@ -46,7 +47,7 @@ def full_budget(trials: pd.DataFrame) -> pd.DataFrame:
     if C.STATUS in trials.columns:
         keep &= trials[C.STATUS] == C.COMPLETED
     if C.FIDELITY in trials.columns:
-        keep &= trials[C.FIDELITY].astype(float) >= 1.0 - C.FULL_BUDGET_TOLERANCE
+        keep &= trials[C.FIDELITY].astype(float) >= 1.0 - FULL_BUDGET_TOLERANCE
     return trials[keep]
 
 

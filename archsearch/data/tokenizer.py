@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archsearch.data.cache import atomic_write_bytes, cache_key, file_lock
+from archsearch.atomic import atomic_write_bytes
+from archsearch.data.cache import cache_key, ensure_dir, file_lock
 from archsearch.errors import ArchsearchError
 
 EOD_TOKEN = "<|endoftext|>"
@@ -198,6 +199,7 @@ def cached_bpe(cache_dir: Path, corpus_fingerprint: str, vocab_size: int,
                 else:
                     raise ValueError("cached_bpe needs texts or texts_factory")
                 hf = train_bpe(_capped(source, BPE_MAX_CHARS), vocab_size)
+                ensure_dir(path.parent)
                 atomic_write_bytes(path, hf.to_str().encode("utf-8"))  # type: ignore[attr-defined]
     hf = _hf().Tokenizer.from_file(str(path))  # type: ignore[attr-defined]
     return _wrap(hf, path, name=f"bpe-{vocab_size}")

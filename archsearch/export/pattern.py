@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 
 from archsearch.export.targets import OLMO_HYBRID_7B, Target, export_target, target_config
 from archsearch.pattern import parse
+from archsearch.pattern.symbols import BUILTIN_WINDOWS
+from archsearch.scaling.recommend import recommended_choice
 from archsearch.scaling.rule import DEFAULT_KINDS, infer
-
-# built-in symbols with a window (any window: the target's own sliding window is used)
-DEFAULT_WINDOWS: Mapping[str, int | None] = MappingProxyType({"A": None, "S": 64, "G": None})
 
 
 def export_pattern(pattern: str, fmt: str, out_dir: str | Path,
@@ -28,7 +26,7 @@ def export_pattern(pattern: str, fmt: str, out_dir: str | Path,
     layers = tuple(parse(pattern, DEFAULT_KINDS))
     if depth is not None and depth != len(layers):
         layers = infer(layers, DEFAULT_KINDS).at_depth(depth)
-    config = target_config(layers, DEFAULT_KINDS, DEFAULT_WINDOWS, target)
+    config = target_config(layers, DEFAULT_KINDS, BUILTIN_WINDOWS, target)
     return export_target(config, fmt, out_dir, target, provenance={"source": "--pattern",
                                                                    "given": pattern})
 
@@ -38,8 +36,6 @@ def export_recommended(folder: str | Path, fmt: str, out_dir: str | Path,
                        weights: Mapping[str, float] | None = None,
                        depth: int | None = None) -> list[Path]:
     """Write the pattern recommended by a scale or sweep folder, at the target's depth."""
-    from archsearch.scaling.recommend import recommended_choice
-
     choice = recommended_choice(folder, weights, target, depth)
     config = target_config(choice.layers, choice.kinds, choice.windows, target)
     return export_target(config, fmt, out_dir, target, provenance=choice.provenance)

@@ -7,8 +7,8 @@ from archsearch.model.config import (
     GDNSpec,
     HybridConfig,
     LayerSpec,
-    olmo_hybrid_7b_config,
 )
+from archsearch.model.targets import olmo_hybrid_7b_config
 
 if TYPE_CHECKING:  # static checkers see the real classes; at run time they load lazily below
     from archsearch.model.cache import HybridCache

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from archsearch.atomic import atomic_path
 from archsearch.model.config import HybridConfig
 from archsearch.model.hybrid_lm import HybridLM
 
@@ -37,11 +38,11 @@ def save_checkpoint(
     header = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict()}
     header["metadata"] = dict(metadata or {})
     state = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
-    tmp_weights, tmp_config = out / (WEIGHTS_FILE + ".tmp"), out / (CONFIG_FILE + ".tmp")
-    save_file(state, str(tmp_weights), metadata={"format": "pt"})
-    tmp_config.write_text(json.dumps(header, indent=2) + "\n")
-    os.replace(tmp_weights, out / WEIGHTS_FILE)
-    os.replace(tmp_config, out / CONFIG_FILE)
+    # contexts close last-first: the weights are renamed into place, then the config
+    with atomic_path(out / CONFIG_FILE) as tmp_config, \
+            atomic_path(out / WEIGHTS_FILE) as tmp_weights:
+        save_file(state, str(tmp_weights), metadata={"format": "pt"})
+        tmp_config.write_text(json.dumps(header, indent=2) + "\n")
     return out
 
 

@@ -304,27 +304,3 @@ class HybridConfig:
             layers=tuple(layers),
             **kwargs,
         )
-
-
-def olmo_hybrid_7b_config(rope: bool = True) -> HybridConfig:
-    """Olmo Hybrid 7B exactly (REFERENCE section 2): ``(GGGA)*8``, d 3840, 7,430,870,688 params.
-
-    Pretraining used RoPE; the released base model drops it (NoPE) after long-context training:
-    pass ``rope=False`` for the latter. The parameter count does not depend on it.
-    """
-    attention = AttentionSpec(heads=30, kv_heads=30, head_dim=128, window=None, rope=rope)
-    gdn = GDNSpec(
-        heads=30, v_heads=30, head_dim_k=96, head_dim_v=192, allow_neg_eigval=True, conv_size=4
-    )
-    layers = tuple(attention if i % 4 == 3 else gdn for i in range(32))
-    return HybridConfig(
-        vocab_size=100352,
-        d_model=3840,
-        mlp_hidden=11008,
-        layers=layers,
-        norm_placement="per_kind",
-        norm_eps=1e-6,
-        tie_embeddings=False,
-        init_std=0.02,
-        max_seq_len=65536,
-    )

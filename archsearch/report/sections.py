@@ -32,7 +32,7 @@ class Context:
     sweep: A.Sweep
     objectives: list[Objective]
     colors: dict[str, tuple[float, ...]]
-    recommendation: A.Recommendation | None  # None when no trial completed its budget
+    recommendation: A.PatternRanking | None  # None when no trial completed its budget
     reference: str | None
 
 
@@ -77,7 +77,7 @@ def summary(ctx: Context) -> Section:
 
 def _status_counts(trials: pd.DataFrame) -> pd.DataFrame:
     meaning = {C.COMPLETED: "ran to the end of its budget", C.STOPPED: "stopped early by ASHA",
-               C.FAILED: "raised an error (see below)", "running": "still training"}
+               C.FAILED: "raised an error (see below)", C.RUNNING: "still training"}
     counts = trials[C.STATUS].value_counts() if C.STATUS in trials else pd.Series(dtype=int)
     full = len(A.full_budget(trials))
     rows = [{"status": s, "trials": int(n), "meaning": meaning.get(s, "")} for s, n in counts.items()]
@@ -546,7 +546,7 @@ def build_context(sweep: A.Sweep, objectives: Sequence[A.ObjectiveLike] | None,
     if missing:
         raise ArchsearchError(f"{sweep.path}: no column {', '.join(missing)} in trials.parquet")
     scorable = A.full_budget(trials)[metrics].notna().all(axis=1).any()
-    rec = A.recommend(trials, objs, weights) if scorable else None
+    rec = A.rank_patterns(trials, objs, weights) if scorable else None
     try:
         ref = A.reference_pattern(trials, reference)
     except ArchsearchError:

@@ -15,9 +15,9 @@ import pandas as pd
 
 from archsearch.analysis import columns as C
 from archsearch.analysis.aggregate import by_pattern
-from archsearch.analysis.choose import weighted_scores
 from archsearch.analysis.load import load_sweep
 from archsearch.analysis.pareto import full_budget, pareto_ranks
+from archsearch.analysis.ranking import weighted_scores
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from archsearch.analysis.intervals import Interval, percentile_interval
 from archsearch.errors import ArchsearchError
 
 ALPHA_BOUNDS = (1e-3, 3.0)
@@ -161,22 +162,6 @@ def _at_bound(theta: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[
 
 
 @dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
-
-    def covers(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-    @property
-    def defined(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
-
-UNDEFINED = Interval(math.nan, math.nan)
-
-
-@dataclass(frozen=True)
 class BootstrapFit:
     """A point fit, percentile intervals, and the raw replicates of the target prediction."""
 
@@ -191,7 +176,7 @@ class BootstrapFit:
     def as_dict(self) -> dict[str, object]:
         return {"fit": self.fit.as_dict(), "target_compute": self.target_compute,
                 "prediction": self.prediction, "level": self.level, "notes": list(self.notes),
-                "intervals": {k: [v.low, v.high] for k, v in self.intervals.items()}}
+                "intervals": {k: [v.lo, v.hi] for k, v in self.intervals.items()}}
 
 
 def bootstrap_fit(
@@ -226,13 +211,13 @@ def bootstrap_fit(
     ok = np.all(np.isfinite(params), axis=1)
     if ok.sum() < max(2, n_boot // 2):
         notes.append(f"only {int(ok.sum())} of {n_boot} bootstrap refits succeeded")
-    tail = (1 - level) / 2 * 100
     names = ("E", "A", "alpha", "prediction")
+    point = (fit.E, fit.A_raw, fit.alpha, prediction)
     if ok.sum() >= 2 and np.ptp(params[ok, 3]) > 0:
-        lo, hi = np.percentile(params[ok], [tail, 100 - tail], axis=0)
-        intervals = {n: Interval(float(a), float(b)) for n, a, b in zip(names, lo, hi, strict=True)}
+        intervals = {n: percentile_interval(p, params[ok, i], level)
+                     for i, (n, p) in enumerate(zip(names, point, strict=True))}
     else:
-        intervals = dict.fromkeys(names, UNDEFINED)
+        intervals = {n: Interval(p, math.nan, math.nan, 0) for n, p in zip(names, point, strict=True)}
         notes.append("no interval: the resamples cannot vary (add seeds or rungs; three "
                      "parameters need more than three rung-level points to show uncertainty)")
     if fit.at_bound:

@@ -23,14 +23,13 @@ at every rung.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from archsearch.errors import SpaceError
+from archsearch.errors import SpaceError, did_you_mean
 from archsearch.metrics import known_metrics
 from archsearch.model.cost import non_embedding_params, param_count
 from archsearch.pattern import canonical
@@ -146,8 +145,7 @@ def check_ladder(space: SearchSpace, lines: Mapping[Path_, int] | None = None) -
     known = _known_losses(space)
     for i, metric in enumerate(ladder.metrics):
         if metric not in known:
-            close = difflib.get_close_matches(metric, sorted(known), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(metric, sorted(known))
             raise fail(("ladder", "metrics", i), f"'{metric}' is not a loss this space reports "
                                                   f"(only losses are fitted){hint}")
     for rung in rungs:

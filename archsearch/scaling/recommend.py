@@ -13,7 +13,7 @@ interval includes 0 is tied with the best, and the best is *recommended* only wh
 pattern is behind (``resolved``). Otherwise ``recommend`` says "not resolved" and names the
 patterns it cannot tell apart.
 
-From a sweep folder (one proxy size): no extrapolation; ``archsearch.analysis.recommend`` ranks
+From a sweep folder (one proxy size): no extrapolation; ``archsearch.analysis.rank_patterns`` ranks
 the patterns by their weighted, min-max normalised objectives and resolves them with the seed
 noise pooled over the patterns (``analysis.resolution``); the ratio and placement are read off
 the best pattern (``scaling.rule``).
@@ -30,19 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from archsearch.analysis.intervals import UNDEFINED, Interval, percentile_interval
+from archsearch.analysis.ranking import normalise_weights
 from archsearch.analysis.resolution import BEHIND, BEST, TIED, UNKNOWN, join
 from archsearch.errors import ArchsearchError
-from archsearch.export.targets import OLMO_HYBRID_7B, Target, get_target, target_config
 from archsearch.model.cost import train_flops_per_token
+from archsearch.model.targets import OLMO_HYBRID_7B, Target, get_target, target_config
 from archsearch.pattern import canonical
-from archsearch.scaling.fit import (
-    NO_FLOOR_NOTE,
-    UNDEFINED,
-    BootstrapFit,
-    FitError,
-    Interval,
-    bootstrap_fit,
-)
+from archsearch.pattern.symbols import BUILTIN_WINDOWS
+from archsearch.scaling.fit import NO_FLOOR_NOTE, BootstrapFit, FitError, bootstrap_fit
 from archsearch.scaling.results import ScaleResults, is_scale_folder, load_scale
 from archsearch.scaling.rule import DEFAULT_KINDS, PatternRule, RuleError, from_generator, infer
 from archsearch.scaling.stability import Stability, rank_stability
@@ -148,17 +144,9 @@ def resolve_weights(weights: Mapping[str, float] | None, available: Sequence[str
     """Weights rescaled to sum to 1; default: the space's objectives that were fitted, equally."""
     if weights is None:
         chosen = [o["metric"] for o in objectives if o["metric"] in available]
-        raw = dict.fromkeys(chosen or list(available)[:1], 1.0)
-    else:
-        unknown = [m for m in weights if m not in available]
-        if unknown:
-            raise ArchsearchError(f"weights for {', '.join(unknown)}, which the ladder did not "
-                                  f"fit (fitted: {', '.join(available)})")
-        raw = {m: float(w) for m, w in weights.items()}
-    if any(not math.isfinite(v) or v < 0 for v in raw.values()) or sum(raw.values()) <= 0:
-        raise ArchsearchError("weights must be non-negative, finite and not all zero")
-    total = sum(raw.values())
-    return {m: v / total for m, v in raw.items() if v > 0}
+        weights = dict.fromkeys(chosen or list(available)[:1], 1.0)
+    normalised = normalise_weights(weights, available, known_as="metrics the ladder fitted")
+    return {m: w for m, w in normalised.items() if w > 0}
 
 
 def recommend_scale(results: ScaleResults, weights: Mapping[str, float] | None = None,
@@ -231,10 +219,7 @@ def _series_evidence(key: str, rule: PatternRule, rows: Any, weights: Mapping[st
     interval = UNDEFINED
     defined = all(fits[m].intervals["prediction"].defined for m in weights)
     if defined and ok.sum() >= 2:
-        level = next(iter(fits.values())).level
-        tail = (1 - level) / 2 * 100
-        lo, hi = np.percentile(reps[ok], [tail, 100 - tail])
-        interval = Interval(float(lo), float(hi))
+        interval = percentile_interval(float(score), reps, next(iter(fits.values())).level)
     return SeriesEvidence(key=key, rule=rule, target_layers=layers, target_compute=compute,
                           fits=fits, score=float(score), score_interval=interval,
                           replicates=np.asarray(reps, dtype=float), observed=observed,
@@ -254,10 +239,8 @@ def _margin(ranking: list[SeriesEvidence]) -> tuple[float, Interval, float]:
     ok = np.all(np.isfinite(reps), axis=0)
     if ok.sum() < 2:
         return margin, UNDEFINED, math.nan
-    diff = reps[1, ok] - reps[0, ok]
-    lo, hi = np.percentile(diff, [2.5, 97.5])
     win = float(np.mean(np.argmin(reps[:, ok], axis=0) == 0))
-    return margin, Interval(float(lo), float(hi)), win
+    return margin, percentile_interval(margin, reps[1, ok] - reps[0, ok]), win
 
 
 def _resolve_ladder(ranking: list[SeriesEvidence]) -> list[SeriesEvidence]:
@@ -274,8 +257,8 @@ def _resolve_ladder(ranking: list[SeriesEvidence]) -> list[SeriesEvidence]:
         if paired and e.score_interval.defined:
             ok = np.isfinite(e.replicates) & np.isfinite(best.replicates)
             if ok.sum() >= 2:
-                lo, hi = np.percentile(e.replicates[ok] - best.replicates[ok], [2.5, 97.5])
-                interval = Interval(float(lo), float(hi))
+                interval = percentile_interval(e.score - best.score,
+                                               e.replicates[ok] - best.replicates[ok])
         status = UNKNOWN if not interval.defined else TIED if interval.covers(0.0) else BEHIND
         out.append(dataclasses.replace(e, behind=interval, status=status))
     return out
@@ -290,7 +273,7 @@ def _ladder_verdict(ranking: list[SeriesEvidence], resolved: bool, tied: list[st
     if resolved:
         return (f"resolved: {best} has the best predicted score at the target, ahead of the "
                 f"runner-up {second.key} by {second.score - ranking[0].score:.4g} nats "
-                f"[{margin.low:.4g}, {margin.high:.4g}] (bootstrap over rungs and seeds; it wins "
+                f"[{margin.lo:.4g}, {margin.hi:.4g}] (bootstrap over rungs and seeds; it wins "
                 f"in {win:.0%} of resamples)")
     if any(e.status == UNKNOWN for e in ranking[1:]):
         return (f"not resolved: the margins behind {best} have no interval (a score without "
@@ -358,7 +341,7 @@ def _notes(ranking: list[SeriesEvidence], results: ScaleResults, goal: TargetCom
 def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = None,
                     target: str | Target = OLMO_HYBRID_7B) -> Recommendation:
     """One proxy size: analysis' weighted normalised pick, with the rule read off the pattern."""
-    from archsearch.analysis import recommend as analysis_recommend
+    from archsearch.analysis import rank_patterns
     from archsearch.analysis.load import load_sweep
     from archsearch.space.schema import Objective
 
@@ -369,7 +352,7 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
         modes = {o.metric: o.mode for o in objectives}
         objectives = [Objective(m, modes.get(m, "max" if m.endswith("_acc") else "min"))
                       for m in weights]
-    pick = analysis_recommend(sweep.trials, objectives, weights)
+    pick = rank_patterns(sweep.trials, objectives, weights)
     kinds = sweep.space.pattern_kinds() if sweep.space is not None else DEFAULT_KINDS
     evidence = []
     for _, row in pick.table.iterrows():
@@ -383,11 +366,12 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
         evidence.append(SeriesEvidence(
             key=str(row["pattern"]), rule=rule, target_layers=at_target, target_compute=math.nan,
             fits={}, score=float(row["score"]),
-            score_interval=_interval(row["score_lo"], row["score_hi"]),
+            score_interval=_interval(row["score"], row["score_lo"], row["score_hi"]),
             replicates=np.array([]),
             observed={o.metric: {0: float(row[o.metric])} for o in objectives},
             n_runs=int(row.get("n", 0)),
-            behind=_interval(row["score_vs_best_lo"], row["score_vs_best_hi"]),
+            behind=_interval(row["score_vs_best"], row["score_vs_best_lo"],
+                             row["score_vs_best_hi"]),
             status=str(row["score_status"])))
     assert pick.resolution is not None
     from archsearch.analysis.resolution import noise_note
@@ -402,15 +386,15 @@ def recommend_sweep(folder: str | Path, weights: Mapping[str, float] | None = No
     return Recommendation(source="sweep", folder=str(folder), weights=pick.weights,
                           ranking=evidence, margin=pick.margin,
                           margin_interval=UNDEFINED if margin is None
-                          else _interval(margin.lo, margin.hi),
+                          else _interval(margin.estimate, margin.lo, margin.hi),
                           win_probability=math.nan, stability={}, target=t, target_compute=None,
                           rung_labels={}, notes=notes, sweep_table=pick.table,
                           resolved=pick.resolved, tied=pick.tied, verdict=pick.statement())
 
 
-def _interval(lo: Any, hi: Any) -> Interval:
-    lo, hi = float(lo), float(hi)
-    return Interval(lo, hi) if math.isfinite(lo) and math.isfinite(hi) else UNDEFINED
+def _interval(estimate: Any, lo: Any, hi: Any) -> Interval:
+    interval = Interval(float(estimate), float(lo), float(hi), 0)
+    return interval if interval.defined else UNDEFINED
 
 
 def _has(space: Any, pattern: str) -> bool:
@@ -464,7 +448,7 @@ def recommended_choice(folder: str | Path, weights: Mapping[str, float] | None =
         space = load_sweep(folder).space
         kinds = space.pattern_kinds() if space is not None else dict(DEFAULT_KINDS)
         windows = ({s: getattr(v, "window", None) for s, v in space.symbols.items()}
-                   if space is not None else {"S": 64})
+                   if space is not None else dict(BUILTIN_WINDOWS))
     # Exported either way (a 7B config is asked for), but the file says whether it was a winner.
     # A scale folder is fitted once here, without the bootstrap that resolution needs.
     checked = not is_scale_folder(folder)

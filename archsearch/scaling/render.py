@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from archsearch.analysis.intervals import Interval
 from archsearch.pattern import canonical
-from archsearch.scaling.fit import Interval
 from archsearch.scaling.recommend import Recommendation, SeriesEvidence
 
 
@@ -16,7 +16,7 @@ def _num(x: float, digits: int = 4) -> str:
 
 
 def _interval(i: Interval, digits: int = 4) -> str:
-    return f"[{_num(i.low, digits)}, {_num(i.high, digits)}]" if i.defined else "[n/a]"
+    return f"[{_num(i.lo, digits)}, {_num(i.hi, digits)}]" if i.defined else "[n/a]"
 
 
 def _at_target(e: SeriesEvidence, depth: int) -> str:
@@ -155,10 +155,10 @@ def as_dict(rec: Recommendation) -> dict[str, Any]:
         return {"pattern": e.key, "rule": e.rule.as_dict(), "describe": e.rule.describe(),
                 "at_target": canonical(e.target_layers) if e.target_layers else None,
                 "target_compute": e.target_compute, "score": e.score,
-                "score_interval": [e.score_interval.low, e.score_interval.high],
+                "score_interval": [e.score_interval.lo, e.score_interval.hi],
                 "fits": {m: f.as_dict() for m, f in e.fits.items()},
                 "observed": {m: {str(k): v for k, v in d.items()} for m, d in e.observed.items()},
-                "runs": e.n_runs, "behind_best_interval": [e.behind.low, e.behind.high],
+                "runs": e.n_runs, "behind_best_interval": [e.behind.lo, e.behind.hi],
                 "status": e.status}
 
     return _finite({
@@ -173,7 +173,7 @@ def as_dict(rec: Recommendation) -> dict[str, Any]:
         "verdict": rec.verdict,
         "runner_up": None if rec.runner_up is None else rec.runner_up.key,
         "margin": rec.margin,
-        "margin_interval": [rec.margin_interval.low, rec.margin_interval.high],
+        "margin_interval": [rec.margin_interval.lo, rec.margin_interval.hi],
         "win_probability": rec.win_probability,
         "ranking": [series(e) for e in rec.ranking],
         "stability": {k: v.as_dict() for k, v in rec.stability.items()},

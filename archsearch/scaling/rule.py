@@ -22,16 +22,15 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Literal
 
 from archsearch.errors import ArchsearchError
 from archsearch.pattern import canonical, generate
 from archsearch.pattern.generate import PLACEMENTS, parse_ratio
+from archsearch.pattern.symbols import BUILTIN_KINDS
 
 # the built-in symbols' kinds (read-only: shared by every caller)
-DEFAULT_KINDS: Mapping[str, str] = MappingProxyType({"A": "attention", "S": "attention",
-                                                     "G": "gdn"})
+DEFAULT_KINDS = BUILTIN_KINDS  # patterns given without a space use the built-in symbols
 
 
 class RuleError(ArchsearchError):

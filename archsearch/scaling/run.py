@@ -258,11 +258,12 @@ def _check_same_plan(old: Mapping[str, Any], new: Mapping[str, Any], location: s
 
 def _outcome(folder: Any, total: int) -> ScaleOutcome:
     from archsearch.sweep.folder import TRIALS_FILE
-    from archsearch.sweep.results import COMPLETED, FAILED_STATUS, read_table
+    from archsearch.sweep.results import read_table
+    from archsearch.sweep.status import COMPLETED, FAILED
 
     rows = read_table(folder, TRIALS_FILE)
     completed = sum(r.get("status") == COMPLETED for r in rows)
-    failed = [r for r in rows if r.get("status") == FAILED_STATUS]
+    failed = [r for r in rows if r.get("status") == FAILED]
     unfinished = total - completed - len(failed)
     lines = [f"{total} ladder points: {completed} completed, {len(failed)} failed"
              + (f", {unfinished} not finished (interrupted?)" if unfinished else "")]

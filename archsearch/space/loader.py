@@ -7,7 +7,6 @@ Every problem becomes one ``SpaceError`` naming the file, the line and the dotte
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -16,7 +15,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from archsearch.errors import SpaceError
+from archsearch.errors import SpaceError, did_you_mean
 from archsearch.space.distributions import DISTRIBUTION_KEYS, parse_distribution
 from archsearch.space.schema import SYMBOL_KINDS, SpaceFile
 
@@ -126,8 +125,7 @@ class _Converter:
             return self._union(args, raw, path, tunable)
         if origin is Literal:
             if raw not in args:
-                close = difflib.get_close_matches(str(raw), [str(a) for a in args], n=1)
-                hint_text = f"; did you mean '{close[0]}'?" if close else ""
+                hint_text = did_you_mean(raw, args)
                 raise self.fail(path, f"must be one of {', '.join(map(str, args))}, "
                                       f"got {_show(raw)}{hint_text}")
             return raw
@@ -162,8 +160,7 @@ class _Converter:
             raise self.fail(path, f"a layer symbol needs 'kind' ({', '.join(SYMBOL_KINDS)})")
         kind = raw["kind"]
         if not isinstance(kind, str) or kind not in SYMBOL_KINDS:
-            close = difflib.get_close_matches(str(kind), list(SYMBOL_KINDS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(kind, SYMBOL_KINDS)
             raise self.fail((*path, "kind"), f"unknown layer kind {_show(kind)}{hint}")
         return self.dataclass(SYMBOL_KINDS[kind], raw, path, tunable=True)
 
@@ -207,8 +204,7 @@ def _is_scalar_hint(hint: Any) -> bool:
 
 
 def _unknown(key: Any, fields: dict[str, Any]) -> str:
-    close = difflib.get_close_matches(str(key), list(fields), n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(fields)}"
+    hint = did_you_mean(key, fields).removeprefix("; ") or f"known: {', '.join(fields)}"
     return f"unknown key '{key}'; {hint}"
 
 

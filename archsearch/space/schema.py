@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from archsearch.pattern.symbols import BUILTIN_KINDS, BUILTIN_WINDOWS
+
 # ---------------------------------------------------------------- layer symbols
 
 
@@ -48,10 +50,9 @@ SYMBOL_KINDS: dict[str, type[AttentionSymbol | GDNSymbol]] = {
     "attention": AttentionSymbol,
     "gdn": GDNSymbol,
 }
-DEFAULT_SYMBOLS: dict[str, SymbolSpec] = {
-    "A": AttentionSymbol(),
-    "S": AttentionSymbol(window=64),
-    "G": GDNSymbol(),
+DEFAULT_SYMBOLS: dict[str, SymbolSpec] = {  # pattern.symbols' built-ins, as space symbols
+    symbol: AttentionSymbol(window=BUILTIN_WINDOWS[symbol]) if kind == "attention" else GDNSymbol()
+    for symbol, kind in BUILTIN_KINDS.items()
 }
 
 # ---------------------------------------------------------------- sections

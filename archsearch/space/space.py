@@ -14,7 +14,6 @@ tolerance at every size its tuned fields allow.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import math
 from collections.abc import Iterator, Mapping
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import PatternError, SpaceError
+from archsearch.errors import PatternError, SpaceError, did_you_mean
 from archsearch.metrics import known_metrics
 from archsearch.model.config import HybridConfig
 from archsearch.model.cost import size_measure
@@ -162,8 +161,7 @@ class SearchSpace:
                 raise self._fail((*base, "ratios", i), str(err)) from None
         for i, placement in enumerate(generator.placements):
             if isinstance(placement, str) and placement not in PLACEMENTS:
-                close = difflib.get_close_matches(placement, PLACEMENTS, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(placement, PLACEMENTS)
                 raise self._fail((*base, "placements", i), f"unknown placement '{placement}'{hint}")
         for d, depth in enumerate(depths):
             model_depth = self.spec.model.depth
@@ -200,8 +198,7 @@ class SearchSpace:
             checks.append((("search", "asha", "metric"), self.spec.search.asha.metric))
         for path, metric in checks:
             if metric not in options:
-                close = difflib.get_close_matches(metric, sorted(options), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(metric, sorted(options))
                 raise self._fail(path, f"unknown metric '{metric}'{hint}")
         if not self.spec.objectives:
             raise self._fail(("objectives",), "give at least one objective")

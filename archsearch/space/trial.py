@@ -7,6 +7,7 @@ how (``MatchResult``), which the trainer reports as the ``match.*`` columns.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,31 @@ class MatchResult:
         out[MATCH_PREFIX + "target"] = target
         out[MATCH_PREFIX + "deviation"] = (size - target) / target
         return out
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a trial trains: ``steps = max(1, tokens // (batch_size * seq_len))``.
+
+    The one place this is computed: the trainer runs ``steps`` steps, ASHA sizes its rungs with
+    ``evaluations``, the synthetic trainer of the tests mimics both."""
+
+    steps: int
+    tokens_per_step: int
+
+    @classmethod
+    def from_sizes(cls, tokens: int, batch_size: int, seq_len: int) -> Budget:
+        per_step = int(batch_size) * int(seq_len)
+        return cls(max(1, int(tokens) // per_step), per_step)
+
+    @classmethod
+    def of(cls, trial: TrialConfig) -> Budget:
+        return cls.from_sizes(trial.training.tokens, trial.training.batch_size,
+                              trial.data.seq_len)
+
+    def evaluations(self, every: int) -> int:
+        """Evaluations a trial makes: one every ``every`` steps, and one at the end."""
+        return math.ceil(self.steps / int(every))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from archsearch.space import SearchSpace
 from archsearch.space.distributions import Choice, IntRange, Uniform
+from archsearch.space.trial import Budget
 from archsearch.sweep.trainable import RUN_KEY
 
 
@@ -105,8 +106,7 @@ def make_scheduler(space: SearchSpace,
 def evaluations_per_trial(space: SearchSpace) -> int:
     """The most evaluations any trial of the space makes (ASHA's max_t).
 
-    Mirrors ``archsearch.trainer.Budget``: steps = max(1, tokens // (batch_size * seq_len)),
-    one evaluation every ``evaluation.every`` steps and one at the end.
+    ``Budget.evaluations`` at the extremes of every size the space may sample.
     """
     spec = space.spec
     most = 1
@@ -114,8 +114,8 @@ def evaluations_per_trial(space: SearchSpace) -> int:
         for batch in _extremes(spec.training.batch_size):
             for seq_len in _extremes(spec.data.seq_len):
                 for every in _extremes(spec.evaluation.every):
-                    steps = max(1, int(tokens) // (int(batch) * int(seq_len)))
-                    most = max(most, math.ceil(steps / int(every)))
+                    budget = Budget.from_sizes(tokens, batch, seq_len)
+                    most = max(most, budget.evaluations(every))
     return most
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from archsearch.atomic import atomic_write_bytes
 from archsearch.sweep.cluster import is_uri
 from archsearch.sweep.lock import folder_lock
 
@@ -69,11 +69,7 @@ class SweepFolder:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Atomically (re)write ``name``, locally and, for a URI, remotely."""
-        target = self.local / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        atomic_write_bytes(self.local / name, data)
         self.publish(name)
 
     def publish(self, name: str) -> None:

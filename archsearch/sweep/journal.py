@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from archsearch.atomic import atomic_write_bytes
 from archsearch.errors import ArchsearchError
-from archsearch.sweep.trainable import FAILED, META
+from archsearch.sweep.trainable import FAILURE, META
 
 STUDY_NAME = "archsearch"
-_FAILED_KEY = f"{META}/{FAILED}"  # Tune flattens nested results with "/"
+_FAILURE_KEY = f"{META}/{FAILURE}"  # Tune flattens nested results with "/"
 OPEN_TIMEOUT_S = 60.0
 
 
@@ -64,9 +65,7 @@ def repair_journal(path: Path) -> str | None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     original = path.with_name(f"{path.name}.torn-{stamp}")
     original.write_bytes(data)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(keep)
-    tmp.replace(path)
+    atomic_write_bytes(path, keep)
     return (f"{path}: dropped its torn last record (record {len(records)}: "
             f"{_preview(records[-1])}); the original file is kept as {original.name}")
 
@@ -142,8 +141,8 @@ def tell(study: Any, number: int, metrics: list[str], result: dict | None,
         handle.set_user_attr("fidelity", float(result["fidelity"]))
     values = [result.get(m) for m in metrics]
     usable = all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-    if error or _FAILED_KEY in result or FAILED in (result.get(META) or {}) or not usable:
-        reason = result.get(_FAILED_KEY) or (result.get(META) or {}).get(FAILED)
+    if error or _FAILURE_KEY in result or FAILURE in (result.get(META) or {}) or not usable:
+        reason = result.get(_FAILURE_KEY) or (result.get(META) or {}).get(FAILURE)
         if reason:
             handle.set_user_attr("error", str(reason)[:500])
         handle.set_user_attr("retryable", bool(error))

@@ -30,7 +30,8 @@ from typing import Any
 
 from archsearch.sweep.checkpoints import SavedCheckpoint
 from archsearch.sweep.journal import tell, trial_key
-from archsearch.sweep.results import ENDED, FAILED_STATUS
+from archsearch.sweep.status import ENDED, FAILED
+from archsearch.sweep.trainable import FAILURE, META
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,8 @@ def _result_of(row: Mapping[str, Any]) -> dict[str, Any]:
     result = {k: v for k, v in row.items()
               if isinstance(v, int | float) and not isinstance(v, bool)
               and (not isinstance(v, float) or math.isfinite(v))}
-    if row.get("status") == FAILED_STATUS:
-        result["meta/failed"] = row.get("error") or "failed"
+    if row.get("status") == FAILED:
+        result[f"{META}/{FAILURE}"] = row.get("error") or FAILED
     return result
 
 

@@ -22,7 +22,8 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 from archsearch.space.schema import Objective
-from archsearch.sweep.results import COMPLETED, FAILED_STATUS, RUNNING, STOPPED, classify
+from archsearch.sweep.results import classify
+from archsearch.sweep.status import COMPLETED, ENDED, FAILED, RUNNING, STOPPED
 
 TTY_REFRESH_S = 1.0
 LOG_REFRESH_S = 60.0
@@ -38,7 +39,7 @@ def trial_state(trial: Any, interrupted: bool = False) -> str:
     if status == "TERMINATED":
         return RUNNING if interrupted else classify(trial.last_result)
     if status == "ERROR":
-        return FAILED_STATUS
+        return FAILED
     if status == "RUNNING":
         return RUNNING
     return "pending"
@@ -49,7 +50,7 @@ def status_line(states: Sequence[str], results: Sequence[dict[str, Any]], total:
                 ended_before: int = 0) -> str:
     """The line; ``ended_before``: trials that ended in earlier runs of the sweep (resume)."""
     counts = Counter(states)
-    done = ended_before + counts[COMPLETED] + counts[STOPPED] + counts[FAILED_STATUS]
+    done = ended_before + counts[COMPLETED] + counts[STOPPED] + counts[FAILED]
     best = []
     for objective in objectives:
         values = [r[objective.metric] for r, s in zip(results, states, strict=True)
@@ -59,7 +60,7 @@ def status_line(states: Sequence[str], results: Sequence[dict[str, Any]], total:
                     else f"{objective.metric} -")
     timing = f"{_duration(elapsed)}, ETA {_duration(eta) if eta is not None else '-'}"
     return (f"trials {done}/{total} done, {counts[RUNNING]} running, {counts[STOPPED]} stopped, "
-            f"{counts[FAILED_STATUS]} failed | best {', '.join(best)} | {timing}")
+            f"{counts[FAILED]} failed | best {', '.join(best)} | {timing}")
 
 
 class ProgressLine(Callback):
@@ -104,7 +105,7 @@ class ProgressLine(Callback):
         # one that never ran here finished before a resume.
         states = [trial_state(t, t.trial_id in self._ran and t.trial_id not in self._ended)
                   for t in trials]
-        finished = sum(s in (COMPLETED, STOPPED, FAILED_STATUS) for s in states)
+        finished = sum(s in ENDED for s in states)
         now = time.monotonic()
         due = now - self._last >= (TTY_REFRESH_S if tty else LOG_REFRESH_S)
         if not (final or due or (not tty and finished != self._finished_seen)):
@@ -125,7 +126,7 @@ class ProgressLine(Callback):
         stream.flush()
 
     def _eta(self, states: list[str], results: list[dict[str, Any]], now: float) -> float | None:
-        work = self.ended_before + sum(1.0 if s in (COMPLETED, STOPPED, FAILED_STATUS)
+        work = self.ended_before + sum(1.0 if s in ENDED
                    else float(r.get("fidelity", 0.0)) if s == RUNNING else 0.0
                    for s, r in zip(states, results, strict=True))
         if self._work_at_start is None:

@@ -23,12 +23,10 @@ from ray.tune import Callback
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
 from archsearch.sweep.folder import CURVES_FILE, JOURNAL_FILE, TRIALS_FILE, SweepFolder
-from archsearch.sweep.trainable import FAILED, META, RUN_KEY
+from archsearch.sweep.status import COMPLETED, FAILED, RUNNING, STOPPED, ended_status
+from archsearch.sweep.trainable import FAILURE, META, RUN_KEY
 
-COMPLETED, STOPPED, FAILED_STATUS, RUNNING = "completed", "stopped", "failed", "running"
-ENDED = (COMPLETED, STOPPED, FAILED_STATUS)
-_RANK = {COMPLETED: 3, STOPPED: 2, FAILED_STATUS: 1, RUNNING: 0}  # how complete a row is
-FULL_BUDGET = 1.0 - 1e-9
+_RANK = {COMPLETED: 3, STOPPED: 2, FAILED: 1, RUNNING: 0}  # how complete a row is
 LEADING = ["trial_id", "pattern", "status", "error", "fidelity", "step", "tokens_seen"]
 CURVE_LEADING = ["trial_id", "step", "tokens_seen", "wall_time_s"]
 TRAILING = ["attention_fraction", "depth", "origins", "wall_time_s", "seed", "failures",
@@ -57,9 +55,8 @@ def metrics_of(result: Mapping[str, Any]) -> dict[str, float]:
 def classify(result: Mapping[str, Any] | None, errored: bool = False) -> str:
     """completed (full budget), stopped (ASHA stopped it early), or failed."""
     result = result or {}
-    if errored or FAILED in (result.get(META) or {}):
-        return FAILED_STATUS
-    return COMPLETED if result.get("fidelity", 0.0) >= FULL_BUDGET else STOPPED
+    failed = errored or FAILURE in (result.get(META) or {})
+    return ended_status(result.get("fidelity", 0.0), failed)
 
 
 class UnreadableTable(ArchsearchError):
@@ -107,7 +104,7 @@ class ResultsWriter(Callback):
         self._finish(trial, classify(trial.last_result), _failure(trial.last_result))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, FAILED_STATUS, error_line(trial))
+        self._finish(trial, FAILED, error_line(trial))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)
@@ -259,7 +256,7 @@ def error_line(trial: Any) -> str:
 
 
 def _failure(result: Mapping[str, Any] | None) -> str | None:
-    return ((result or {}).get(META) or {}).get(FAILED)
+    return ((result or {}).get(META) or {}).get(FAILURE)
 
 
 def _column(values: list[Any]) -> Any:

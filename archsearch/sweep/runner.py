@@ -43,21 +43,16 @@ from archsearch.sweep.folder import (
 )
 from archsearch.sweep.journal import open_study, repair_journal
 from archsearch.sweep.overrides import load_with_overrides
-from archsearch.sweep.pareto import eligible, front_table, pareto_front, ranking_lines
 from archsearch.sweep.plan import RunPlan, plan_run
 from archsearch.sweep.progress import ProgressLine
 from archsearch.sweep.resources import TrialResources, max_gpus
 from archsearch.sweep.results import (
-    COMPLETED,
-    ENDED,
-    FAILED_STATUS,
-    RUNNING,
-    STOPPED,
     ResultsWriter,
     UnreadableTable,
     read_table,
 )
 from archsearch.sweep.search import SweepSearch, grid_points, make_sampler, num_samples
+from archsearch.sweep.status import ENDED
 from archsearch.sweep.tables import load_tables
 from archsearch.sweep.trainable import RUN_KEY, TrainFn, TrialSetup, run_trial
 
@@ -86,8 +81,8 @@ class SweepOptions:
 class SweepOutcome:
     folder: SweepFolder
     rows: list[dict[str, Any]]
-    front: list[dict[str, Any]]
-    summary: str  # what the CLI prints at the end
+    space: SearchSpace  # the space it ran (analysis.sweep_summary prints the outcome)
+    total: int  # trials the sweep asks for
     finished: bool = True  # False: interrupted (Ctrl-C) before every trial ended
     errored: bool = False  # some trial ended in an error
 
@@ -202,10 +197,8 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
         writer.absorb_files()
         writer.write()
     rows = list(tables.trials.values())
-    front = pareto_front(rows, space.spec.objectives)
     finished = not interrupted and sum(r.get("status") in ENDED for r in rows) >= total
-    summary = summarize(rows, front, space, folder, total, finished)
-    return SweepOutcome(folder, rows, front, summary, finished, errored)
+    return SweepOutcome(folder, rows, space, total, finished, errored)
 
 
 # ---------------------------------------------------------------- setup
@@ -305,51 +298,3 @@ def _check_record(folder: SweepFolder) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("name"), str):
         raise SweepError(f"{folder.location}/{SWEEP_FILE} is not a sweep record (expected a JSON "
                          f"object with its name, source and creation time)")
-
-
-# ---------------------------------------------------------------- the end
-
-
-def summarize(rows: list[dict[str, Any]], front: list[dict[str, Any]], space: SearchSpace,
-              folder: SweepFolder, total: int, finished: bool = True) -> str:
-    """What the sweep prints at the end: counts, the trials' Pareto front, failures, where the
-    results are, then the patterns ranked with intervals and, last, whether the ranking is
-    resolved (a winner only when the seeds tell it apart from every other pattern)."""
-    objectives = space.spec.objectives
-    statuses = [r.get("status") for r in rows]
-    names = ", ".join(f"{o.metric} ({o.mode})" for o in objectives)
-    full = len(eligible(rows, objectives))
-    lines = [(f"{len(rows)} trials: {statuses.count(COMPLETED)} completed, "
-              f"{statuses.count(STOPPED)} stopped early, {statuses.count(FAILED_STATUS)} failed")]
-    if statuses.count(RUNNING):
-        lines[0] += f", {statuses.count(RUNNING)} unfinished"
-    if not finished:
-        ended = sum(s in ENDED for s in statuses)
-        lines.insert(0, f"interrupted: {ended} of {total} trials finished; continue with: "
-                        f"archsearch resume {folder.location}")
-    if front:
-        lines += ["", (f"Pareto front of {names} over {full} full-budget completed trials "
-                      "(one row per trial, each seed on its own):"),
-                  front_table(front, objectives, [t.name for t in space.tunables])]
-    else:
-        lines += ["", f"no full-budget completed trial: no Pareto front of {names}"]
-    failed = [r for r in rows if r.get("status") == FAILED_STATUS]
-    if failed:
-        lines += ["", "failed trials:"]
-        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r.get('error')}" for r in failed[:10]]
-        if len(failed) > 10:
-            lines.append(f"  ... and {len(failed) - 10} more (trials.parquet, column 'error')")
-    noted = [r for r in rows if r.get("note")]
-    if noted:
-        lines += ["", "notes:"]
-        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r['note']}" for r in noted[:10]]
-    where = folder.location
-    lines += ["", f"results in {where}/",
-              f"  {TRIALS_FILE}   one row per trial (status, parameters, last metrics, costs)",
-              f"  {CURVES_FILE}   every evaluation of every trial",
-              (f"  {JOURNAL_FILE}   the Optuna study "
-               f"(optuna-dashboard {folder.local / JOURNAL_FILE})")]
-    if full:
-        lines += ["", *ranking_lines(rows, objectives)]
-    return "\n".join(lines)
-

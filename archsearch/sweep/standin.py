@@ -21,6 +21,7 @@ from typing import Any
 from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.metrics import COPY_EMERGED, copy_emerged, known_metrics
 from archsearch.space import TrialConfig
+from archsearch.space.trial import Budget
 
 STATE_FILE = "synthetic_state.json"
 
@@ -39,8 +40,8 @@ class SyntheticTrainer:
     def __call__(self, trial: TrialConfig, report: Callable[[dict[str, Any], Path | None], None],
                  workdir: Path, data_cache: Path, resume_from: Path | None = None,
                  device: str = "cpu") -> dict[str, Any]:
-        per_step = trial.training.batch_size * trial.data.seq_len
-        steps = max(1, trial.training.tokens // per_step)  # as archsearch.trainer.Budget
+        budget = Budget.of(trial)  # as the real trainer's
+        steps, per_step = budget.steps, budget.tokens_per_step
         start = 0
         if resume_from is not None:
             try:

@@ -26,11 +26,6 @@ from archsearch.sweep.checkpoints import all_reports
 from archsearch.sweep.folder import CURVES_FILE, TRIALS_FILE, SweepFolder
 from archsearch.sweep.journal import trial_key
 from archsearch.sweep.results import (
-    COMPLETED,
-    FAILED_STATUS,
-    FULL_BUDGET,
-    RUNNING,
-    STOPPED,
     TRAILING,
     CurveRows,
     Rows,
@@ -40,6 +35,7 @@ from archsearch.sweep.results import (
     new_row,
     parse_table,
 )
+from archsearch.sweep.status import FAILED, RUNNING, ended_status
 
 
 @dataclass
@@ -126,10 +122,9 @@ def _outcome(frozen: Any, objectives: Sequence[str]) -> dict[str, Any]:
     fidelity = float(frozen.user_attrs.get("fidelity", 0.0))
     if frozen.state == TrialState.COMPLETE:
         values = dict(zip(objectives, frozen.values or [], strict=False))
-        status = COMPLETED if fidelity >= FULL_BUDGET else STOPPED
-        return {"status": status, "fidelity": fidelity, **values}
+        return {"status": ended_status(fidelity, failed=False), "fidelity": fidelity, **values}
     if frozen.state == TrialState.FAIL:
-        return {"status": FAILED_STATUS, "fidelity": fidelity,
+        return {"status": FAILED, "fidelity": fidelity,
                 "error": frozen.user_attrs.get("error", "failed")}
     return {"status": RUNNING}
 

@@ -38,7 +38,7 @@ from archsearch.sweep.checkpoints import read_report, write_report
 from archsearch.sweep.resources import trial_params
 
 META = "meta"
-FAILED = "failed"  # meta key: why a trial failed for good (diverged, user error), one line
+FAILURE = "failed"  # meta key (not a status): why a trial failed for good (diverged, user error)
 # The config entry the sweep adds to a trial's sampled parameters: {"trial_id": stable id,
 # "resume_from": checkpoint location or None, "note": why it starts where it starts}.
 RUN_KEY = "_archsearch"
@@ -127,7 +127,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             # Tune insists on every objective in every report: NaN marks them unusable (ASHA
             # and Optuna skip them; SweepSearch tells Optuna FAIL on seeing meta.failed).
             nan = dict.fromkeys(setup.objectives, math.nan)
-            tune.report({**nan, META: {**meta, FAILED: one_line(err)}})
+            tune.report({**nan, META: {**meta, FAILURE: one_line(err)}})
             return
         if not reported and restored:
             # Restored from the final checkpoint (the driver died right after it was taken): the

@@ -1,4 +1,7 @@
-"""The sweep's closing tables: the Pareto front of its trials, and its patterns ranked.
+"""What a sweep prints when it ends: counts, the Pareto front of its trials, its patterns ranked.
+
+``sweep_summary`` is called by the CLI on the runner's ``SweepOutcome`` (the sweep itself
+depends on no analysis).
 
 The front is over completed full-budget trials only: trials ASHA stopped early carry losses
 from a smaller budget; comparing them with full-budget ones would favour whatever stopped
@@ -13,11 +16,12 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from archsearch.analysis.choose import Recommendation, recommend
+from archsearch.analysis.pareto import full_budget, pareto_front
+from archsearch.analysis.ranking import PatternRanking, rank_patterns
 from archsearch.analysis.resolution import (
     BEHIND,
     BEST,
@@ -30,30 +34,64 @@ from archsearch.analysis.resolution import (
 )
 from archsearch.errors import ArchsearchError
 from archsearch.space.schema import Objective
-from archsearch.sweep.results import COMPLETED, FULL_BUDGET
+from archsearch.sweep.folder import CURVES_FILE, JOURNAL_FILE, TRIALS_FILE
+from archsearch.sweep.status import COMPLETED, ENDED, FAILED, RUNNING, STOPPED
+
+if TYPE_CHECKING:
+    from archsearch.sweep.runner import SweepOutcome
 
 
-def eligible(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective]) -> list[dict]:
-    """Completed trials at full budget with a finite value for every objective."""
-    def ok(row: dict[str, Any]) -> bool:
-        values = [row.get(o.metric) for o in objectives]
-        return (row.get("status") == COMPLETED and (row.get("fidelity") or 0) >= FULL_BUDGET
-                and all(isinstance(v, int | float) and math.isfinite(v) for v in values))
-    return [r for r in rows if ok(r)]
+def trial_front(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective]) -> list[dict]:
+    """The Pareto front of the trials (``analysis.pareto_front``: completed full-budget trials
+    with every objective), as the rows themselves, best first on the first objective."""
+    if not rows:
+        return []
+    front = pareto_front(pd.DataFrame(list(rows)), objectives)
+    return [rows[i] for i in front.index]
 
 
-def pareto_front(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective]) -> list[dict]:
-    """Non-dominated eligible rows, sorted by the first objective (best first)."""
-    candidates = eligible(rows, objectives)
-
-    def key(row: dict[str, Any]) -> tuple[float, ...]:  # smaller is better on every axis
-        return tuple(row[o.metric] if o.mode == "min" else -row[o.metric] for o in objectives)
-
-    keyed = [(key(r), r) for r in candidates]
-    front = [r for k, r in keyed
-             if not any(all(a <= b for a, b in zip(other, k, strict=True)) and other != k
-                        for other, _ in keyed)]
-    return sorted(front, key=key)
+def sweep_summary(outcome: SweepOutcome) -> str:
+    """What the sweep prints at the end: counts, the trials' Pareto front, failures, where the
+    results are, then the patterns ranked with intervals and, last, whether the ranking is
+    resolved (a winner only when the seeds tell it apart from every other pattern)."""
+    rows, space, folder = outcome.rows, outcome.space, outcome.folder
+    objectives = space.spec.objectives
+    front = trial_front(rows, objectives)
+    statuses = [r.get("status") for r in rows]
+    names = ", ".join(f"{o.metric} ({o.mode})" for o in objectives)
+    full = len(full_budget(pd.DataFrame(list(rows)))) if rows else 0
+    lines = [(f"{len(rows)} trials: {statuses.count(COMPLETED)} completed, "
+              f"{statuses.count(STOPPED)} stopped early, {statuses.count(FAILED)} failed")]
+    if statuses.count(RUNNING):
+        lines[0] += f", {statuses.count(RUNNING)} unfinished"
+    if not outcome.finished:
+        ended = sum(s in ENDED for s in statuses)
+        lines.insert(0, f"interrupted: {ended} of {outcome.total} trials finished; continue "
+                        f"with: archsearch resume {folder.location}")
+    if front:
+        lines += ["", (f"Pareto front of {names} over {full} full-budget completed trials "
+                      "(one row per trial, each seed on its own):"),
+                  front_table(front, objectives, [t.name for t in space.tunables])]
+    else:
+        lines += ["", f"no full-budget completed trial: no Pareto front of {names}"]
+    failed = [r for r in rows if r.get("status") == FAILED]
+    if failed:
+        lines += ["", "failed trials:"]
+        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r.get('error')}" for r in failed[:10]]
+        if len(failed) > 10:
+            lines.append(f"  ... and {len(failed) - 10} more (trials.parquet, column 'error')")
+    noted = [r for r in rows if r.get("note")]
+    if noted:
+        lines += ["", "notes:"]
+        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r['note']}" for r in noted[:10]]
+    lines += ["", f"results in {folder.location}/",
+              f"  {TRIALS_FILE}   one row per trial (status, parameters, last metrics, costs)",
+              f"  {CURVES_FILE}   every evaluation of every trial",
+              (f"  {JOURNAL_FILE}   the Optuna study "
+               f"(optuna-dashboard {folder.local / JOURNAL_FILE})")]
+    if full:
+        lines += ["", *ranking_lines(rows, objectives)]
+    return "\n".join(lines)
 
 
 def front_table(front: Sequence[dict[str, Any]], objectives: Sequence[Objective],
@@ -107,7 +145,7 @@ def ranking_lines(rows: Sequence[dict[str, Any]], objectives: Sequence[Objective
     """The patterns ranked with intervals, a line per objective on what the seeds resolve,
     and last the verdict on the weighted score. Needs a full-budget completed trial."""
     try:
-        rec = recommend(pd.DataFrame(list(rows)), objectives)
+        rec = rank_patterns(pd.DataFrame(list(rows)), objectives)
     except ArchsearchError as err:  # the end of a sweep must not fail over its summary
         return [f"no ranking of the patterns: {err}"]
     assert rec.resolution is not None
@@ -130,7 +168,7 @@ def _wrap(text: str) -> str:
                          break_on_hyphens=False)
 
 
-def ranking_table(rec: Recommendation, objectives: Sequence[Objective]) -> str:
+def ranking_table(rec: PatternRanking, objectives: Sequence[Objective]) -> str:
     """pattern | seeds | each objective's mean with its interval and mark | score | score - best.
 
     With a seed-noise estimate a mean shows ``+-`` the half-width of its pooled interval and a

@@ -1,11 +1,15 @@
-"""Pick a pattern: the best weighted score, and the knee of the Pareto front.
+"""Rank the patterns of a sweep: the best weighted score, and the knee of the Pareto front.
+
+``rank_patterns`` works on a trials table (one proxy size, as measured); what the ``recommend``
+verb prints is ``scaling.recommend``, which uses this ranking for a sweep folder and power-law
+fits for a scale folder.
 
 Weighted score: per-pattern means (``by_pattern``) of each objective are min-max normalised
 across the patterns to [0, 1] with 0 the best (a maximised objective is flipped), then summed
 with the weights (default equal; they are rescaled to sum to 1). Lowest score is best, but it
 is a winner only when the seeds resolve it: each trial gets a score with the same normalisation
 constants (the patterns' means of a trial's scores are then exactly their scores), and
-``resolution.resolve`` compares them with the pooled seed noise. ``Recommendation.resolved``
+``resolution.resolve`` compares them with the pooled seed noise. ``PatternRanking.resolved``
 says whether the best is ahead of every other pattern; ``tied`` lists those it cannot be told
 apart from. Each objective is resolved the same way on its own.
 
@@ -20,6 +24,7 @@ closest to the ideal point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,9 +47,9 @@ from archsearch.space.schema import Objective
 
 
 @dataclass(frozen=True)
-class Recommendation:
-    """The best weighted score and the evidence. ``pattern`` is the best *measured*: a winner
-    only when ``resolved``."""
+class PatternRanking:
+    """The patterns ranked by weighted score, best first, and the evidence. ``pattern`` is the
+    best *measured*: a winner only when ``resolved``."""
 
     pattern: str
     score: float  # weighted normalised score, 0 = best on every objective
@@ -156,14 +161,14 @@ def knee_point(front: pd.DataFrame, objectives: Sequence[ObjectiveLike]) -> Hash
     return labels[best] if distance[best] > 1e-12 else closest
 
 
-def recommend(
+def rank_patterns(
     trials: pd.DataFrame,
     objectives: Sequence[ObjectiveLike],
     weights: Mapping[str, float] | Sequence[float] | None = None,
     *,
     level: float = 0.95,
-) -> Recommendation:
-    """The pattern with the best weighted score over its seeds' means, with the evidence and
+) -> PatternRanking:
+    """The patterns ranked by their weighted score over its seeds' means, with the evidence and
     whether the seeds resolve it (module docstring).
 
     Only full-budget completed trials with every objective count, so that the score of a
@@ -195,7 +200,7 @@ def recommend(
             differences[o.metric] = float(second[o.metric] - best[o.metric])
             intervals[o.metric] = by_objective[o.metric].difference(
                 str(second[C.PATTERN]), str(best[C.PATTERN]))
-    return Recommendation(
+    return PatternRanking(
         pattern=str(best[C.PATTERN]),
         score=float(best["score"]),
         weights=_weights(objs, weights),
@@ -237,23 +242,35 @@ def _with_resolution(scored: pd.DataFrame, score: Resolution,
     return out.reset_index(drop=True)
 
 
-def _weights(
-    objectives: list[Objective], weights: Mapping[str, float] | Sequence[float] | None
+def normalise_weights(
+    weights: Mapping[str, float] | Sequence[float] | None, metrics: Sequence[str],
+    known_as: str = "objectives",
 ) -> dict[str, float]:
-    metrics = [o.metric for o in objectives]
+    """Weights per metric of ``metrics``, rescaled to sum to 1 (default: equal).
+
+    A mapping may leave metrics out (weight 0) but not name others (``known_as`` says what the
+    metrics are, for the error); a sequence gives one weight per metric in order. Weights must
+    be finite, non-negative and not all zero."""
+    metrics = list(metrics)
     if weights is None:
         raw = dict.fromkeys(metrics, 1.0)
     elif isinstance(weights, Mapping):
-        unknown = set(weights) - set(metrics)
+        unknown = [m for m in weights if m not in metrics]
         if unknown:
-            raise ArchsearchError(f"weights for {', '.join(sorted(unknown))}, which are not "
-                                  f"objectives ({', '.join(metrics)})")
+            raise ArchsearchError(f"weights for {', '.join(unknown)}, which are not "
+                                  f"{known_as} ({', '.join(metrics)})")
         raw = {m: float(weights.get(m, 0.0)) for m in metrics}
     else:
         if len(weights) != len(metrics):
-            raise ArchsearchError(f"{len(weights)} weights for {len(metrics)} objectives")
+            raise ArchsearchError(f"{len(weights)} weights for {len(metrics)} {known_as}")
         raw = {m: float(v) for m, v in zip(metrics, weights, strict=True)}
-    if any(v < 0 for v in raw.values()) or sum(raw.values()) <= 0:
-        raise ArchsearchError("weights must be non-negative and not all zero")
+    if any(not math.isfinite(v) or v < 0 for v in raw.values()) or sum(raw.values()) <= 0:
+        raise ArchsearchError("weights must be non-negative, finite and not all zero")
     total = sum(raw.values())
     return {m: v / total for m, v in raw.items()}
+
+
+def _weights(
+    objectives: list[Objective], weights: Mapping[str, float] | Sequence[float] | None
+) -> dict[str, float]:
+    return normalise_weights(weights, [o.metric for o in objectives])
