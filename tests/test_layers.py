@@ -11,18 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (layer, module prefixes); the first matching prefix wins, so specific ones come first.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("archsearch.errors", "archsearch.atomic")),
+    (0, ("archsearch.errors", "archsearch.atomic", "archsearch.hub")),
     (1, ("archsearch.pattern", "archsearch.metrics")),
     # plain data and formulas a space sizes its trials with; no torch
     (2, ("archsearch.model.config", "archsearch.model.cost", "archsearch.model.targets")),
     (3, ("archsearch.space", "archsearch_kernels")),
-    (4, ("archsearch.model", "archsearch.gpu", "archsearch.data", "archsearch.summary")),
+    (4, ("archsearch.model", "archsearch.gpu", "archsearch.autotune", "archsearch.data",
+         "archsearch.summary")),
     (5, ("archsearch.trainer",)),
     (6, ("archsearch.sweep",)),
     (7, ("archsearch.analysis",)),
     (8, ("archsearch.report",)),
     (9, ("archsearch.scaling",)),
-    (10, ("archsearch.export",)),
+    (10, ("archsearch.export", "archsearch.compare")),
     (11, ("archsearch.cli", "archsearch.__main__")),
     (0, ("archsearch",)),  # the package itself: its version, nothing else
 ]
