@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from archsearch_kernels import (
     chunk_gated_delta_rule,
     fused_recurrent_gated_delta_rule,
+    gated_delta_rule_from_raw_gates,
     reference_gated_delta_rule,
 )
 
@@ -172,6 +173,26 @@ def test_chunk_qk_l2norm_and_scale() -> None:
     assert_close(
         run(chunk_gated_delta_rule, inputs, torch.float32, chunk_size=16, **kwargs), expected
     )
+
+
+@pytest.mark.parametrize("allow_neg_eigval", [False, True])
+def test_rule_from_raw_gates_is_the_rule_with_gdns_gates(allow_neg_eigval: bool) -> None:
+    """The model's entry point: beta = sigmoid(b) (x2 with negative eigenvalues) and
+    g = -exp(A_log) softplus(a + dt_bias), written out by hand in float64, then the recurrence."""
+    gen = torch.Generator().manual_seed(3)
+    B, T, H, K, V = 2, 37, 3, 8, 6
+    q, k = (torch.randn(B, T, H, K, generator=gen, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(B, T, H, V, generator=gen, dtype=torch.float64)
+    a, b = (torch.randn(B, T, H, generator=gen, dtype=torch.float64) for _ in range(2))
+    A_log = torch.rand(H, generator=gen, dtype=torch.float64) * 3
+    dt_bias = torch.randn(H, generator=gen, dtype=torch.float64)
+    beta = 1 / (1 + torch.exp(-b)) * (2.0 if allow_neg_eigval else 1.0)
+    g = -torch.exp(A_log) * torch.log1p(torch.exp(a + dt_bias))
+    expected, _ = reference_gated_delta_rule(q, k, v, g, beta, scale=K**-0.5,
+                                             use_qk_l2norm_in_kernel=True)
+    o = gated_delta_rule_from_raw_gates(q, k, v, a, b, A_log, dt_bias, scale=K**-0.5,
+                                        allow_neg_eigval=allow_neg_eigval)
+    assert rel_err(o, expected) < 1e-10
 
 
 def test_chunk_bfloat16_inputs() -> None:

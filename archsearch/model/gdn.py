@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from archsearch_kernels import (
     causal_conv1d,
     gated_delta_rule,
+    gated_delta_rule_from_raw_gates,
+    gdn_gates,
     recurrent_gated_delta_rule,
-    select_backend,
     short_conv,
 )
 from torch import nn
@@ -56,25 +57,8 @@ FLA_GATES_IN_KERNEL = True
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Decay maths runs in float32 at least (exp/softplus in bf16 loses the small decays)."""
+    """Norm maths runs in float32 at least."""
     return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def gdn_gates(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    A_log: torch.Tensor,
-    dt_bias: torch.Tensor,
-    allow_neg_eigval: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(g, beta) from the raw projections: g = -exp(A_log) softplus(a + dt_bias), beta = sigmoid(b)
-    (x2 with negative eigenvalues)."""
-    beta = b.sigmoid()
-    if allow_neg_eigval:
-        beta = beta * 2.0
-    work = _work_dtype(a.dtype)
-    g = -A_log.to(work).exp() * F.softplus(a.to(work) + dt_bias.to(work))
-    return g, beta
 
 
 @torch.compiler.disable  # fla's Triton/TileLang kernels stay outside any compiled graph
@@ -90,36 +74,12 @@ def chunk_rule_from_raw_gates(
     allow_neg_eigval: bool,
     gates_in_kernel: bool | None = None,
 ) -> torch.Tensor:
-    """The chunked gated delta rule (q/k L2-normalised) from raw ``a``, ``b``; returns o.
-
-    With fla (CUDA, $ARCHSEARCH_KERNELS not "torch"), the gates are computed in fla's kernel when
-    ``gates_in_kernel`` (default ``FLA_GATES_IN_KERNEL``); otherwise ``gdn_gates`` computes them
-    and the kernel package's dispatch runs the rule.
-    """
+    """The kernel package's gated delta rule from raw gates (``gated_delta_rule_from_raw_gates``),
+    kept out of torch.compile; ``gates_in_kernel`` defaults to ``FLA_GATES_IN_KERNEL``."""
     fused = FLA_GATES_IN_KERNEL if gates_in_kernel is None else gates_in_kernel
-    if fused and select_backend(None, q.device) == "fla":
-        from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
-
-        o, _ = fla_chunk_gated_delta_rule(
-            q,
-            k,
-            v,
-            a,
-            b,
-            scale=scale,
-            use_qk_l2norm_in_kernel=True,
-            use_gate_in_kernel=True,
-            A_log=A_log,
-            dt_bias=dt_bias,
-            use_beta_sigmoid_in_kernel=True,
-            allow_neg_eigval=allow_neg_eigval,
-        )
-        return o
-    g, beta = gdn_gates(a, b, A_log, dt_bias, allow_neg_eigval)
-    o, _ = gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True)
-    # the torch kernel returns a strided view whose strides vary with the length; a compiled
-    # `finish` would recompile for each new stride pattern
-    return o.contiguous()
+    return gated_delta_rule_from_raw_gates(q, k, v, a, b, A_log, dt_bias, scale=scale,
+                                           allow_neg_eigval=allow_neg_eigval,
+                                           gates_in_kernel=fused)
 
 
 @torch.compiler.disable  # the dispatched (fla) conv runs between compiled graphs

@@ -104,6 +104,69 @@ def gated_delta_rule(
     return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
 
 
+def gdn_gates(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    A_log: torch.Tensor,
+    dt_bias: torch.Tensor,
+    allow_neg_eigval: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g, beta) from the raw projections: g = -exp(A_log) softplus(a + dt_bias), beta = sigmoid(b)
+    (x2 with negative eigenvalues). The decay maths runs in float32 at least: exp and softplus in
+    bf16 lose the small decays."""
+    beta = b.sigmoid()
+    if allow_neg_eigval:
+        beta = beta * 2.0
+    work = torch.float64 if a.dtype == torch.float64 else torch.float32
+    g = -A_log.to(work).exp() * torch.nn.functional.softplus(a.to(work) + dt_bias.to(work))
+    return g, beta
+
+
+def gated_delta_rule_from_raw_gates(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    A_log: torch.Tensor,
+    dt_bias: torch.Tensor,
+    scale: float,
+    allow_neg_eigval: bool,
+    gates_in_kernel: bool = True,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """The chunked gated delta rule (q/k L2-normalised) from raw ``a``, ``b``; returns o.
+
+    On fla with ``gates_in_kernel``, fla's chunk kernel computes beta and g itself (and their
+    gradients in its backward): no [B, T, H] gate tensors or launches of our own. Otherwise
+    ``gdn_gates`` computes them and ``gated_delta_rule`` runs the rule on the chosen backend.
+    """
+    if gates_in_kernel and select_backend(backend, q.device) == "fla":
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
+
+        o, _ = fla_chunk_gated_delta_rule(
+            q,
+            k,
+            v,
+            a,
+            b,
+            scale=scale,
+            use_qk_l2norm_in_kernel=True,
+            use_gate_in_kernel=True,
+            A_log=A_log,
+            dt_bias=dt_bias,
+            use_beta_sigmoid_in_kernel=True,
+            allow_neg_eigval=allow_neg_eigval,
+        )
+        return o
+    g, beta = gdn_gates(a, b, A_log, dt_bias, allow_neg_eigval)
+    o, _ = gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True,
+                            backend=backend)
+    # the torch kernel returns a strided view whose strides vary with the length; a compiled
+    # caller would recompile for each new stride pattern
+    return o.contiguous()
+
+
 def recurrent_gated_delta_rule(
     q: torch.Tensor,
     k: torch.Tensor,
