@@ -49,23 +49,27 @@ class ScaleError(ArchsearchError):
     """A scale run that cannot start or continue as asked."""
 
 
-class LadderSearchSpace(SearchSpace):
-    """The validated space, resolving ladder point ids to their trial configs.
+class LadderSearchSpace:
+    """What the sweep machinery asks of a space, for a ladder: the validated base space's
+    ``spec`` and ``tunables``, with trials resolved from ladder point ids.
 
-    It shares the base space's state rather than re-validating it; the sweep's trainable,
-    resource callback and results writer only call ``resolve``, ``candidate`` and ``stats``.
+    The sweep's runner, trainable, resource callback and results writer call only ``spec``,
+    ``tunables``, ``resolve``, ``suggest``, ``candidate`` and ``stats``; each is spelled out here,
+    so a new need fails loudly instead of reaching a half-copied space.
     """
 
     def __init__(self, base: SearchSpace, points: Sequence[LadderPoint],
                  origins: Mapping[str, str]) -> None:
-        self.__dict__.update(base.__dict__)
+        self.base = base
+        self.spec = base.spec
+        self.tunables = base.tunables
         self.points = {p.point: p for p in points}
         self._origins = dict(origins)  # series key -> "3:1 even_end" (how analysis reads origins)
 
     def resolve(self, params: Mapping[str, Any]) -> TrialConfig:
         if POINT_KEY in params:
             return self.points[str(params[POINT_KEY])].trial
-        return super().resolve(params)
+        return self.base.resolve(params)
 
     def suggest(self, trial: Any) -> None:
         """Optuna define-by-run: a trial of the ladder is one of its points."""
@@ -76,7 +80,10 @@ class LadderSearchSpace(SearchSpace):
             if point.pattern == pattern:
                 return Candidate(pattern, point.trial.layers,
                                  (self._origins.get(point.series, "list"),))
-        return super().candidate(pattern)
+        return self.base.candidate(pattern)
+
+    def stats(self, candidate: Candidate) -> Any:
+        return self.base.stats(candidate)
 
 
 @dataclass(frozen=True)
