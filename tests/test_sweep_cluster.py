@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from archsearch.sweep import SweepOptions, run_sweep
-from archsearch.sweep.standin import SyntheticTrainer
+from archsearch.testing.standin import SyntheticTrainer
 
 RAY = str(Path(sys.executable).with_name("ray"))
 TINY = """

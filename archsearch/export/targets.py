@@ -1,8 +1,8 @@
 """Full-size export targets: a layer pattern at a real model's dimensions, in three formats.
 
 A ``Target`` fixes everything but the layer stack. ``olmo-hybrid-7b`` is Olmo Hybrid 7B
-(REFERENCE section 2): hidden 3840, SwiGLU 11008, 30 attention heads of 128 (full attention,
-QK-norm, RoPE theta 500000), GDN with 30 key/value heads of 96/192 dims, conv 4, negative
+(docs/BACKGROUND.md, "The 7B model"): hidden 3840, SwiGLU 11008, 30 attention heads of 128 (full
+attention, QK-norm, RoPE theta 500000), GDN with 30 key/value heads of 96/192 dims, conv 4, negative
 eigenvalues allowed, dolma2 vocabulary 100352, untied embeddings, 65536 positions. Sliding-window
 symbols (``S``) get Olmo 3's window of 4096 tokens.
 

@@ -307,7 +307,7 @@ class HybridConfig:
 
 
 def olmo_hybrid_7b_config(rope: bool = True) -> HybridConfig:
-    """Olmo Hybrid 7B exactly (REFERENCE section 2): ``(GGGA)*8``, d 3840, 7,430,870,688 params.
+    """Olmo Hybrid 7B exactly (docs/BACKGROUND.md, "The 7B model"): ``(GGGA)*8``, d 3840, 7.43B.
 
     Pretraining used RoPE; the released base model drops it (NoPE) after long-context training:
     pass ``rope=False`` for the latter. The parameter count does not depend on it.
