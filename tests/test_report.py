@@ -227,4 +227,5 @@ def test_the_report_names_no_winner_when_the_best_two_are_within_seed_noise(tmp_
     title, named, box = _pick_box(text)
     assert title == "Not resolved at this size: no winner"
     assert set(named.split(" · ")) == {"GA", "AG"}  # the tied patterns, and only those
+    assert "Best measured weighted score: <code>GA</code>" in box
     assert "Recommended pattern" not in text
