@@ -51,6 +51,10 @@ _QUIET_TUNE_ENV = {
 # Ray chooses the loopback address as a node's address when this is "0" (it is how Ray runs on
 # macOS and Windows); every Ray server then listens on loopback only.
 _CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray Client's message when the head's proxy fails to start the per-driver server, and the
+# setting on the head that avoids its known cause (docs/SWEEPS.md, "Clusters").
+_CLIENT_INIT_FAILED = "Initialization failure from server"
+_NO_GRPC_FORK_HANDLERS = "GRPC_ENABLE_FORK_SUPPORT=false"
 
 
 class ClusterError(ArchsearchError):
@@ -110,11 +114,26 @@ def connect(address: str | None, verbose: bool) -> Connection:
             ray.init(address=address, log_to_driver=verbose, logging_level=quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ClusterError(f"cannot start or join {where}: {first}") from None
+        raise ClusterError(f"cannot start or join {where}: {_reason(err)}") from None
     if not verbose:
         _silence_ray_loggers()
     return Connection(address or "local", tuple(live_nodes()))
+
+
+def _reason(err: BaseException) -> str:
+    """Why Ray refused, in one line.
+
+    Ray Client reports a failure on the head as "Initialization failure from server:" followed
+    by the server's traceback; its last line is the reason, so it is kept too. The common one is
+    a known Ray bug that needs a setting on the head (docs/SWEEPS.md, "Clusters").
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if not lines[0].startswith(_CLIENT_INIT_FAILED):
+        return lines[0]
+    return (f"{lines[0]} {lines[-1]} (the head's Ray Client server could not start a server "
+            f"for this driver: start the head with {_NO_GRPC_FORK_HANDLERS}, see docs/SWEEPS.md)")
 
 
 @contextlib.contextmanager
