@@ -126,6 +126,9 @@ def test_storage_that_passes():
                             "Starting Ray client server failed. See ray_client_server_23000.err "
                             "for detailed logs.\n"),
      "Initialization failure from server: RuntimeError: Starting Ray client server failed."),
+    (ConnectionAbortedError("Initialization failure from server:\nCall to `ray.init()` on the "
+                            "server failed with: token mismatch"),
+     "Initialization failure from server: Call to `ray.init()` on the server failed with: token"),
     (ConnectionError("ray client connection timeout\nmore detail"),
      "ray client connection timeout"),
     (RuntimeError(""), "RuntimeError"),
@@ -145,5 +148,5 @@ def test_a_refused_connection_says_why_in_one_line(monkeypatch, raised, expected
     message = str(info.value)
     assert message.startswith("cannot start or join the Ray cluster at ray://127.0.0.1:10001: ")
     assert expected in message and "\n" not in message
-    # only a failure on the head points at the head's setting
-    assert ("GRPC_ENABLE_FORK_SUPPORT=false" in message) == expected.startswith("Initialization")
+    # only the server process dying on the head points at the head's setting
+    assert ("GRPC_ENABLE_FORK_SUPPORT=false" in message) == ("Starting Ray" in expected)
