@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+from archsearch.data import categories
 from archsearch.data.builtin import generate_document
 from archsearch.data.categories import (
     CATEGORIES,
@@ -103,10 +106,22 @@ def test_whitespace_token_is_other() -> None:
     assert tc.codes.tolist() == [FUNCTION, OTHER, CONTENT]
 
 
-def test_spacy_pos_is_optional() -> None:
-    if spacy_available():
-        pytest.skip("spaCy model installed; the optional path is exercised elsewhere")
+def test_spacy_pos_is_none_without_spacy(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not spacy_available("no_such_spacy_model_xyz")
+    monkeypatch.setattr(categories, "spacy_available", lambda model="en_core_web_sm": False)
     assert spacy_pos("a cat", [(0, 1), (1, 5)]) is None
+
+
+def test_spacy_pos_gives_each_token_the_tag_of_its_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With spaCy present (a stand-in pipeline here: spaCy is optional and not installed for the
+    tests), sub-word tokens take their word's tag and whitespace-only tokens are SPACE."""
+    words = [(0, "The", "DET"), (4, "cats", "NOUN"), (10, "ran", "VERB"), (13, ".", "PUNCT")]
+    fake_doc = [SimpleNamespace(idx=i, text=t, pos_=p) for i, t, p in words]
+    monkeypatch.setattr(categories, "spacy_available", lambda model="en_core_web_sm": True)
+    monkeypatch.setattr(categories, "_spacy_pipeline", lambda model: lambda text: fake_doc)
+    text = "The cats  ran."
+    offsets = [(0, 3), (3, 7), (7, 8), (8, 9), (9, 13), (13, 14)]  # " cat" "s" " " " ran" "."
+    assert spacy_pos(text, offsets) == ["DET", "NOUN", "NOUN", "SPACE", "VERB", "PUNCT"]
 
 
 def test_empty_inputs() -> None:

@@ -16,7 +16,7 @@ from archsearch.data.evaluate import evaluate, grouped_means
 from archsearch.data.labels import TokenLabels
 from archsearch.data.prepare import prepare_data
 from archsearch.data.stream import pack_validation
-from archsearch.data.tag import read_tag_table, tag_corpus
+from archsearch.data.tag import tag_corpus
 from archsearch.metrics import known_metrics
 from archsearch.space.schema import DataSection, EvaluationSection
 
@@ -233,7 +233,6 @@ def test_tag_corpus_writes_table(tmp_path: Path) -> None:
     by_place = df.set_index(["doc", "position"])["token"]
     assert (by_place.loc[list(zip(copies["doc"], copies["copy_source"], strict=True))].to_numpy()
             == copies["token"].to_numpy()).all()
-    assert read_tag_table(out).copy_source.tolist() == df["copy_source"].tolist()
     # the table's text column spells each document back
     doc0 = "".join(df.loc[df["doc"] == 0, "text"])
     assert doc0.startswith(df.loc[(df["doc"] == 0) & (df["position"] == 0), "text"].iloc[0])

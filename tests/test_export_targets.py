@@ -35,7 +35,7 @@ def gated_deltanet_config_class():
 
     ``fla.models`` imports every model and so the Triton kernels, which a CPU machine may lack;
     the config class needs only transformers. Installing triton here is not an option: it would
-    make transformers' OlmoHybrid pick fla kernels on CPU (REFERENCE section 4).
+    make transformers' OlmoHybrid pick fla kernels on CPU (docs/BACKGROUND.md, "fla").
     """
     try:
         from fla.models import GatedDeltaNetConfig

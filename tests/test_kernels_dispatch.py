@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import archsearch_kernels
 import pytest
@@ -110,8 +111,126 @@ def test_forcing_fla_without_fla_raises(monkeypatch: pytest.MonkeyPatch) -> None
         select_backend("fla", CUDA)
 
 
-def test_fla_available_is_a_bool() -> None:
-    assert isinstance(fla_available(), bool)
+@pytest.mark.parametrize(
+    ("env", "device", "fla_imports", "expected"),
+    [
+        (None, CPU, True, "torch"),  # auto: CPU tensors never go to fla, even when it imports
+        (None, CUDA, True, "fla"),
+        (None, CUDA, False, "torch"),  # auto falls back when fla is missing
+        ("auto", CUDA, True, "fla"),
+        ("torch", CUDA, True, "torch"),
+        ("fla", CUDA, True, "fla"),
+        (" Fla ", CUDA, True, "fla"),  # spaces and case as a shell may leave them
+    ],
+)
+def test_backend_for_device_and_env_value(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, device: torch.device, fla_imports: bool,
+    expected: str,
+) -> None:
+    monkeypatch.setattr(dispatch, "fla_available", lambda: fla_imports)
+    if env is not None:
+        monkeypatch.setenv(BACKEND_ENV_VAR, env)
+    assert select_backend(None, device) == expected
+
+
+def _fake_specs(monkeypatch: pytest.MonkeyPatch, present: set[str]) -> list[str]:
+    """Pretend exactly the top-level modules in ``present`` are installed; record imports."""
+    imported: list[str] = []
+    monkeypatch.setattr(dispatch.importlib.util, "find_spec",
+                        lambda name: object() if name in present else None)
+
+    def fake_import(name: str) -> object:
+        imported.append(name)
+        return object()
+
+    monkeypatch.setattr(dispatch.importlib, "import_module", fake_import)
+    return imported
+
+
+@pytest.mark.parametrize("present", [set(), {"fla"}, {"triton"}])
+def test_fla_is_unavailable_without_fla_or_triton_and_nothing_is_imported(
+    monkeypatch: pytest.MonkeyPatch, present: set[str]
+) -> None:
+    imported = _fake_specs(monkeypatch, present)
+    assert fla_available() is False
+    assert imported == []  # answered from the specs alone: importing fla costs seconds
+
+
+def test_fla_is_available_when_its_op_and_conv_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    imported = _fake_specs(monkeypatch, {"fla", "triton"})
+    assert fla_available() is True
+    assert imported == ["fla.ops.gated_delta_rule", "fla.modules.causal_conv1d"]
+
+
+@pytest.mark.parametrize("error", [ImportError("no module"), RuntimeError("0 active drivers")])
+def test_a_broken_fla_install_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    _fake_specs(monkeypatch, {"fla", "triton"})
+
+    def broken(name: str) -> object:
+        raise error
+
+    monkeypatch.setattr(dispatch.importlib, "import_module", broken)
+    assert fla_available() is False
+    with pytest.raises(ValueError, match="does not import"):
+        select_backend("fla", CUDA)
+
+
+@pytest.fixture
+def fake_fla(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
+    """fla's two entry points as fakes behind the fla backend, recording their arguments.
+
+    The fake conv follows fla's state convention (the last W inputs, where ours keeps W-1) and
+    computes with our kernel, so the dispatch's conversion is what the tests check.
+    """
+    calls: dict[str, dict] = {}
+
+    def fla_chunk(q, k, v, g, beta, chunk_size, **kwargs):
+        calls["chunk"] = {"chunk_size": chunk_size, **kwargs}
+        return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
+
+    def fla_conv(x, weight, initial_state=None, output_final_state=False, activation=None):
+        width = weight.shape[-1]
+        calls["conv"] = {"initial_state": initial_state}
+        ours = None if initial_state is None else initial_state[..., 1:]
+        y, _ = causal_conv1d(x, weight, ours, False, activation)
+        if not output_final_state:
+            return y, None
+        before = torch.zeros(x.shape[0], x.shape[2], width) if initial_state is None \
+            else initial_state
+        return y, torch.cat([before, x.transpose(1, 2)], dim=-1)[..., -width:]
+
+    ops = types.ModuleType("fla.ops.gated_delta_rule")
+    ops.chunk_gated_delta_rule = fla_chunk
+    conv = types.ModuleType("fla.modules.causal_conv1d")
+    conv.causal_conv1d = fla_conv
+    monkeypatch.setitem(sys.modules, "fla.ops.gated_delta_rule", ops)
+    monkeypatch.setitem(sys.modules, "fla.modules.causal_conv1d", conv)
+    monkeypatch.setattr(dispatch, "select_backend", lambda backend, device: "fla")
+    return calls
+
+
+def test_fla_backend_gets_its_largest_chunk_and_the_same_arguments(fake_fla) -> None:
+    args = gdn_inputs(T=150)
+    got = gated_delta_rule(*args, output_final_state=True, chunk_size=128, scale=0.5)
+    want = chunk_gated_delta_rule(*args, output_final_state=True, chunk_size=64, scale=0.5)
+    assert fake_fla["chunk"]["chunk_size"] == 64  # fla takes 16, 32 or 64
+    assert fake_fla["chunk"]["scale"] == 0.5 and fake_fla["chunk"]["output_final_state"]
+    torch.testing.assert_close(got, want)
+
+
+def test_fla_conv_state_is_converted_both_ways(fake_fla) -> None:
+    """Ours keeps W-1 past inputs, fla W: a state handed over and back must be ours again."""
+    gen = torch.Generator().manual_seed(1)
+    x, weight = torch.randn(2, 7, 5, generator=gen), torch.randn(5, 4, generator=gen)
+    state = torch.randn(2, 5, 3, generator=gen)
+    y, final = short_conv(x, weight, state, output_final_state=True)
+    y_ref, final_ref = causal_conv1d(x, weight, state, output_final_state=True)
+    assert fake_fla["conv"]["initial_state"].shape == (2, 5, 4)
+    assert torch.equal(fake_fla["conv"]["initial_state"][..., 0], torch.zeros(2, 5))
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(final, final_ref)
 
 
 def test_import_and_cpu_calls_never_load_fla_or_triton() -> None:

@@ -1,7 +1,8 @@
 """Each layer against a from-the-definition float64 reference written here, step by step.
 
-The references re-derive everything from the parameters (splitting our fused matrices by hand)
-and REFERENCE.md sections 2-3, so they check the layer's semantics, not just self-consistency.
+The references re-derive everything from the parameters (splitting our fused matrices by hand) and
+docs/BACKGROUND.md ("The blocks", "The gated delta rule"), so they check the layer's semantics, not
+just self-consistency.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def reference_gdn(layer: GatedDeltaNet, x: torch.Tensor) -> torch.Tensor:
-    """Olmo Hybrid's GDN, token by token, float64 (REFERENCE section 2 and 3)."""
+    """Olmo Hybrid's GDN, token by token, float64 (docs/BACKGROUND.md: blocks, delta rule)."""
     s = layer.spec
     kd, vd, h, hv, dk, dv = s.key_dim, s.value_dim, s.heads, s.v_heads, s.head_dim_k, s.head_dim_v
     w = layer.in_proj.weight

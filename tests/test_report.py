@@ -187,3 +187,52 @@ def test_copying_in_an_older_sweep_without_copy_scores(tiny_sweep, tmp_path):
     text = write_report(copy).read_text()
     assert "This sweep has no copy scores" in text
     assert 'id="plot-category-curves"' in text  # the per-category losses are still drawn
+
+
+def _ranked_sweep(folder, means, spread):
+    """A sweep folder written here: three seeds per pattern around the given (semantic_loss,
+    copy_loss) means, the seeds ``spread`` apart (the seed noise the verdict weighs)."""
+    rows = []
+    for pattern, (semantic, copy) in means.items():
+        for seed, offset in enumerate((-spread, 0.0, spread)):
+            values = {"semantic_loss": semantic + offset, "copy_loss": copy - offset}
+            rows.append({"trial_id": f"{pattern}-{seed}", "pattern": pattern, "seed": seed,
+                         "status": "completed", "fidelity": 1.0, "origins": "list", "step": 10,
+                         "tokens_seen": 10_000, "attention_fraction": pattern.count("A") / 2}
+                        | values | {f"{m}_{end}": v + (0.01 if end == "hi" else -0.01)
+                                    for m, v in values.items() for end in ("lo", "hi")})
+    folder.mkdir()
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet")
+    pd.DataFrame(rows).to_parquet(folder / "curves.parquet")
+    return folder
+
+
+def _pick_box(text):
+    """The recommendation box at the top: (its title, the pattern(s) it names, its text)."""
+    box = text.split('<div class="pick"')[1].split("</ul></div>")[0]
+    title, named = re.search(r'<div>([^<]*)</div><div class="pattern">([^<]*)</div>', box).groups()
+    return title, named, box
+
+
+def test_the_report_names_the_pattern_the_seeds_resolve(tmp_path):
+    # GA is best on both objectives by far more than the seed noise; AA is second
+    means = {"GA": (3.0, 1.0), "AA": (3.3, 1.2), "GG": (3.6, 2.0), "AG": (3.4, 1.5)}
+    text = write_report(_ranked_sweep(tmp_path / "clear", means, spread=0.01)).read_text()
+    title, named, box = _pick_box(text)
+    assert (title, named) == ("Recommended pattern", "GA")
+    assert "Runner-up <code>AA</code>" in box
+    # the same sweep with the objectives' weights reversed still picks GA (best on both)
+    reweighted = write_report(tmp_path / "clear", tmp_path / "out",
+                              weights={"semantic_loss": 0.0, "copy_loss": 1.0}).read_text()
+    assert _pick_box(reweighted)[:2] == ("Recommended pattern", "GA")
+
+
+def test_the_report_names_no_winner_when_the_best_two_are_within_seed_noise(tmp_path):
+    # GA and AG differ by far less than their seeds do; GG is far behind both
+    means = {"GA": (3.0, 1.0), "AG": (3.005, 1.003), "GG": (3.8, 2.0)}
+    text = write_report(_ranked_sweep(tmp_path / "tied", means, spread=0.1)).read_text()
+    title, named, box = _pick_box(text)
+    assert title == "Not resolved at this size: no winner"
+    assert set(named.split(" · ")) == {"GA", "AG"}  # the tied patterns, and only those
+    assert "Best measured weighted score: <code>GA</code>" in box
+    assert "Recommended pattern" not in text

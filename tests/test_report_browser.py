@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from archsearch.report import write_report
-from archsearch.report.browser import find_chromium, inspect_page
+from helpers.chromium import find_chromium, inspect_page
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None and not os.environ.get("CI"),

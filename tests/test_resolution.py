@@ -28,7 +28,7 @@ from archsearch.space import SearchSpace
 from archsearch.sweep import run_sweep
 from archsearch.sweep.folder import SweepFolder
 from archsearch.sweep.runner import SweepOutcome
-from archsearch.sweep.standin import SyntheticTrainer
+from archsearch.testing.standin import SyntheticTrainer
 
 
 def trial(pattern, seed, status="completed", fidelity=1.0, **metrics):

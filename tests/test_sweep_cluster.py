@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from archsearch.sweep import SweepOptions, run_sweep
-from archsearch.sweep.standin import SyntheticTrainer
+from archsearch.testing.standin import SyntheticTrainer
 
 RAY = str(Path(sys.executable).with_name("ray"))
 TINY = """
@@ -150,7 +150,12 @@ def test_ray_client_address_runs_the_sweep_on_the_cluster(tmp_path):
     port, client_port = _free_port(), _free_port()
     while 10002 <= client_port <= 19999:  # Ray's default worker port range
         client_port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # the same on every process
+    # The head's Ray Client proxy fork-execs one server per driver while its other threads are
+    # inside gRPC; with gRPC's fork handlers on, that child can crash before it execs (Ray issue
+    # 63202), and the driver gets "Initialization failure from server". The setting turns the
+    # handlers off on the head, as docs/SWEEPS.md tells users to.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled",  # the same on every process
+           "GRPC_ENABLE_FORK_SUPPORT": "false"}
     head = _start(["--head", f"--port={port}", f"--ray-client-server-port={client_port}",
                    "--node-ip-address=127.0.0.1", "--include-dashboard=false"], env,
                   tmp_path / "head.log")

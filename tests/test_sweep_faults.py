@@ -42,7 +42,7 @@ TOTAL = 6
 DRIVER = """
 import sys
 from archsearch.sweep import SweepOptions, resume_sweep, run_sweep
-from archsearch.sweep.standin import SyntheticTrainer
+from archsearch.testing.standin import SyntheticTrainer
 train = SyntheticTrainer(step_seconds=0.03)
 verb, where = sys.argv[1], sys.argv[2]
 if verb == "sweep":

@@ -114,3 +114,39 @@ def test_storage_that_passes():
     check_storage("/local/sweeps", TWO_NODES, shared_ok=True, probe=_never)
     check_storage("sweeps", ONE_NODE, shared_ok=False, probe=_never)  # single machine
     assert is_uri("gs://b/x") and not is_uri("file:///tmp/x") and not is_uri("/tmp/x")
+
+
+# ---------------------------------------------------------------- joining a cluster
+
+
+@pytest.mark.parametrize(("raised", "expected"), [
+    # Ray Client's report of a failure on the head: its server's traceback follows the first line
+    (ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call "
+                            "last):\n  File \"proxier.py\", line 768, in Datapath\nRuntimeError: "
+                            "Starting Ray client server failed. See ray_client_server_23000.err "
+                            "for detailed logs.\n"),
+     "Initialization failure from server: RuntimeError: Starting Ray client server failed."),
+    (ConnectionAbortedError("Initialization failure from server:\nCall to `ray.init()` on the "
+                            "server failed with: token mismatch"),
+     "Initialization failure from server: Call to `ray.init()` on the server failed with: token"),
+    (ConnectionError("ray client connection timeout\nmore detail"),
+     "ray client connection timeout"),
+    (RuntimeError(""), "RuntimeError"),
+])
+def test_a_refused_connection_says_why_in_one_line(monkeypatch, raised, expected):
+    import ray
+
+    from archsearch.sweep import cluster
+
+    def refuse(**kwargs):
+        raise raised
+
+    monkeypatch.setattr(cluster, "_check_reachable", lambda address: None)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ClusterError) as info:
+        cluster.connect("ray://127.0.0.1:10001", verbose=False)
+    message = str(info.value)
+    assert message.startswith("cannot start or join the Ray cluster at ray://127.0.0.1:10001: ")
+    assert expected in message and "\n" not in message
+    # only the server process dying on the head points at the head's setting
+    assert ("GRPC_ENABLE_FORK_SUPPORT=false" in message) == ("Starting Ray" in expected)

@@ -13,7 +13,7 @@ from archsearch.metrics import HEADLINE, known_metrics
 from archsearch.space.schema import EvaluationSection
 from archsearch.sweep import run_sweep
 from archsearch.sweep.journal import STUDY_NAME, journal_storage
-from archsearch.sweep.standin import SyntheticTrainer
+from archsearch.testing.standin import SyntheticTrainer
 
 TINY = """
 name: tiny

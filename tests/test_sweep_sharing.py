@@ -15,7 +15,7 @@ from archsearch.cli import main
 from archsearch.errors import CheckpointUnreadable
 from archsearch.scaling.run import run_scale
 from archsearch.sweep import resume_sweep, run_sweep
-from archsearch.sweep.standin import SyntheticTrainer
+from archsearch.testing.standin import SyntheticTrainer
 
 SPACE = """
 name: shared

@@ -3,7 +3,7 @@
 The sweep (``archsearch.sweep``) writes ``trials.parquet`` (one row per trial) and
 ``curves.parquet`` (one row per evaluation of a trial) into its folder, with the search-space
 YAML beside them. Everything else in ``archsearch.analysis`` refers to columns through these
-names, so a renamed column is fixed here (``ALIASES``) and nowhere else.
+names, so a renamed column is fixed here and nowhere else.
 """
 
 from __future__ import annotations
@@ -47,41 +47,10 @@ LOWER, UPPER = "_lo", "_hi"  # <metric>_lo / <metric>_hi: the trial's 95% evalua
 COPY_GAIN = "copy_gain"  # loss at a span's first occurrence minus loss at its copy (nats)
 COPY_EMERGED = "copy_emerged"  # the verdict per evaluation: 1.0 copying, 0.0 not yet, NaN unknown
 
-# Older or newer spellings the sweep may use, mapped to the names above.
-ALIASES: dict[str, tuple[str, ...]] = {
-    TRIAL_ID: ("trial", "id"),
-    STATUS: ("state",),
-    TOKENS_SEEN: ("tokens",),
-    SEED: ("param.training.seed", "training.seed"),
-    "inference_bytes": ("inference_memory_bytes",),
-    WALL_TIME: ("wall_time", "time_total_s"),
-}
-
 _COPY_BUCKET = re.compile(r"^(copy_loss|copy_gain)_(\d+)_(\d+|plus)$")
 _COPY_POSITION = re.compile(r"^(copy_loss|copy_gain)_pos_(\d+)(_plus)?$")
 _METRIC = re.compile(r"^(?:.+_loss(?:_\d+_(?:\d+|plus))?|probe_.+_acc"
                      r"|copy_gain(?:_\d+_(?:\d+|plus))?|copy_(?:loss|gain)_pos_\d+(?:_plus)?)$")
-
-
-def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with alias columns renamed to the canonical names (when those are absent)."""
-    renames = {}
-    for name, aliases in ALIASES.items():
-        if name in frame.columns:
-            continue
-        for alias in aliases:
-            if alias in frame.columns:
-                renames[alias] = name
-                break
-    if not renames:
-        return frame
-    # A param.* alias is copied rather than moved: it stays a sampled parameter as well.
-    out = frame.copy()
-    for alias, name in renames.items():
-        out[name] = out[alias]
-        if not alias.startswith(PARAM_PREFIX):
-            out = out.drop(columns=alias)
-    return out
 
 
 def lower(metric: str) -> str:
@@ -130,7 +99,3 @@ def metric_columns(columns: pd.Index | list[str]) -> list[str]:
     names = [str(c) for c in columns]
     return [c for c in names if c in COST or c == "tokens_per_s"
             or (_METRIC.match(c) and not c.endswith((LOWER, UPPER)))]
-
-
-def is_loss(metric: str) -> bool:
-    return "_loss" in metric

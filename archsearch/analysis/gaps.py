@@ -1,8 +1,8 @@
 """Per-category loss gaps of every pattern against a reference pattern (Ai2's token analysis).
 
 gap = loss(reference) - loss(candidate), so a positive gap means the candidate predicts that
-category better. The default reference is the all-attention stack (REFERENCE.md §1 compares the
-hybrid against Olmo 3 this way).
+category better. The default reference is the all-attention stack (Ai2 compared the hybrid against
+Olmo 3 this way: docs/BACKGROUND.md, "Olmo Hybrid").
 
 Intervals: with at least two full-budget trials on each side, Welch's t-interval over seeds.
 With one trial on a side, the two evaluation intervals (bootstrap over validation tokens) are

@@ -95,7 +95,6 @@ def _read(file: Path, sweep: str) -> pd.DataFrame:
         frame = pd.read_parquet(file)
     except (OSError, ValueError, pa.ArrowException) as err:  # truncated or not parquet
         raise ArchsearchError(f"{file}: cannot read: {err}") from None
-    frame = C.normalise(frame)
     frame.insert(0, C.SWEEP, sweep)
     return frame
 

@@ -1,9 +1,9 @@
 """Pareto fronts, non-dominated ranks and hypervolume over any objectives with directions.
 
-ASHA-stopped trials report losses at a fraction of the budget (REFERENCE.md §6), and failed trials
-report none, so fronts are computed on completed, full-budget trials only: ``full_budget`` is
-applied to every frame that has status and fidelity columns. A per-pattern table (from
-``by_pattern``) has neither and is used as given.
+ASHA-stopped trials report losses at a fraction of the budget (docs/BACKGROUND.md, "Search tools"),
+and failed trials report none, so fronts are computed on completed, full-budget trials only:
+``full_budget`` is applied to every frame that has status and fidelity columns. A per-pattern table
+(from ``by_pattern``) has neither and is used as given.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Token categories on any text: which word a token belongs to, and that word's class.
 
-Why per category: aggregate loss hides where an architecture gains (REFERENCE.md §1); Ai2's
-hybrid gains most on open-class content words, less on function words, more on opening than
-closing delimiters. A token is labelled through its text span (the tokenizer's character
-offsets): the text is segmented into words first, each word gets a class, and every token takes
-the class of the word its first non-space character falls in. Sub-word tokens therefore inherit
-their word's class, with ``first`` set only on the word's first token; a token made of
+Why per category: aggregate loss hides where an architecture gains (docs/BACKGROUND.md, "Olmo
+Hybrid"); Ai2's hybrid gains most on open-class content words, less on function words, more on
+opening than closing delimiters. A token is labelled through its text span (the tokenizer's
+character offsets): the text is segmented into words first, each word gets a class, and every token
+takes the class of the word its first non-space character falls in. Sub-word tokens therefore
+inherit their word's class, with ``first`` set only on the word's first token; a token made of
 whitespace only is ``other``.
 
 Segmentation follows the Penn-Treebank habit for English clitics (``do|n't``, ``ca|n't``,
@@ -183,11 +183,6 @@ def classify_tokens(text: str, offsets: Sequence[tuple[int, int]] | np.ndarray,
     seen_max = np.maximum.accumulate(np.concatenate([[-1], word]))[:-1]
     first = (word >= 0) & (word != prev) & (word > seen_max)
     return TokenClasses(codes, word, first)
-
-
-def category_names(codes: np.ndarray) -> list[str]:
-    """Class names for an array of codes."""
-    return [CATEGORIES[int(c)] for c in codes]
 
 
 def spacy_available(model: str = "en_core_web_sm") -> bool:

@@ -1,8 +1,8 @@
 """Copy tokens: tokens that continue a verbatim run already seen earlier in the same document.
 
-Why: Ai2 found the hybrid's advantage shrinks toward zero on tokens that continue a verbatim
-repeat, the more so the longer the run (REFERENCE.md §1). Attention copies such tokens almost
-for free, so their loss measures recall, not language modelling, and must be scored apart.
+Why: Ai2 found the hybrid's advantage shrinks toward zero on tokens that continue a verbatim repeat,
+the more so the longer the run (docs/BACKGROUND.md, "Olmo Hybrid"). Attention copies such tokens
+almost for free, so their loss measures recall, not language modelling, and must be scored apart.
 
 Definition. In a document ``x``, token ``t`` is a copy token when, for some ``n >= k``
 (``k = copy_min_run``), the ``n`` tokens before it plus itself, ``x[t-n .. t]``, occurred

@@ -1,10 +1,10 @@
 """Evaluation: per-category validation losses with bootstrap intervals, and probe accuracies.
 
 Why per category: the aggregate loss moves little with the layer mix while content-word and
-copy-token losses move a lot (REFERENCE.md §1). Every number is a mean in nats per token over
-the fixed validation set's tokens of that category; intervals are 95% percentile bootstraps
-that resample *documents* (tokens of one document are not independent), seeded by the data
-seed so two evaluations of one model agree exactly.
+copy-token losses move a lot (docs/BACKGROUND.md, "Olmo Hybrid"). Every number is a mean in nats per
+token over the fixed validation set's tokens of that category; intervals are 95% percentile
+bootstraps that resample *documents* (tokens of one document are not independent), seeded by the
+data seed so two evaluations of one model agree exactly.
 
 Metric names (exact; see ``archsearch.metrics``):
 
@@ -24,22 +24,21 @@ Metric names (exact; see ``archsearch.metrics``):
 
 A category with no token gets NaN (and ``n_<category>`` 0): absent, not zero loss.
 
-Copy gain. ``copy_loss`` alone cannot say whether a model copies: a model that predicts
-repeated text from its local context scores the same on it whether or not it looks back.
-Induction appears in a phase change during training (REFERENCE.md §8), so at proxy budgets a
+Copy gain. ``copy_loss`` alone cannot say whether a model copies: a model that predicts repeated
+text from its local context scores the same on it whether or not it looks back. Induction appears in
+a phase change during training (docs/BACKGROUND.md, "Copying emerges late"), so at proxy budgets a
 model may not copy yet. For a copy token ``t`` whose span was first seen at ``r`` (its *first
-occurrence*, ``data/copy.py``: same token, same ``copy_min_run`` or more tokens before it, and
-new there), ``gain(t) = loss(r) - loss(t)``. A model that does not copy predicts both from the
-same local context: gain about 0, whatever its overall loss (a model that uses more distant
-context may gain a little from the longer context at ``t``). A copying model gains about
-``loss(r)``. Only copy tokens whose nearest source lies in the window the model reads when it
-predicts them (the same packed validation row) are scored: elsewhere copying is impossible.
-The position in the repeat is ``copy_run - copy_min_run + 1`` (1 = the first token that can be
-copied), pooled from ``metrics.COPY_POSITIONS`` on. ``copy_emerged`` is 1.0 when the lower end
-of ``copy_gain``'s interval (the estimate itself without a bootstrap) exceeds
-``metrics.COPY_EMERGED_NATS``, 0.0 otherwise, NaN when fewer than
-``metrics.COPY_EMERGED_MIN_DOCS`` documents hold a scored copy token (one document gives the
-document bootstrap no width).
+occurrence*, ``data/copy.py``: same token, same ``copy_min_run`` or more tokens before it, and new
+there), ``gain(t) = loss(r) - loss(t)``. A model that does not copy predicts both from the same
+local context: gain about 0, whatever its overall loss (a model that uses more distant context may
+gain a little from the longer context at ``t``). A copying model gains about ``loss(r)``. Only copy
+tokens whose nearest source lies in the window the model reads when it predicts them (the same
+packed validation row) are scored: elsewhere copying is impossible. The position in the repeat is
+``copy_run - copy_min_run + 1`` (1 = the first token that can be copied), pooled from
+``metrics.COPY_POSITIONS`` on. ``copy_emerged`` is 1.0 when the lower end of ``copy_gain``'s
+interval (the estimate itself without a bootstrap) exceeds ``metrics.COPY_EMERGED_NATS``, 0.0
+otherwise, NaN when fewer than ``metrics.COPY_EMERGED_MIN_DOCS`` documents hold a scored copy token
+(one document gives the document bootstrap no width).
 """
 
 from __future__ import annotations

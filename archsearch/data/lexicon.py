@@ -93,13 +93,3 @@ NUMBER_WORDS: frozenset[str] = frozenset(
 
 OPEN_DELIMITERS: frozenset[str] = frozenset("([{“‘«‹〈《「『【")
 CLOSE_DELIMITERS: frozenset[str] = frozenset(")]}”’»›〉》」』】")
-
-
-def is_function_word(word: str) -> bool:
-    """Whether ``word`` (any case) belongs to a closed class."""
-    return word.lower() in FUNCTION_WORDS
-
-
-def is_number_word(word: str) -> bool:
-    """Whether ``word`` (any case) is a spelled-out numeral."""
-    return word.lower() in NUMBER_WORDS

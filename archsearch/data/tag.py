@@ -32,7 +32,6 @@ from archsearch.data.categories import (
 )
 from archsearch.data.copy import bucket_names, bucket_of, copy_matches
 from archsearch.data.corpus import Document, corpus_fingerprint, iter_documents
-from archsearch.data.labels import TokenLabels
 from archsearch.data.tokenizer import TextTokenizer, get_tokenizer
 from archsearch.errors import ArchsearchError
 
@@ -177,17 +176,3 @@ def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = Non
         lines.append(f"per-token table: {out_path}")
     return TagResult("\n".join(lines), counts, n_docs, n_tokens, out_path)
 
-
-def read_tag_table(path: str | Path) -> TokenLabels:
-    """The labels of a table written by ``tag_corpus`` (``log_freq`` is left at 0)."""
-    df = pd.read_parquet(path)
-    if "copy_source" not in df.columns:
-        raise ArchsearchError(f"{path}: no copy_source column (written by an older archsearch "
-                              "tag; tag the corpus again)")
-    return TokenLabels(
-        doc=df["doc"].to_numpy(np.int32), position=df["position"].to_numpy(np.int32),
-        token=df["token"].to_numpy(np.int64),
-        category=np.asarray([CATEGORIES.index(c) for c in df["category"]], np.int8),
-        first=df["first"].to_numpy(bool), copy_run=df["copy_run"].to_numpy(np.int32),
-        copy_source=df["copy_source"].to_numpy(np.int32), log_freq=np.zeros(len(df)),
-    )

@@ -5,7 +5,7 @@ their names cycled over ``n_layers`` (Olmo Hybrid 7B: ``{"gdn": ..., "attn": ...
 ``["gdn", "gdn", "gdn", "attn"]``). The pattern written is the stack's shortest period, or the
 whole stack when it has none, so cycling it reproduces the stack exactly.
 
-Block settings follow Olmo Hybrid (REFERENCE section 2): GDN blocks pre-norm
+Block settings follow Olmo Hybrid (docs/BACKGROUND.md, "The blocks"): GDN blocks pre-norm
 (``TransformerBlockType.default``), attention blocks Olmo 2/3 reordered post-norm
 (``reordered_norm``) with QK-norm over the whole projection width. ``olmo_core_settings`` gives
 the settings as plain data (the YAML file); ``olmo_core_python`` renders the same settings as a

@@ -6,7 +6,7 @@ Per token, from input x (d_model):
   q, k    <- x / sqrt(sum x^2 + 1e-6) per head; q also scaled by dk^-0.5   (inside the kernel)
   beta    =  sigmoid(b), times 2 when negative eigenvalues are allowed (range [0, 2])
   g       =  -exp(A_log) * softplus(a + dt_bias)                  (log-decay, <= 0)
-  o       =  gated delta rule(q, k, v, g, beta)                    (REFERENCE section 3)
+  o       =  gated delta rule(q, k, v, g, beta)           (docs/BACKGROUND.md, gated delta rule)
   out     =  o_proj(RMSNorm_head(o) * SiLU(gate))                 (norm per head, eps 1e-5)
 
 On CUDA a full sequence (training, scoring) takes a split path: ``project`` (projections and

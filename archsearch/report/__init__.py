@@ -3,7 +3,8 @@
     from archsearch.report import write_report
     path = write_report("sweeps/quickstart")   # sweeps/quickstart/report/index.html
 
-``archsearch.report.browser`` opens a page in headless Chromium to check it renders.
+The tests open the page in headless Chromium to check that it renders
+(``tests/helpers/chromium.py``).
 """
 
 from archsearch.report.build import write_report

@@ -42,9 +42,6 @@ from archsearch.space.schema import LadderSection
 
 RUNG_KEYS: Mapping[str, type] = MappingProxyType({
     "d_model": int, "depth": int, "n_heads": int, "mlp_hidden": int, "tokens": int, "lr": float})
-# tuned fields a rung decides; a series' sampled value for them is ignored
-LADDER_OWNED = ("model.d_model", "model.depth", "model.n_heads", "model.n_kv_heads",
-                "model.mlp_hidden", "training.tokens", "training.seed")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,12 @@ _QUIET_TUNE_ENV = {
 # Ray chooses the loopback address as a node's address when this is "0" (it is how Ray runs on
 # macOS and Windows); every Ray server then listens on loopback only.
 _CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray Client's message when the head could not set up a server for the driver; the head's own
+# errors when that server process died as it started (a known Ray bug, avoided by a setting on
+# the head: docs/SWEEPS.md, "Clusters").
+_CLIENT_INIT_FAILED = "Initialization failure from server"
+_SERVER_DIED = ("Starting Ray client server failed", "ZombieProcess")
+_NO_GRPC_FORK_HANDLERS = "GRPC_ENABLE_FORK_SUPPORT=false"
 
 
 class ClusterError(ArchsearchError):
@@ -110,11 +116,28 @@ def connect(address: str | None, verbose: bool) -> Connection:
             ray.init(address=address, log_to_driver=verbose, logging_level=quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ClusterError(f"cannot start or join {where}: {first}") from None
+        raise ClusterError(f"cannot start or join {where}: {_reason(err)}") from None
     if not verbose:
         _silence_ray_loggers()
     return Connection(address or "local", tuple(live_nodes()))
+
+
+def _reason(err: BaseException) -> str:
+    """Why Ray refused, in one line.
+
+    Ray Client reports a failure on the head as "Initialization failure from server:" followed
+    by the head's traceback, whose last line is the reason: it is kept too.
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if not lines[0].startswith(_CLIENT_INIT_FAILED) or len(lines) == 1:
+        return lines[0]
+    reason = f"{lines[0]} {lines[-1]}"
+    if any(marker in lines[-1] for marker in _SERVER_DIED):
+        reason += (" (the head's Ray Client server process for this driver died as it started: "
+                   f"start the head with {_NO_GRPC_FORK_HANDLERS}, see docs/SWEEPS.md)")
+    return reason
 
 
 @contextlib.contextmanager

@@ -1,4 +1,6 @@
-"""Chunked gated delta rule in plain torch (REFERENCE.md section 3), fast enough for CPU proxies.
+"""Chunked gated delta rule in plain torch, fast enough for CPU proxies.
+
+The rule and its chunked form: docs/BACKGROUND.md, "The gated delta rule".
 
 Per head the recurrence is  S_t = a_t (I - b_t k_t k_t^T) S_{t-1} + b_t k_t v_t^T,  o_t = S_t^T q_t
 with a_t = exp(g_t). Stepping it token by token is T tiny matmuls; the chunked (WY) form turns the

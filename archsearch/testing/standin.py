@@ -1,10 +1,12 @@
-"""A synthetic trainer with ``train_proxy``'s signature, for exercising the sweep machinery.
+"""For tests and benchmarks only: a synthetic trainer with ``train_proxy``'s signature, for
+exercising the sweep machinery.
 
 It builds no model and reads no data: losses are a smooth, seeded function of the pattern, the
 learning rate and the step, so a sweep of it is fast and deterministic. It reports every metric a
 real trial reports, writes checkpoints it can resume from, and diverges (NaN, raising like the
 real trainer) when ``training.lr`` is at least ``diverge_lr``. Tests inject it through
-``run_sweep(train_fn=...)``; it lives in the package so Ray workers can import it by name.
+``run_sweep(train_fn=...)``; it lives in the package (``archsearch.testing``, not ``tests/``)
+so that Ray workers can import it by name.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Open a page in headless Chromium and report what a reader would see.
+"""Test helper: open a page in headless Chromium and report what a reader would see.
 
 Chromium is driven over the DevTools protocol through ``--remote-debugging-pipe``: commands go in
 on the browser's file descriptor 3 and replies come out on 4, as NUL-terminated JSON. A pipe
