@@ -1,9 +1,9 @@
 """Full-size targets: a real model's dimensions, into which a layer pattern is placed.
 
-A ``Target`` fixes everything but the layer stack. ``olmo-hybrid-7b`` is Olmo Hybrid 7B: hidden
-3840, SwiGLU 11008, 30 attention heads of 128 (full attention, QK-norm, RoPE theta 500000), GDN
-with 30 key/value heads of 96/192 dims, conv 4, negative eigenvalues allowed, dolma2 vocabulary
-100352, untied embeddings, 65536 positions. Sliding-window symbols (``S``) get Olmo 3's window of
+A ``Target`` fixes everything but the layer stack. ``olmo-hybrid-7b`` is Olmo Hybrid 7B
+(docs/BACKGROUND.md, "The 7B model"): hidden 3840, SwiGLU 11008, 30 attention heads of 128 (full
+attention, QK-norm, RoPE theta 500000), GDN with 30 key/value heads of 96/192 dims, conv 4,
+negative eigenvalues allowed, dolma2 vocabulary 100352, untied embeddings, 65536 positions. Sliding-window symbols (``S``) get Olmo 3's window of
 4096 tokens. ``olmo_hybrid_7b_config`` is that model with its own stack, ``(GGGA)*8``:
 7,430,870,688 parameters.
 
