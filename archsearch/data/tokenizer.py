@@ -25,6 +25,7 @@ import numpy as np
 
 from archsearch.data.cache import atomic_write_bytes, cache_key, file_lock
 from archsearch.errors import ArchsearchError
+from archsearch.space.rules import MIN_BPE_VOCAB
 
 EOD_TOKEN = "<|endoftext|>"
 EOD_CANDIDATES = (EOD_TOKEN, "<|end_of_text|>", "</s>", "<eos>", "<|eos|>", "<|im_end|>")
@@ -32,7 +33,6 @@ BPE_VERSION = 1
 BPE_MAX_CHARS = 200_000_000
 """A BPE is trained on at most this many characters (the corpus's first documents): merges
 settle long before that, and a proxy sweep should not spend minutes on its tokenizer."""
-MIN_BPE_VOCAB = 260  # 256 bytes, the end-of-text token and a few merges
 
 
 @dataclass
