@@ -28,6 +28,7 @@ from typing import Any, Literal
 from archsearch.errors import ArchsearchError
 from archsearch.pattern import canonical, generate
 from archsearch.pattern.generate import PLACEMENTS, parse_ratio
+from archsearch.pattern.grammar import MAX_LAYERS
 
 # the built-in symbols' kinds (read-only: shared by every caller)
 DEFAULT_KINDS: Mapping[str, str] = MappingProxyType({"A": "attention", "S": "attention",
@@ -53,8 +54,9 @@ class PatternRule:
 
     def at_depth(self, depth: int) -> tuple[str, ...]:
         """The layer symbols at ``depth``; raises RuleError if the rule cannot reach it."""
-        if depth < 1:
-            raise RuleError(f"depth must be at least 1, got {depth}")
+        if not 1 <= depth <= MAX_LAYERS:
+            raise RuleError(f"depth must be in 1 .. {MAX_LAYERS} (the deepest stack a pattern "
+                            f"may have), got {depth}")
         if self.kind == "generate":
             assert self.ratio is not None and self.placement is not None
             try:

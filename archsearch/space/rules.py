@@ -18,6 +18,8 @@ import difflib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from archsearch.pattern.grammar import MAX_LAYERS
+
 Rule = Callable[[Any], "str | None"]
 """The problem with a value, as the end of a sentence ("must be positive, got 0"), or None."""
 
@@ -62,6 +64,15 @@ def at_least(low: float, unit: str = "") -> Rule:
     def rule(x: Any) -> str | None:
         return None if x >= low else f"must be at least {low}{after}, got {x!r}"
     return rule
+
+
+def layer_count(x: Any) -> str | None:
+    """A stack's depth: the grammar's limit holds for generated stacks too."""
+    return None if 1 <= x <= MAX_LAYERS else f"must be in 1 .. {MAX_LAYERS} layers, got {x!r}"
+
+
+def layer_counts(items: Any) -> str | None:
+    return next((layer_count(x) for x in items if layer_count(x)), None)
 
 
 def fraction(x: Any) -> str | None:

@@ -24,6 +24,8 @@ from archsearch.space.rules import (
     fraction,
     gpu_share,
     increasing_steps,
+    layer_count,
+    layer_counts,
     increasing_positive,
     non_empty,
     non_negative,
@@ -107,7 +109,7 @@ class ModelSection:
     n_heads: int = checked(4, positive)  # divides d_model unless every symbol sets its head width
     n_kv_heads: int | None = checked(None, positive)  # default: n_heads; must divide n_heads
     # if set, every pattern must have this many layers (at most MAX_LAYERS, pattern/grammar.py)
-    depth: int | None = checked(None, positive)
+    depth: int | None = checked(None, layer_count)
     # SwiGLU hidden width; default: mlp_ratio * d_model
     mlp_hidden: int | None = checked(None, positive)
     mlp_ratio: float = checked(2.75, positive)
@@ -126,7 +128,7 @@ class PatternGenerator:
 
     ratios: list[str] = field(default_factory=lambda: ["3:1"])  # linear:attention
     placements: list[str | list[int]] = field(default_factory=lambda: ["even_end"])
-    depths: list[int] | None = None  # default: [model.depth]
+    depths: list[int] | None = checked(None, layer_counts)  # default: [model.depth]
     linear: str = "G"
     attention: str = "A"
 
@@ -263,8 +265,8 @@ class LadderSection:
     metrics: list[str] = field(default_factory=lambda: ["val_loss", "semantic_loss", "copy_loss"])
     target_params: float = 7_430_870_688  # extrapolate to this size (Olmo Hybrid 7B) ...
     target_tokens: float = 6e12  # ... trained on this many tokens
-    bootstrap: int = 200  # resamples for the fit intervals
-    seed: int = 0  # of the bootstrap
+    bootstrap: int = checked(200, positive)  # resamples for the fit intervals
+    seed: int = checked(0, seed)  # of the bootstrap
 
 
 @dataclass(frozen=True)
