@@ -106,7 +106,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> object:
     return tok
 
 
-_LONG_RUN = re.compile(r"\S{%d}" % MAX_RUN_CHARS)
+_LONG_RUN = re.compile(rf"\S{{{MAX_RUN_CHARS}}}")
 
 
 def _short_runs(text: str) -> str:

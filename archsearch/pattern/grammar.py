@@ -143,7 +143,7 @@ def _shortest(layers: str) -> _Spelling:
     n = len(layers)
     best: dict[tuple[int, int], _Spelling] = {}
     for length in range(1, n + 1):
-        for i in range(0, n - length + 1):
+        for i in range(n - length + 1):
             j = i + length
             if length == 1:
                 best[i, j] = (1, 0, layers[i])

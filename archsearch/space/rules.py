@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -120,7 +121,7 @@ def one_of_each(known: Sequence[str], what: str) -> Rule:
 def increasing_positive(items: Any) -> str | None:
     """Bucket edges: positive integers in increasing order (each names a bucket from it up to
     the next edge, so an unsorted or repeated edge would describe a different bucket)."""
-    if any(b < 1 for b in items) or any(a >= b for a, b in zip(items, items[1:], strict=False)):
+    if any(b < 1 for b in items) or any(a >= b for a, b in itertools.pairwise(items)):
         return f"must be positive run lengths in increasing order, got {list(items)}"
     return None
 
@@ -128,7 +129,7 @@ def increasing_positive(items: Any) -> str | None:
 def increasing_steps(steps: Any) -> str | None:
     """``resources.gpus_by_params``: each step covers sizes up to its own, after the one before."""
     sizes = [step.up_to_params for step in steps]
-    if any(a >= b for a, b in zip(sizes, sizes[1:], strict=False)):
+    if any(a >= b for a, b in itertools.pairwise(sizes)):
         return f"list the steps by increasing up_to_params, each size once, got {sizes}"
     return None
 
