@@ -86,11 +86,21 @@ def open_fraction(x: Any) -> str | None:
     return None if 0 < x < 1 else f"must be in (0, 1) (both sides need documents), got {x!r}"
 
 
+def tolerance_fraction(x: Any) -> str | None:
+    return None if 0 < x < 1 else f"a fraction in (0, 1) such as 0.02, got {x!r}"
+
+
+def greater_than(low: float) -> Rule:
+    def rule(x: Any) -> str | None:
+        return None if x > low else f"must be greater than {low}, got {x!r}"
+    return rule
+
+
 def closed_fraction(x: Any) -> str | None:
     return None if 0 <= x <= 1 else f"must be in [0, 1], got {x!r}"
 
 
-def seed(x: Any) -> str | None:
+def seed_value(x: Any) -> str | None:
     # seeds feed numpy's and Optuna's generators, which take 0 .. 2**32 - 1
     return None if 0 <= x < 2**32 else f"must be in [0, 2**32), got {x!r}"
 

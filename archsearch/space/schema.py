@@ -23,6 +23,7 @@ from archsearch.space.rules import (
     folder_name,
     fraction,
     gpu_share,
+    greater_than,
     increasing_positive,
     increasing_steps,
     layer_count,
@@ -32,7 +33,8 @@ from archsearch.space.rules import (
     one_of_each,
     open_fraction,
     positive,
-    seed,
+    seed_value,
+    tolerance_fraction,
 )
 
 MIN_PROBE_LEN = 32  # the shortest evaluation.probe_len at which every probe has both splits
@@ -98,8 +100,10 @@ class MatchSection:
     resize: Literal["d_model", "mlp", "gdn_head"]  # mlp: mlp_hidden; gdn_head: GDN head_dim_k
     measure: Literal["non_embedding_params", "params", "train_flops_per_token"] = (
         "non_embedding_params")
-    tolerance: float = 0.02  # largest allowed |size - target| / target, in (0, 1)
-    multiple_of: int | None = None  # resized values are multiples of this (default: see docs)
+    # largest allowed |size - target| / target
+    tolerance: float = checked(0.02, tolerance_fraction)
+    # resized values are multiples of this (default: see docs)
+    multiple_of: int | None = checked(None, positive)
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ class DataSection:
     probe_fraction: float = checked(0.0, fraction)
     probes: list[str] = checked(default_factory=lambda: list(PROBE_NAMES),
                                 rule=one_of_each(PROBE_NAMES, "probe"))
-    seed: int = checked(0, seed)
+    seed: int = checked(0, seed_value)
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class TrainingSection:
     warmup_fraction: float = checked(0.05, fraction)
     min_lr_ratio: float = checked(0.1, closed_fraction)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    seed: int = checked(0, seed)
+    seed: int = checked(0, seed_value)
     checkpoint_every: int = checked(50, positive)  # optimiser steps between checkpoints
 
 
@@ -216,7 +220,7 @@ class AshaSection:
     mode: Literal["min", "max"] = "min"
     # evaluations before a trial can be stopped
     grace_period: int = checked(2, at_least(1, "evaluation"))
-    reduction_factor: float = 2.0  # greater than 1
+    reduction_factor: float = checked(2.0, greater_than(1))
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,7 @@ class SearchSection:
     algorithm: Literal["tpe", "nsga2", "gp", "random", "grid"] = "tpe"
     samples: int = checked(8, at_least(1))  # trials to run (grid: at most the grid's size)
     concurrency: int = checked(2, at_least(1))  # trials at once
-    seed: int = checked(0, seed)
+    seed: int = checked(0, seed_value)
     asha: AshaSection | None = None
     # retries of a crashed trial from its last checkpoint
     max_failures: int = checked(1, non_negative)
@@ -266,7 +270,7 @@ class LadderSection:
     target_params: float = 7_430_870_688  # extrapolate to this size (Olmo Hybrid 7B) ...
     target_tokens: float = 6e12  # ... trained on this many tokens
     bootstrap: int = checked(200, positive)  # resamples for the fit intervals
-    seed: int = checked(0, seed)  # of the bootstrap
+    seed: int = checked(0, seed_value)  # of the bootstrap
 
 
 @dataclass(frozen=True)

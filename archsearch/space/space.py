@@ -209,7 +209,7 @@ class SearchSpace:
                 if size < MIN_BPE_VOCAB:
                     raise self._fail(("data", "vocab_size"), f"a byte-level BPE needs at least "
                                                              f"{MIN_BPE_VOCAB}, got {size}")
-        for i, tokenizer in enumerate(tokenizers):
+        for tokenizer in tokenizers:
             if tokenizer != "bpe" and not _is_uri(tokenizer) and not Path(
                     os.path.expanduser(tokenizer)).exists():
                 raise self._fail(("data", "tokenizer"), f"no such tokenizer file or folder "
@@ -255,8 +255,6 @@ class SearchSpace:
                 if isinstance(tunable.distribution, Uniform):
                     raise self._fail(_split(tunable.name), "grid search needs finite values: "
                                                            "use 'choices' or 'int'")
-        if search.asha is not None and search.asha.reduction_factor <= 1:
-            raise self._fail(("search", "asha", "reduction_factor"), "must be greater than 1")
 
     # ------------------------------------------------------------ matched size
 
@@ -288,11 +286,6 @@ class SearchSpace:
         if self.spec.ladder is not None:
             raise self._fail(base, "cannot be used with a ladder section (archsearch scale sets "
                                    "each rung's sizes itself); remove one of them")
-        if not 0 < rule.tolerance < 1:
-            raise self._fail((*base, "tolerance"), f"a fraction in (0, 1) such as 0.02, got "
-                                                   f"{rule.tolerance!r}")
-        if rule.multiple_of is not None and rule.multiple_of < 1:
-            raise self._fail((*base, "multiple_of"), f"must be positive, got {rule.multiple_of}")
         resized = _RESIZED_BY[rule.resize]
         for tunable in self.tunables:
             if tunable.name in resized or (tunable.symbol and rule.resize == "gdn_head"
