@@ -288,7 +288,8 @@ def test_yaml_aliases_never_blow_up(fan_out, levels):
 @settings(max_examples=30, deadline=None)
 def test_deep_nesting_is_refused_with_the_limit(depth, opener):
     closer = "]" if opener == "[" else "}"
-    text = f"name: x\npatterns: {{candidates: [A]}}\ndescription: {opener * depth}1{closer * depth}\n"
+    nested = f"{opener * depth}1{closer * depth}"
+    text = f"name: x\npatterns: {{candidates: [A]}}\ndescription: {nested}\n"
     with time_limit(20):
         try:
             SearchSpace.from_text(text, "deep.yaml")
@@ -408,7 +409,8 @@ bad_numbers = st.sampled_from(["-1", "0", "-100000", "99999999999"])
     ["sweep", "{root}/space.yaml", "--set", "evaluation.bootstrap={n}", "--storage",
      "{root}/afile"],
 ]), bad_numbers)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_cli_bad_numbers_never_trace_back(places, capsys, argv, number):
     """Numbers out of range in any verb: exit 0 (the value was fine) or 2 with one error line;
     never a traceback (pytest would show it), never a hang. No case here reaches Ray: storage is

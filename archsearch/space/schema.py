@@ -66,7 +66,8 @@ class GDNSymbol:
     TUNABLE: ClassVar[bool] = True
     kind: Literal["gdn"] = "gdn"
     heads: int | None = checked(None, positive)  # key heads; default: model.n_heads
-    v_heads: int | None = checked(None, positive)  # value heads, a multiple of heads; default: heads
+    # value heads, a multiple of heads; default: heads
+    v_heads: int | None = checked(None, positive)
     # default: 3/4 of model.d_model // heads (96 at 7B; then heads must divide d_model)
     head_dim_k: int | None = checked(None, positive)
     expand_v: float = checked(2.0, positive)  # value head dim = expand_v * head_dim_k
