@@ -1,7 +1,7 @@
 """Bad input, as a new user would write it: every case fails at once with the project's one-line
 error (or works), never with a traceback, a hang, or a trial that fails later.
 
-Four classes (issue 15, "Bad input and faults"): spaces that ``validate`` used to accept and
+Four classes (issue 15, "Bad input and faults"), and corpora: spaces that ``validate`` used to accept and
 whose trials then failed; inputs that raised tracebacks; inputs that hung; CLI misuses. Each
 known case is a row of a table below, and generators (hypothesis) draw many more of each class.
 The oracles are real: a space that validates must build every candidate's model and run it
@@ -422,3 +422,43 @@ def test_cli_bad_numbers_never_trace_back(places, capsys, argv, number):
     assert code in (0, 2), err
     if code == 2:
         assert err.startswith(f"archsearch {argv[0]}: error:") and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------- corpora
+
+
+def test_an_overlong_line_streams_and_is_cut_without_loss(tmp_path):
+    """A text file that is one enormous line: read in pieces, cut into documents of at most
+    MAX_DOCUMENT_CHARS, every character kept (multi-byte characters across piece edges too)."""
+    from archsearch.data.corpus import MAX_DOCUMENT_CHARS, read_text_file
+
+    text = "é" * (2 * MAX_DOCUMENT_CHARS + 5) + "\n"
+    path = tmp_path / "one_line.txt"
+    path.write_text(text + "<|endoftext|>\nshort\n")
+    docs = list(read_text_file(path))
+    assert [len(d.text) for d in docs] == [MAX_DOCUMENT_CHARS, MAX_DOCUMENT_CHARS, 6, 6]
+    assert "".join(d.text for d in docs[:3]) == text
+    assert [d.origin.rsplit(":", 1)[1] for d in docs] == ["1", "1 part 2", "1 part 3", "3"]
+
+
+def test_a_jsonl_line_past_the_cap_is_a_one_line_error(tmp_path, monkeypatch):
+    import archsearch.data.corpus as corpus
+
+    monkeypatch.setattr(corpus, "READ_BYTES", 1024)
+    monkeypatch.setattr(corpus, "MAX_JSONL_LINE_BYTES", 4 << 20)
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "' + "x" * (5 << 20) + '"}\n')
+    with pytest.raises(ArchsearchError, match=r"big.jsonl:2: line longer than 4 MB"):
+        list(corpus.iter_file_documents(path))
+
+
+def test_bpe_learns_merges_from_a_blob_in_seconds():
+    """A long run without whitespace used to take the BPE trainer minutes (a 50 MB one aborted
+    the process); the trainer now sees it in runs of MAX_RUN_CHARS."""
+    from archsearch.data.builtin import generate_corpus
+    from archsearch.data.tokenizer import train_bpe
+
+    texts = [d.text for d in generate_corpus(20, 0)] + ["ab" * 200_000, "q" * 300_000]
+    with time_limit(20):
+        tokenizer = train_bpe(texts, 300)
+    assert tokenizer.get_vocab_size() == 300
