@@ -1,9 +1,10 @@
 """Bad input, as a new user would write it: every case fails at once with the project's one-line
 error (or works), never with a traceback, a hang, or a trial that fails later.
 
-Four classes (issue 15, "Bad input and faults"), and corpora: spaces that ``validate`` used to accept and
-whose trials then failed; inputs that raised tracebacks; inputs that hung; CLI misuses. Each
-known case is a row of a table below, and generators (hypothesis) draw many more of each class.
+Four classes (issue 15, "Bad input and faults"): spaces that ``validate`` used to accept and
+whose trials then failed; inputs that raised tracebacks; inputs that hung; CLI misuses; and
+corpora with overlong lines. Each known case is a row of a table below, and generators
+(hypothesis) draw many more of each class.
 The oracles are real: a space that validates must build every candidate's model and run it
 forward, and its data settings must prepare (``prepare_data`` on a tiny built-in corpus).
 Nothing here starts Ray or trains.
