@@ -1,7 +1,7 @@
 """Bad input, as a new user would write it: every case fails at once with the project's one-line
 error (or works), never with a traceback, a hang, or a trial that fails later.
 
-Four classes (issue 15, "Bad input and faults"): spaces that ``validate`` used to accept and
+Five classes (issue 15, "Bad input and faults"): spaces that ``validate`` used to accept and
 whose trials then failed; inputs that raised tracebacks; inputs that hung; CLI misuses; and
 corpora with overlong lines. Each known case is a row of a table below, and generators
 (hypothesis) draw many more of each class.
@@ -443,7 +443,7 @@ def test_an_overlong_line_streams_and_is_cut_without_loss(tmp_path):
 
 
 def test_a_jsonl_line_past_the_cap_is_a_one_line_error(tmp_path, monkeypatch):
-    import archsearch.data.corpus as corpus
+    from archsearch.data import corpus
 
     monkeypatch.setattr(corpus, "READ_BYTES", 1024)
     monkeypatch.setattr(corpus, "MAX_JSONL_LINE_BYTES", 4 << 20)
