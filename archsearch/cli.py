@@ -28,6 +28,10 @@ def _validate(args: argparse.Namespace) -> int:
     from archsearch.summary import describe_space
 
     space = SearchSpace.load(args.space)
+    if space.spec.ladder is not None:  # `scale` must not find a fault validate could have seen
+        from archsearch.scaling.ladder import load_ladder_space
+
+        load_ladder_space(args.space)
     print(describe_space(space))
     return 0
 
@@ -131,6 +135,8 @@ def _recommend(args: argparse.Namespace) -> int:
     from archsearch.scaling.recommend import parse_weights, recommend
     from archsearch.scaling.render import as_dict, render
 
+    if args.bootstrap is not None and args.bootstrap < 1:
+        raise ArchsearchError(f"--bootstrap: must be at least 1 resample, got {args.bootstrap}")
     rec = recommend(args.dir, parse_weights(args.weights), target=args.target,
                     target_params=args.target_params, target_tokens=args.target_tokens,
                     bootstrap=args.bootstrap)
@@ -139,6 +145,9 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from archsearch.export.folder import check_output_folder
+
+    check_output_folder(args.out, overwrite=args.overwrite)
     if args.checkpoint is not None:
         if args.format != "hf":
             raise ArchsearchError(f"--checkpoint exports proxy weights to hf only, not "
@@ -305,7 +314,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:
                         "target's depth for --from)")
     p.add_argument("--weights", action="append", metavar="M=W,...",
                    help="with --from: objective weights, as for recommend")
-    p.add_argument("out", help="the output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder that already holds files (files of the same "
+                        "name are replaced; default: refuse)")
+    p.add_argument("out", help="the output folder (new or empty, unless --overwrite)")
     return parser, verbs
 
 

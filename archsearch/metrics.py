@@ -24,6 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+# The names a space file may list (data.probes, evaluation.categories); each also names metrics.
+# The probe order is fixed: it sets each probe's task-marker id (archsearch/data/probes).
+PROBE_NAMES: tuple[str, ...] = ("copy", "mqar", "s5", "parity", "entity", "brackets")
+WORD_CLASSES: tuple[str, ...] = (  # in code order (archsearch/data/categories.py)
+    "content", "function", "number", "punctuation", "delim_open", "delim_close", "other")
+FLAG_CATEGORIES: tuple[str, ...] = ("copy",)  # flags on top of a token's word class
+CATEGORY_NAMES: tuple[str, ...] = WORD_CLASSES + FLAG_CATEGORIES
+
 HEADLINE = ("val_loss", "semantic_loss", "copy_loss", "function_loss")
 COST = ("params", "non_embedding_params", "train_flops_per_token", "inference_bytes")
 TRAINING = ("train_loss", "tokens_per_s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 from archsearch.data.prepare import entry_key, prepare_data
 from archsearch.data.probes import IGNORE
 from archsearch.errors import ArchsearchError
+from archsearch.space import SearchSpace
 from archsearch.space.schema import DataSection, EvaluationSection
 
 DATA = DataSection(builtin_documents=80, vocab_size=400, seq_len=64, validation_fraction=0.1)
@@ -173,19 +175,28 @@ def test_file_corpus_and_local_tokenizer(tmp_path: Path) -> None:
     assert p3.eod_id == p.eod_id
 
 
-def test_bad_settings_name_the_field(tmp_path: Path) -> None:
-    with pytest.raises(ArchsearchError, match="evaluation.categories: unknown category 'verbs'"):
-        prepare_data(DATA, EvaluationSection(categories=["verbs"]), tmp_path)
-    with pytest.raises(ArchsearchError, match="data.probes: unknown probe 'sudoku'"):
-        prepare_data(DataSection(**{**DATA.__dict__, "probes": ["sudoku"]}), EVAL, tmp_path)
+@pytest.mark.parametrize(("patch", "message"), [
+    ("evaluation: {categories: [verbs]}", "evaluation.categories: unknown category 'verbs'"),
+    ("data: {probes: [sudoku]}", "data.probes: unknown probe 'sudoku'"),
+    ("data: {validation_fraction: 0.0}", "data.validation_fraction: must be in (0, 1)"),
+    ("data: {vocab_size: 100}", "data.vocab_size: a byte-level BPE needs at least 260"),
+    ("data: {seq_len: 8}", "data.seq_len: must be at least 16"),
+    ("data: {builtin_documents: 1}", "data.builtin_documents: must be at least 2"),
+    ("evaluation: {copy_buckets: [8, 4]}", "evaluation.copy_buckets: must be positive run"),
+])
+def test_settings_prepare_relies_on_are_rejected_when_the_space_loads(patch: str,
+                                                                       message: str) -> None:
+    """prepare_data takes a validated space's settings: each rule is checked once, at load."""
+    text = f"name: x\npatterns: {{candidates: [A]}}\n{patch}\n"
+    with pytest.raises(ArchsearchError, match=re.escape(message)):
+        SearchSpace.from_text(text, "bad.yaml")
+
+
+def test_missing_files_name_the_file(tmp_path: Path) -> None:
+    """Files can vanish after validation: prepare_data still names them."""
     with pytest.raises(ArchsearchError, match="no such tokenizer"):
         prepare_data(DataSection(**{**DATA.__dict__, "tokenizer": str(tmp_path / "t.json")}),
                      EVAL, tmp_path)
-    with pytest.raises(ArchsearchError, match="data.validation_fraction"):
-        prepare_data(DataSection(**{**DATA.__dict__, "validation_fraction": 0.0}), EVAL,
-                     tmp_path)
-    with pytest.raises(ArchsearchError, match="data.vocab_size"):
-        prepare_data(DataSection(**{**DATA.__dict__, "vocab_size": 100}), EVAL, tmp_path)
     with pytest.raises(ArchsearchError, match="missing.txt: no such file"):
         prepare_data(DataSection(corpus=str(tmp_path / "missing.txt")), EVAL, tmp_path)
 

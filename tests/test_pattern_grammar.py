@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from archsearch.errors import PatternError
 from archsearch.pattern import canonical, normalize, parse
+from archsearch.pattern.grammar import MAX_GROUPS, MAX_LAYERS
 
 SYMBOLS = "AGS"
 layer_lists = st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=40)
@@ -64,8 +65,17 @@ def test_errors_point_at_the_fault(pattern, message, position):
 
 
 def test_huge_expansion_is_refused():
-    with pytest.raises(PatternError, match="more than"):
+    with pytest.raises(PatternError, match="larger than the 256 layers"):
         parse("(A*999)*999", SYMBOLS)
+    with pytest.raises(PatternError, match="more than 256 layers"):
+        parse("(A*200)*2", SYMBOLS)
+    assert len(parse("(GGGA)*64", SYMBOLS)) == MAX_LAYERS == 256
+
+
+def test_deep_nesting_is_refused_at_the_limit():
+    assert parse("(" * MAX_GROUPS + "A" + ")" * MAX_GROUPS, SYMBOLS) == ["A"]
+    with pytest.raises(PatternError, match=f"nested more than {MAX_GROUPS} deep"):
+        parse("(" * (MAX_GROUPS + 1) + "A" + ")" * (MAX_GROUPS + 1), SYMBOLS)
 
 
 @given(layer_lists)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from archsearch.errors import ArchsearchError
 from archsearch.pattern import parse
 from archsearch.space import SearchSpace
+from archsearch.space.build import hybrid_config
 
 QUICKSTART = yaml.safe_load(
     (Path(__file__).resolve().parents[1] / "search_spaces/quickstart.yaml").read_text()
@@ -53,7 +54,8 @@ def _check(text: str) -> None:
     except ArchsearchError as err:
         assert str(err).startswith("fuzz.yaml"), str(err)
         return
-    space.sample(2, seed=0)  # whatever validates must also sample
+    for config in space.sample(2, seed=0):  # whatever validates must also sample...
+        hybrid_config(config)  # ...and build its models (tests/test_fuzz_bad_input.py runs them)
 
 
 @given(st.sampled_from(PATHS), values)

@@ -32,20 +32,14 @@ from archsearch.data.lexicon import (
     NUMBER_WORDS,
     OPEN_DELIMITERS,
 )
+from archsearch.metrics import FLAG_CATEGORIES as _FLAGS
+from archsearch.metrics import WORD_CLASSES
 
-CATEGORIES: tuple[str, ...] = (
-    "content",
-    "function",
-    "number",
-    "punctuation",
-    "delim_open",
-    "delim_close",
-    "other",
-)
+CATEGORIES: tuple[str, ...] = WORD_CLASSES
 """Word classes, in code order: ``CATEGORIES[code]`` is the name of code ``code``."""
 
 CATEGORY_CODE: dict[str, int] = {name: i for i, name in enumerate(CATEGORIES)}
-FLAG_CATEGORIES: tuple[str, ...] = ("copy",)
+FLAG_CATEGORIES: tuple[str, ...] = _FLAGS  # the names live in archsearch.metrics
 """Categories that are flags on top of the word class (a token may be in one and a class)."""
 ALL_CATEGORIES: tuple[str, ...] = CATEGORIES + FLAG_CATEGORIES
 

@@ -17,10 +17,17 @@ Formats (``data.format``; ``auto`` picks by extension):
 
 Every bad input raises ``ArchsearchError`` naming the file (and line, or column).
 Whitespace-only documents are skipped.
+
+Length caps, so that no file can exhaust memory or hang the tokenizer: a document longer than
+``MAX_DOCUMENT_CHARS`` characters is cut into consecutive documents of at most that length
+(origin ``file:line part 2`` ...; nothing is dropped, but copy matches do not cross a cut).
+Text files are read ``READ_BYTES`` at a time, so a file that is one endless line streams like
+any other; a JSONL line longer than ``MAX_JSONL_LINE_BYTES`` is an error naming it.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import hashlib
@@ -39,6 +46,10 @@ JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 KNOWN_EXTENSIONS = TEXT_EXTENSIONS + JSONL_EXTENSIONS + PARQUET_EXTENSIONS
 FORMATS = ("auto", "text", "jsonl", "parquet")
+# about 250k tokens: far beyond any proxy's context, small enough for one tokenizer call
+MAX_DOCUMENT_CHARS = 1_000_000
+READ_BYTES = 1 << 20  # a line is read at most this many bytes at a time
+MAX_JSONL_LINE_BYTES = 64 << 20  # a JSON record is parsed whole: refuse a line longer than this
 
 
 @dataclass(frozen=True)
@@ -115,35 +126,95 @@ def _decode(raw: bytes, path: Path, line_no: int) -> str:
             f"{err.start + 1})") from None
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _read_pieces(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """``(line number, bytes, whole)``: each line, in pieces of at most ``READ_BYTES`` when it is
+    longer (``whole`` is True for a line read in one piece)."""
     with _open_binary(path) as f:
+        line_no, continued = 1, False
         try:
-            yield from enumerate(f, start=1)
+            while raw := f.readline(READ_BYTES):
+                ends = raw.endswith(b"\n")
+                yield line_no, raw, ends and not continued
+                continued = not ends
+                line_no += ends
         except (OSError, EOFError, gzip.BadGzipFile) as err:
             raise ArchsearchError(f"{path}: cannot read: {err}") from None
 
 
+def _read_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Whole lines; a line longer than ``max_bytes`` is an error naming it."""
+    held: list[bytes] = []
+    size = 0
+    for line_no, raw, whole in _read_pieces(path):
+        if whole:
+            yield line_no, raw
+            continue
+        held.append(raw)
+        size += len(raw)
+        if size > max_bytes:
+            raise ArchsearchError(f"{path}:{line_no}: line longer than {max_bytes >> 20} MB; "
+                                  "split the record")
+        if raw.endswith(b"\n"):
+            yield line_no, b"".join(held)
+            held, size = [], 0
+    if held:
+        yield line_no, b"".join(held)
+
+
 def read_text_file(path: Path) -> Iterator[Document]:
-    """Documents of a plain-text file (separated by ``<|endoftext|>`` lines, if any)."""
+    """Documents of a plain-text file (separated by ``<|endoftext|>`` lines, if any), each at
+    most ``MAX_DOCUMENT_CHARS`` long (a longer one continues in the next)."""
     parts: list[str] = []
-    start = 1
-    for line_no, raw in _read_lines(path):
-        line = _decode(raw, path, line_no)
-        if line.strip() == DOC_SEPARATOR_LINE:
+    size, start, part = 0, 1, 1
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    column = 0  # bytes of the current line in earlier pieces
+    for line_no, raw, whole in _read_pieces(path):
+        try:
+            line = decoder.decode(raw)
+        except UnicodeDecodeError as err:
+            byte = raw[min(err.start, len(raw) - 1)]
+            raise ArchsearchError(f"{path}:{line_no}: not valid UTF-8 (byte 0x{byte:02x} at "
+                                  f"column {column + err.start + 1})") from None
+        column = 0 if raw.endswith(b"\n") else column + len(raw)
+        if whole and line.strip() == DOC_SEPARATOR_LINE:
             text = "".join(parts)
             if text.strip():
-                yield Document(text, f"{path}:{start}")
-            parts, start = [], line_no + 1
-        else:
-            parts.append(line)
-    text = "".join(parts)
+                yield Document(text, _origin(path, start, part))
+            parts, size, start, part = [], 0, line_no + 1, 1
+            continue
+        parts.append(line)
+        size += len(line)
+        while size >= MAX_DOCUMENT_CHARS:  # an overlong document continues in the next one
+            text = "".join(parts)
+            if text[:MAX_DOCUMENT_CHARS].strip():
+                yield Document(text[:MAX_DOCUMENT_CHARS], _origin(path, start, part))
+                part += 1
+            parts = [text[MAX_DOCUMENT_CHARS:]]
+            size = len(parts[0])
+    text = "".join(parts) + decoder.decode(b"", final=True)
     if text.strip():
-        yield Document(text, f"{path}:{start}")
+        yield Document(text, _origin(path, start, part))
+
+
+def _origin(path: Path, line: int, part: int) -> str:
+    return f"{path}:{line}" + (f" part {part}" if part > 1 else "")
+
+
+def _cut(docs: Iterator[Document]) -> Iterator[Document]:
+    """Each document, cut into pieces of at most ``MAX_DOCUMENT_CHARS`` characters."""
+    for doc in docs:
+        if len(doc.text) <= MAX_DOCUMENT_CHARS:
+            yield doc
+            continue
+        for k, i in enumerate(range(0, len(doc.text), MAX_DOCUMENT_CHARS), start=1):
+            piece = doc.text[i:i + MAX_DOCUMENT_CHARS]
+            if piece.strip():
+                yield Document(piece, doc.origin + (f" part {k}" if k > 1 else ""))
 
 
 def read_jsonl_file(path: Path, text_field: str) -> Iterator[Document]:
     """Documents of a JSONL file: the string in ``text_field`` of each line's object."""
-    for line_no, raw in _read_lines(path):
+    for line_no, raw in _read_lines(path, MAX_JSONL_LINE_BYTES):
         line = _decode(raw, path, line_no)
         if not line.strip():
             continue
@@ -207,8 +278,8 @@ def iter_file_documents(path: Path, fmt: str = "auto", text_field: str = "text")
     if kind == "text":
         return read_text_file(path)
     if kind == "jsonl":
-        return read_jsonl_file(path, text_field)
-    return read_parquet_file(path, text_field)
+        return _cut(read_jsonl_file(path, text_field))
+    return _cut(read_parquet_file(path, text_field))
 
 
 def iter_documents(spec: str, fmt: str = "auto", text_field: str = "text") -> Iterator[Document]:

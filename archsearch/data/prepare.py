@@ -37,7 +37,6 @@ from archsearch.data.cache import (
     new_staging_dir,
     publish_dir,
 )
-from archsearch.data.categories import ALL_CATEGORIES
 from archsearch.data.corpus import Document, corpus_fingerprint, iter_documents
 from archsearch.data.labels import TokenLabels, label_document
 from archsearch.data.probes import BLOCK_SIZE, Probe, ProbeSequence, build_probes, probe_vocab
@@ -51,11 +50,10 @@ from archsearch.data.tokenizer import (
     tokenizer_fingerprint,
 )
 from archsearch.errors import ArchsearchError
-from archsearch.space.schema import MIN_PROBE_LEN, DataSection, EvaluationSection
+from archsearch.space.schema import DataSection, EvaluationSection
 
 PREP_VERSION = 2  # bump when the cached arrays change (2: labels gained copy_source)
 ENCODE_BATCH = 256
-MIN_SEQ_LEN = 16
 
 
 def default_cache_dir() -> Path:
@@ -116,50 +114,6 @@ class PreparedData:
 
 
 # ---------------------------------------------------------------- settings
-
-
-def _check_settings(data: DataSection, evaluation: EvaluationSection) -> None:
-    def bad(name: str, message: str) -> ArchsearchError:
-        return ArchsearchError(f"{name}: {message}")
-
-    if data.seq_len < MIN_SEQ_LEN:
-        raise bad("data.seq_len", f"must be at least {MIN_SEQ_LEN}, got {data.seq_len}")
-    if not 0.0 < data.validation_fraction < 1.0:
-        raise bad("data.validation_fraction", f"must be in (0, 1), got {data.validation_fraction}")
-    if not 0.0 <= data.probe_fraction <= 1.0:
-        raise bad("data.probe_fraction", f"must be in [0, 1], got {data.probe_fraction}")
-    if data.probe_fraction >= 1.0 and data.probes:
-        raise bad("data.probe_fraction", "1.0 leaves no text in training; use < 1")
-    if data.max_documents is not None and data.max_documents < 2:
-        raise bad("data.max_documents", f"must be at least 2, got {data.max_documents}")
-    if data.corpus == "builtin" and data.builtin_documents < 2:
-        raise bad("data.builtin_documents", f"must be at least 2, got {data.builtin_documents}")
-    if evaluation.validation_tokens < 1:
-        raise bad("evaluation.validation_tokens", "must be positive")
-    if evaluation.copy_min_run < 1:
-        raise bad("evaluation.copy_min_run", f"must be at least 1, got {evaluation.copy_min_run}")
-    if evaluation.probe_examples < 1 and data.probes:
-        raise bad("evaluation.probe_examples", "must be positive")
-    if evaluation.probe_len < MIN_PROBE_LEN and data.probes:
-        raise bad("evaluation.probe_len", f"must be at least {MIN_PROBE_LEN}, got "
-                  f"{evaluation.probe_len}")
-    if evaluation.probe_steps < 0:
-        raise bad("evaluation.probe_steps", f"must not be negative, got {evaluation.probe_steps}")
-    if evaluation.probe_batch_size < 1:
-        raise bad("evaluation.probe_batch_size",
-                  f"must be positive, got {evaluation.probe_batch_size}")
-    if not evaluation.probe_lr > 0:
-        raise bad("evaluation.probe_lr", f"must be positive, got {evaluation.probe_lr}")
-    if evaluation.bootstrap < 0:
-        raise bad("evaluation.bootstrap", "must be >= 0")
-    if sorted(set(evaluation.copy_buckets)) != sorted(evaluation.copy_buckets) or any(
-            b < 1 for b in evaluation.copy_buckets):
-        raise bad("evaluation.copy_buckets", f"must be distinct positive run lengths, got "
-                  f"{evaluation.copy_buckets}")
-    for c in evaluation.categories:
-        if c not in ALL_CATEGORIES:
-            raise bad("evaluation.categories",
-                      f"unknown category {c!r} (known: {', '.join(ALL_CATEGORIES)})")
 
 
 def _corpus_identity(data: DataSection) -> str:
@@ -351,9 +305,9 @@ def prepare_data(data: DataSection, evaluation: EvaluationSection,
                  cache_dir: Path | str | None = None) -> PreparedData:
     """Prepare (or load from ``cache_dir``) everything a trial needs about its data.
 
-    Raises ``ArchsearchError`` for bad settings or a bad corpus, naming the field or file.
+    The settings are those of a validated space: their rules (``space/schema.py``) were
+    checked when it loaded. Raises ``ArchsearchError`` for a bad corpus, naming the file.
     """
-    _check_settings(data, evaluation)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entry = _ensure_entry(data, evaluation, cache_dir)
     meta = json.loads((entry / "meta.json").read_text())

@@ -85,6 +85,17 @@ def _batches(docs: Iterator[Document], size: int, limit: int | None) -> Iterator
         yield batch
 
 
+def _writable_file(path: Path) -> Path:
+    """``path``, with its folder made, before any work: a bad ``--out`` fails at once."""
+    if path.is_dir():
+        raise ArchsearchError(f"{path} is a folder: --out takes a parquet file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ArchsearchError(f"{path}: cannot make its folder ({err.strerror})") from None
+    return path
+
+
 def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = None, *,
                format: str = "auto", text_field: str = "text", vocab_size: int = 1024,
                builtin_documents: int = 800, seed: int = 0, copy_min_run: int = 4,
@@ -111,7 +122,7 @@ def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = Non
     bucket_counts = np.zeros(len(names), np.int64)
     n_copy = n_tokens = n_docs = 0
     writer = None
-    out_path = Path(out) if out is not None else None
+    out_path = _writable_file(Path(out)) if out is not None else None
     try:
         for batch in _batches(docs(), TAG_BATCH, max_documents):
             encoded = tok.encode([d.text for d in batch])
@@ -147,7 +158,6 @@ def tag_corpus(corpus: str, tokenizer: str = "bpe", out: str | Path | None = Non
             if out_path is not None and frames:
                 table = pa.concat_tables(frames)
                 if writer is None:
-                    out_path.parent.mkdir(parents=True, exist_ok=True)
                     try:
                         writer = pq.ParquetWriter(out_path, table.schema)
                     except OSError as err:

@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from archsearch.pattern.grammar import MAX_LAYERS
+
 PLACEMENTS = ("even_end", "even_inner", "front", "back", "middle")
 _RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -50,6 +52,8 @@ def attention_count(depth: int, ratio: Ratio) -> int:
     """Number of attention layers for ``ratio`` at ``depth`` (see the module docstring)."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
+    if depth > MAX_LAYERS:
+        raise ValueError(f"depth {depth} is more than the {MAX_LAYERS} layers a pattern may have")
     share = depth * ratio.attention / (ratio.linear + ratio.attention)
     count = math.floor(share + 0.5)
     if depth >= 2:

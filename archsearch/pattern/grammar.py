@@ -17,7 +17,11 @@ from functools import lru_cache
 
 from archsearch.errors import PatternError
 
-MAX_LAYERS = 4096  # far beyond any real stack; stops `(A*999)*999` from eating memory
+# The deepest stack a pattern may describe. Real stacks are far shallower (Olmo Hybrid 7B: 32,
+# the deepest published LLMs: about 130); the cap keeps `(A*999)*999` from eating memory and
+# `canonical` (cubic in the depth: 2 s at 256 layers, 40 s at 512) from hanging a command.
+MAX_LAYERS = 256
+MAX_GROUPS = 16  # parentheses nested at most this deep (Olmo Hybrid 7B's (GGGA)*8 needs 1)
 
 
 def parse(pattern: str, symbols: Iterable[str]) -> list[str]:
@@ -50,7 +54,7 @@ class _Parser:
     """Recursive descent over the pattern text; ``pos`` indexes the original string."""
 
     def __init__(self, text: str, allowed: frozenset[str]) -> None:
-        self.text, self.allowed, self.pos = text, allowed, 0
+        self.text, self.allowed, self.pos, self.groups = text, allowed, 0, 0
 
     def _skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -72,14 +76,19 @@ class _Parser:
                 return layers
             layers.extend(self.item())
             if len(layers) > MAX_LAYERS:
-                raise self._fail(f"pattern expands to more than {MAX_LAYERS} layers")
+                raise self._fail(f"pattern expands to more than {MAX_LAYERS} layers (the "
+                                 "deepest stack archsearch handles)")
 
     def item(self) -> list[str]:
         start = self.pos
         char = self.text[self.pos]
         if char == "(":
+            if self.groups >= MAX_GROUPS:
+                raise self._fail(f"parentheses nested more than {MAX_GROUPS} deep")
             self.pos += 1
+            self.groups += 1
             inner = self.sequence(top=False)
+            self.groups -= 1
             self._skip_space()
             if self.pos >= len(self.text):
                 raise self._fail("unbalanced parentheses: '(' is never closed", start)
@@ -119,7 +128,8 @@ class _Parser:
         if count <= 0:
             raise self._fail("repeat count must be a positive integer, got 0", start)
         if count > MAX_LAYERS:
-            raise self._fail(f"repeat count {count} is larger than {MAX_LAYERS}", start)
+            raise self._fail(f"repeat count {count} is larger than the {MAX_LAYERS} layers a "
+                             "pattern may have", start)
         return count
 
 
@@ -133,7 +143,7 @@ def _shortest(layers: str) -> _Spelling:
     n = len(layers)
     best: dict[tuple[int, int], _Spelling] = {}
     for length in range(1, n + 1):
-        for i in range(0, n - length + 1):
+        for i in range(n - length + 1):
             j = i + length
             if length == 1:
                 best[i, j] = (1, 0, layers[i])

@@ -33,6 +33,7 @@ from archsearch.errors import SpaceError, did_you_mean
 from archsearch.metrics import known_metrics
 from archsearch.model.cost import non_embedding_params, param_count
 from archsearch.pattern import canonical
+from archsearch.pattern.grammar import MAX_LAYERS
 from archsearch.scaling.rule import PatternRule, RuleError, from_space
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
@@ -169,6 +170,8 @@ def _rung(index: int, raw: Mapping[str, float], fail: Any) -> Rung:
             value = int(value)
         if not value > 0:
             raise fail((*path, key), f"must be positive, got {value!r}")
+        if key == "depth" and value > MAX_LAYERS:
+            raise fail((*path, key), f"must be at most {MAX_LAYERS} layers, got {value!r}")
         values[key] = value
     for key in ("d_model", "depth"):
         if key not in values:

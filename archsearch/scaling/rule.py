@@ -28,6 +28,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.pattern import canonical, generate
 from archsearch.pattern.generate import PLACEMENTS, parse_ratio
 from archsearch.pattern.symbols import BUILTIN_KINDS
+from archsearch.pattern.grammar import MAX_LAYERS
 
 # the built-in symbols' kinds (read-only: shared by every caller)
 DEFAULT_KINDS = BUILTIN_KINDS  # patterns given without a space use the built-in symbols
@@ -52,8 +53,9 @@ class PatternRule:
 
     def at_depth(self, depth: int) -> tuple[str, ...]:
         """The layer symbols at ``depth``; raises RuleError if the rule cannot reach it."""
-        if depth < 1:
-            raise RuleError(f"depth must be at least 1, got {depth}")
+        if not 1 <= depth <= MAX_LAYERS:
+            raise RuleError(f"depth must be in 1 .. {MAX_LAYERS} (the deepest stack a pattern "
+                            f"may have), got {depth}")
         if self.kind == "generate":
             assert self.ratio is not None and self.placement is not None
             try:

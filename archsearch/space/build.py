@@ -15,13 +15,24 @@ from archsearch.space.trial import TrialConfig
 
 
 def layer_spec(symbol: SymbolSpec, model: ModelSection) -> LayerSpec:
-    """One layer's spec; sizes the symbol leaves unset follow the model section."""
+    """One layer's spec; sizes the symbol leaves unset follow the model section.
+
+    Raises ValueError, in the YAML's words, when the sizes do not fit together.
+    """
     if isinstance(symbol, AttentionSymbol):
         heads = symbol.heads or model.n_heads
+        kv_heads = symbol.kv_heads or model.n_kv_heads or heads
+        if heads % kv_heads:
+            raise ValueError(f"{heads} attention heads do not split into groups of {kv_heads} "
+                             "kv_heads: kv_heads must divide heads")
+        head_dim = symbol.head_dim or _default_head_width(model, heads, "head_dim")
+        if symbol.rope and head_dim % 2:
+            raise ValueError(f"the attention head width {head_dim} is odd; RoPE rotates pairs "
+                             "of channels: give an even head_dim, or rope: false")
         return AttentionSpec(
             heads=heads,
-            kv_heads=symbol.kv_heads or model.n_kv_heads or heads,
-            head_dim=symbol.head_dim or model.d_model // heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
             window=symbol.window,
             rope=symbol.rope,
             rope_theta=symbol.rope_theta,
@@ -29,16 +40,29 @@ def layer_spec(symbol: SymbolSpec, model: ModelSection) -> LayerSpec:
         )
     if isinstance(symbol, GDNSymbol):
         heads = symbol.heads or model.n_heads
-        head_dim_k = symbol.head_dim_k or max(1, (model.d_model // heads) * 3 // 4)
+        v_heads = symbol.v_heads or heads
+        if v_heads % heads:
+            raise ValueError(f"GDN v_heads {v_heads} is not a multiple of its {heads} key heads")
+        head_dim_k = symbol.head_dim_k or max(
+            1, _default_head_width(model, heads, "head_dim_k") * 3 // 4)
         return GDNSpec(
             heads=heads,
-            v_heads=symbol.v_heads or heads,
+            v_heads=v_heads,
             head_dim_k=head_dim_k,
             head_dim_v=max(1, round(head_dim_k * symbol.expand_v)),
             allow_neg_eigval=symbol.allow_neg_eigval,
             conv_size=symbol.conv_size,
         )
     raise TypeError(f"unknown layer symbol spec {symbol!r}")
+
+
+def _default_head_width(model: ModelSection, heads: int, field: str) -> int:
+    """``d_model // heads``, when ``heads`` splits ``d_model`` evenly: otherwise the heads would
+    silently cover less than the residual width (or nothing, with more heads than channels)."""
+    if model.d_model % heads:
+        raise ValueError(f"{heads} heads do not divide d_model {model.d_model}: choose heads "
+                         f"that do, or give the symbol's {field}")
+    return model.d_model // heads
 
 
 def mlp_hidden(model: ModelSection) -> int:
@@ -54,13 +78,24 @@ def hybrid_config(trial: TrialConfig, vocab_size: int | None = None) -> HybridCo
     Raises SpaceError (naming the search space) when the sizes do not fit together.
     """
     model = trial.model
+    if model.vocab_size and vocab_size and model.vocab_size < vocab_size:
+        raise SpaceError(trial.space_name, None, "model.vocab_size", f"{model.vocab_size} is "
+                         f"smaller than the data's {vocab_size} ids (tokenizer, end of document "
+                         "and probe block): leave it unset or raise it")
     vocab = model.vocab_size or vocab_size or trial.data.vocab_size
+    layers = {}
+    for symbol in dict.fromkeys(trial.layers):
+        try:
+            layers[symbol] = layer_spec(trial.symbols[symbol], model)
+        except ValueError as err:
+            raise SpaceError(trial.space_name, None, f"symbols.{symbol}",
+                             f"{err} (pattern {trial.pattern})") from None
     try:
         return HybridConfig(
             vocab_size=vocab,
             d_model=model.d_model,
             mlp_hidden=mlp_hidden(model),
-            layers=tuple(layer_spec(trial.symbols[s], model) for s in trial.layers),
+            layers=tuple(layers[s] for s in trial.layers),
             norm_placement=model.norm_placement,
             norm_eps=model.norm_eps,
             tie_embeddings=model.tie_embeddings,

@@ -16,7 +16,14 @@ from typing import Any, Literal, Union
 import yaml
 
 from archsearch.errors import SpaceError, did_you_mean
-from archsearch.space.distributions import DISTRIBUTION_KEYS, parse_distribution
+from archsearch.space.distributions import (
+    DISTRIBUTION_KEYS,
+    Choice,
+    IntRange,
+    Uniform,
+    parse_distribution,
+)
+from archsearch.space.rules import rule_of
 from archsearch.space.schema import SYMBOL_KINDS, SpaceFile
 
 Path_ = tuple[str | int, ...]
@@ -35,33 +42,76 @@ def read_space_file(path: str | Path) -> tuple[SpaceFile, dict[Path_, int]]:
 
 
 def parse_space_text(text: str, file: str = "<string>") -> tuple[SpaceFile, dict[Path_, int]]:
+    loader = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # reads the first characters already: inside the try
+        node = loader.get_single_node()
+        lines: dict[Path_, int] = {}
+        if node is not None:
+            _LineRecorder(file, lines).walk(node, (), 0)
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpaceError(file, line, "", f"malformed YAML: {problem}") from None
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines)
+    except RecursionError:  # PyYAML's composer recurses once per level of nesting
+        raise SpaceError(file, None, "", f"nested far deeper than a search space goes (at most "
+                                         f"{MAX_NESTING} levels)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(raw, dict):
         raise SpaceError(file, 1, "", "a search space is a YAML mapping (key: value lines)")
     converter = _Converter(file, lines)
     return converter.dataclass(SpaceFile, raw, (), tunable=False), lines
 
 
-def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
-            _record_lines(value, (*path, name), lines)
-            lines[(*path, name)] = key.start_mark.line + 1  # a field's line is its key's
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _record_lines(item, (*path, index), lines)
+MAX_NESTING = 16  # levels of mappings and lists; the schema itself needs 5
+MAX_VALUES = 100_000  # YAML values once aliases are expanded; real spaces hold a few hundred
+
+
+class _LineRecorder:
+    """Records the line of every field while checking what PyYAML lets through: duplicate keys
+    (the later one would silently win), nesting deeper than ``MAX_NESTING`` and aliases that
+    expand past ``MAX_VALUES`` values (an "alias bomb": a few lines that expand to billions)."""
+
+    def __init__(self, file: str, lines: dict[Path_, int]) -> None:
+        self.file, self.lines, self.count = file, lines, 0
+
+    def walk(self, node: yaml.Node, path: Path_, depth: int) -> None:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise SpaceError(self.file, node.start_mark.line + 1, dotted(path), f"the file expands "
+                             f"to more than {MAX_VALUES} values (YAML aliases?)")
+        if depth > MAX_NESTING:
+            raise SpaceError(self.file, node.start_mark.line + 1, dotted(path),
+                             f"nested more than {MAX_NESTING} levels deep")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+                line = key.start_mark.line + 1
+                if name in seen and key.tag != "tag:yaml.org,2002:merge":
+                    raise SpaceError(self.file, line, dotted((*path, name)),
+                                     f"key given twice (also on line {seen[name]})")
+                seen[name] = line
+                self.walk(value, (*path, name), depth + 1)
+                self.lines[(*path, name)] = line  # a field's line is its key's
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, (*path, index), depth + 1)
+
+
+def possible_values(value: Any) -> list[Any]:
+    """The values a field may take: itself, each choice, or a range's two ends (every rule is
+    an interval or a property of a whole value, so the ends stand for the range)."""
+    if isinstance(value, Choice):
+        return list(value.values)
+    if isinstance(value, IntRange | Uniform):
+        return [value.low, value.high]
+    return [value]
 
 
 def dotted(path: Path_) -> str:
@@ -96,6 +146,7 @@ class _Converter:
             if not isinstance(key, str) or key not in fields:
                 raise self.fail((*path, str(key)), _unknown(key, fields))
             values[key] = self.value(hints[key], value, (*path, key), tunable)
+            self._check_rule(fields[key], values[key], (*path, key))
         missing = [
             name for name, f in fields.items()
             if name not in values and f.default is dataclasses.MISSING
@@ -107,6 +158,16 @@ class _Converter:
             return cls(**values)
         except (TypeError, ValueError) as err:
             raise self.fail(path, str(err)) from None
+
+    def _check_rule(self, field: dataclasses.Field, value: Any, path: Path_) -> None:
+        """The field's rule (schema.py), for every value it may take; None means "the default"."""
+        rule = rule_of(field)
+        if rule is None:
+            return
+        for option in possible_values(value):
+            problem = rule(option) if option is not None else None
+            if problem:
+                raise self.fail(path, problem)
 
     def value(self, hint: Any, raw: Any, path: Path_, tunable: bool) -> Any:
         if tunable and isinstance(raw, dict) and _is_scalar_hint(hint):

@@ -4,6 +4,9 @@ The loader (``loader.py``) turns a YAML file into these objects, checking every 
 In sections marked ``TUNABLE``, any scalar field may hold a ``Distribution`` instead of a value;
 ``SearchSpace.resolve`` replaces each one by the value a trial sampled. The field comments are the
 user documentation of the YAML format (docs/SEARCH_SPACES.md walks through an example).
+
+A field's value rule sits beside its default (``checked(default, rule)``, see ``rules.py``): the
+loader checks it once, for every value the field may take, and nothing downstream repeats it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,30 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from archsearch.pattern.symbols import BUILTIN_KINDS, BUILTIN_WINDOWS
+from archsearch.metrics import CATEGORY_NAMES, PROBE_NAMES
+from archsearch.space.rules import (
+    MIN_SEQ_LEN,
+    at_least,
+    checked,
+    closed_fraction,
+    folder_name,
+    fraction,
+    gpu_share,
+    greater_than,
+    increasing_positive,
+    increasing_steps,
+    layer_count,
+    layer_counts,
+    non_empty,
+    non_negative,
+    one_of_each,
+    open_fraction,
+    positive,
+    seed_value,
+    tolerance_fraction,
+)
+
+MIN_PROBE_LEN = 32  # the shortest evaluation.probe_len at which every probe has both splits
 
 # ---------------------------------------------------------------- layer symbols
 
@@ -22,12 +49,14 @@ class AttentionSymbol:
 
     TUNABLE: ClassVar[bool] = True
     kind: Literal["attention"] = "attention"
-    heads: int | None = None  # default: model.n_heads
-    kv_heads: int | None = None  # default: model.n_kv_heads (GQA when fewer than heads)
-    head_dim: int | None = None  # default: model.d_model // heads
-    window: int | None = None  # sliding-window size in tokens; none = full attention
+    heads: int | None = checked(None, positive)  # default: model.n_heads
+    # default: model.n_kv_heads (GQA when fewer than heads); must divide heads
+    kv_heads: int | None = checked(None, positive)
+    # default: model.d_model // heads (then heads must divide d_model); even when rope is on
+    head_dim: int | None = checked(None, positive)
+    window: int | None = checked(None, positive)  # sliding-window size in tokens; none = full
     rope: bool = True  # false = NoPE
-    rope_theta: float = 500000.0
+    rope_theta: float = checked(500000.0, positive)
     qk_norm: bool = True
 
 
@@ -37,12 +66,14 @@ class GDNSymbol:
 
     TUNABLE: ClassVar[bool] = True
     kind: Literal["gdn"] = "gdn"
-    heads: int | None = None  # key heads; default: model.n_heads
-    v_heads: int | None = None  # value heads, a multiple of heads; default: heads
-    head_dim_k: int | None = None  # default: 3/4 of model.d_model // heads (96 at 7B)
-    expand_v: float = 2.0  # value head dim = expand_v * head_dim_k
+    heads: int | None = checked(None, positive)  # key heads; default: model.n_heads
+    # value heads, a multiple of heads; default: heads
+    v_heads: int | None = checked(None, positive)
+    # default: 3/4 of model.d_model // heads (96 at 7B; then heads must divide d_model)
+    head_dim_k: int | None = checked(None, positive)
+    expand_v: float = checked(2.0, positive)  # value head dim = expand_v * head_dim_k
     allow_neg_eigval: bool = True  # beta in [0, 2]
-    conv_size: int = 4
+    conv_size: int = checked(4, positive)
 
 
 SymbolSpec = AttentionSymbol | GDNSymbol
@@ -70,24 +101,29 @@ class MatchSection:
     resize: Literal["d_model", "mlp", "gdn_head"]  # mlp: mlp_hidden; gdn_head: GDN head_dim_k
     measure: Literal["non_embedding_params", "params", "train_flops_per_token"] = (
         "non_embedding_params")
-    tolerance: float = 0.02  # largest allowed |size - target| / target
-    multiple_of: int | None = None  # resized values are multiples of this (default: see docs)
+    # largest allowed |size - target| / target
+    tolerance: float = checked(0.02, tolerance_fraction)
+    # resized values are multiples of this (default: see docs)
+    multiple_of: int | None = checked(None, positive)
 
 
 @dataclass(frozen=True)
 class ModelSection:
     TUNABLE: ClassVar[bool] = True
-    d_model: int = 128
-    n_heads: int = 4
-    n_kv_heads: int | None = None  # default: n_heads
-    depth: int | None = None  # if set, every pattern must have this many layers
-    mlp_hidden: int | None = None  # SwiGLU hidden width; default: mlp_ratio * d_model
-    mlp_ratio: float = 2.75
+    d_model: int = checked(128, positive)
+    n_heads: int = checked(4, positive)  # divides d_model unless every symbol sets its head width
+    n_kv_heads: int | None = checked(None, positive)  # default: n_heads; must divide n_heads
+    # if set, every pattern must have this many layers (at most MAX_LAYERS, pattern/grammar.py)
+    depth: int | None = checked(None, layer_count)
+    # SwiGLU hidden width; default: mlp_ratio * d_model
+    mlp_hidden: int | None = checked(None, positive)
+    mlp_ratio: float = checked(2.75, positive)
     norm_placement: Literal["per_kind", "pre"] = "per_kind"  # per_kind = Olmo Hybrid's
-    norm_eps: float = 1e-6
+    norm_eps: float = checked(1e-6, positive)
     tie_embeddings: bool = False
-    vocab_size: int | None = None  # default: the tokenizer's
-    init_std: float = 0.02
+    # default: the data's (tokenizer + end of document + probe block); if set, at least that
+    vocab_size: int | None = checked(None, positive)
+    init_std: float = checked(0.02, positive)
     match: MatchSection | None = None  # resize every candidate to the reference's size
 
 
@@ -97,7 +133,7 @@ class PatternGenerator:
 
     ratios: list[str] = field(default_factory=lambda: ["3:1"])  # linear:attention
     placements: list[str | list[int]] = field(default_factory=lambda: ["even_end"])
-    depths: list[int] | None = None  # default: [model.depth]
+    depths: list[int] | None = checked(None, layer_counts)  # default: [model.depth]
     linear: str = "G"
     attention: str = "A"
 
@@ -114,61 +150,65 @@ class DataSection:
     corpus: str = "builtin"  # "builtin" (generated, no download) or a path / glob
     format: Literal["auto", "text", "jsonl", "parquet"] = "auto"  # auto: by file extension
     text_field: str = "text"  # JSONL field or parquet column holding the text
-    builtin_documents: int = 800  # size of the built-in corpus
-    max_documents: int | None = None  # read at most this many documents (e.g. of a hf: stream)
+    # size of the built-in corpus (a train/validation split needs 2)
+    builtin_documents: int = checked(800, at_least(2, "documents"))
+    # read at most this many documents (e.g. of a hf: stream)
+    max_documents: int | None = checked(None, at_least(2, "documents"))
     tokenizer: str = "bpe"  # "bpe": train byte-level BPE on the corpus; or a tokenizer path
-    vocab_size: int = 1024  # for a trained BPE
-    seq_len: int = 256
-    validation_fraction: float = 0.05  # of documents, split deterministically
+    vocab_size: int = checked(1024, positive)  # for a trained BPE: at least MIN_BPE_VOCAB
+    seq_len: int = checked(256, at_least(MIN_SEQ_LEN, "tokens"))
+    # of documents, split deterministically; both sides need documents
+    validation_fraction: float = checked(0.05, open_fraction)
     # share of language-model training rows packed with probe instances instead of text; off by
     # default: probes are learnt by fine-tuning after training (evaluation.probe_steps)
-    probe_fraction: float = 0.0
-    probes: list[str] = field(
-        default_factory=lambda: ["copy", "mqar", "s5", "parity", "entity", "brackets"]
-    )
-    seed: int = 0
+    probe_fraction: float = checked(0.0, fraction)
+    probes: list[str] = checked(default_factory=lambda: list(PROBE_NAMES),
+                                rule=one_of_each(PROBE_NAMES, "probe"))
+    seed: int = checked(0, seed_value)
 
 
 @dataclass(frozen=True)
 class TrainingSection:
     TUNABLE: ClassVar[bool] = True
-    tokens: int = 200_000  # training budget in tokens
-    batch_size: int = 8
+    tokens: int = checked(200_000, positive)  # training budget in tokens
+    batch_size: int = checked(8, positive)
     optimizer: Literal["adamw"] = "adamw"
-    lr: float = 3e-3
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
+    lr: float = checked(3e-3, positive)
+    weight_decay: float = checked(0.1, non_negative)
+    beta1: float = checked(0.9, fraction)
+    beta2: float = checked(0.95, fraction)
+    grad_clip: float = checked(1.0, positive)
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_fraction: float = 0.05
-    min_lr_ratio: float = 0.1
+    warmup_fraction: float = checked(0.05, fraction)
+    min_lr_ratio: float = checked(0.1, closed_fraction)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    seed: int = 0
-    checkpoint_every: int = 50  # optimiser steps between checkpoints
-
-
-MIN_PROBE_LEN = 32  # the shortest evaluation.probe_len at which every probe has both splits
+    seed: int = checked(0, seed_value)
+    checkpoint_every: int = checked(50, positive)  # optimiser steps between checkpoints
 
 
 @dataclass(frozen=True)
 class EvaluationSection:
     TUNABLE: ClassVar[bool] = True
-    every: int = 25  # optimiser steps between evaluations (each one is a report to the sweep)
-    validation_tokens: int = 16_384  # fixed validation set size
-    categories: list[str] = field(
-        default_factory=lambda: ["content", "function", "number", "punctuation",
-                                 "delim_open", "delim_close", "other", "copy"]
-    )
-    copy_min_run: int = 4  # a copy token continues a run of at least this many tokens
-    copy_buckets: list[int] = field(default_factory=lambda: [4, 8, 16])  # run-length bucket edges
-    probe_examples: int = 64  # held-out instances per probe (half at training lengths, half longer)
+    # optimiser steps between evaluations (each one is a report to the sweep)
+    every: int = checked(25, positive)
+    validation_tokens: int = checked(16_384, positive)  # fixed validation set size
+    categories: list[str] = checked(default_factory=lambda: list(CATEGORY_NAMES),
+                                    rule=one_of_each(CATEGORY_NAMES, "category"))
+    # a copy token continues a run of at least this many tokens
+    copy_min_run: int = checked(4, positive)
+    # run-length bucket edges, increasing, the first at least copy_min_run
+    copy_buckets: list[int] = checked(default_factory=lambda: [4, 8, 16],
+                                      rule=increasing_positive)
+    # held-out instances per probe (half at training lengths, half longer)
+    probe_examples: int = checked(64, positive)
     # Probes (docs/ANALYSIS.md): each one fine-tunes a copy of the trained proxy, then is scored.
-    probe_len: int = 128  # longest probe instance in tokens; training instances use up to half
-    probe_steps: int = 200  # fine-tuning steps per probe; 0 scores the proxy as trained
-    probe_batch_size: int = 32  # probe instances per fine-tuning step
-    probe_lr: float = 1e-3  # peak AdamW learning rate of the fine-tuning (10% warmup, cosine)
-    bootstrap: int = 200  # resamples for 95% intervals
+    # longest probe instance in tokens; training instances use up to half
+    probe_len: int = checked(128, at_least(MIN_PROBE_LEN))
+    probe_steps: int = checked(200, non_negative)  # fine-tuning steps per probe; 0: as trained
+    probe_batch_size: int = checked(32, positive)  # probe instances per fine-tuning step
+    # peak AdamW learning rate of the fine-tuning (10% warmup, cosine)
+    probe_lr: float = checked(1e-3, positive)
+    bootstrap: int = checked(200, positive)  # resamples for 95% intervals
 
 
 @dataclass(frozen=True)
@@ -181,31 +221,34 @@ class Objective:
 class AshaSection:
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
-    grace_period: int = 2  # evaluations before a trial can be stopped
-    reduction_factor: float = 2.0
+    # evaluations before a trial can be stopped
+    grace_period: int = checked(2, at_least(1, "evaluation"))
+    reduction_factor: float = checked(2.0, greater_than(1))
 
 
 @dataclass(frozen=True)
 class SearchSection:
     algorithm: Literal["tpe", "nsga2", "gp", "random", "grid"] = "tpe"
-    samples: int = 8  # trials to run (grid: at most the grid's size)
-    concurrency: int = 2  # trials at once
-    seed: int = 0
+    samples: int = checked(8, at_least(1))  # trials to run (grid: at most the grid's size)
+    concurrency: int = checked(2, at_least(1))  # trials at once
+    seed: int = checked(0, seed_value)
     asha: AshaSection | None = None
-    max_failures: int = 1  # retries of a crashed trial from its last checkpoint
+    # retries of a crashed trial from its last checkpoint
+    max_failures: int = checked(1, non_negative)
 
 
 @dataclass(frozen=True)
 class GpuStep:
-    up_to_params: int  # trials with at most this many parameters...
-    gpus: float  # ...get this GPU fraction
+    up_to_params: int = checked(rule=positive)  # trials with at most this many parameters...
+    gpus: float = checked(rule=gpu_share)  # ...get this GPU fraction
 
 
 @dataclass(frozen=True)
 class ResourcesSection:
-    cpus: float = 1.0
-    gpus: float = 0.0  # GPU fraction per trial
-    gpus_by_params: list[GpuStep] = field(default_factory=list)  # grows the fraction with size
+    cpus: float = checked(1.0, positive)
+    gpus: float = checked(0.0, gpu_share)  # GPU fraction per trial
+    # grows the fraction with size; steps in increasing up_to_params
+    gpus_by_params: list[GpuStep] = checked(default_factory=list, rule=increasing_steps)
 
 
 @dataclass(frozen=True)
@@ -219,7 +262,7 @@ class LadderSection:
     most ``max_tokens``, rounded to whole batches.
     """
 
-    rungs: list[dict[str, float]]
+    rungs: list[dict[str, float]] = checked(rule=non_empty)
     seeds: list[int] = field(default_factory=lambda: [0])
     tokens_per_param: float = 20.0
     token_params: Literal["total", "non_embedding"] = "total"
@@ -229,15 +272,15 @@ class LadderSection:
     metrics: list[str] = field(default_factory=lambda: ["val_loss", "semantic_loss", "copy_loss"])
     target_params: float = 7_430_870_688  # extrapolate to this size (Olmo Hybrid 7B) ...
     target_tokens: float = 6e12  # ... trained on this many tokens
-    bootstrap: int = 200  # resamples for the fit intervals
-    seed: int = 0  # of the bootstrap
+    bootstrap: int = checked(200, positive)  # resamples for the fit intervals
+    seed: int = checked(0, seed_value)  # of the bootstrap
 
 
 @dataclass(frozen=True)
 class SpaceFile:
     """A whole experiment, as written in the YAML (distributions not yet sampled)."""
 
-    name: str
+    name: str = checked(rule=folder_name)  # the sweep folder's name, <storage>/<name>
     description: str = ""
     symbols: dict[str, SymbolSpec] = field(default_factory=dict)
     model: ModelSection = field(default_factory=ModelSection)

@@ -14,14 +14,17 @@ tolerance at every size its tuned fields allow.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import math
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from archsearch.errors import PatternError, SpaceError, did_you_mean
+from archsearch.hub import looks_like_hub_id
 from archsearch.metrics import known_metrics
 from archsearch.model.config import HybridConfig
 from archsearch.model.cost import size_measure
@@ -29,10 +32,16 @@ from archsearch.pattern import canonical, generate, parse, parse_ratio, pattern_
 from archsearch.pattern.generate import PLACEMENTS
 from archsearch.space.build import hybrid_config
 from archsearch.space.distributions import Choice, Distribution, IntRange, Uniform, first_value
-from archsearch.space.loader import Path_, dotted, parse_space_text, read_space_file
+from archsearch.space.loader import (
+    Path_,
+    dotted,
+    parse_space_text,
+    possible_values,
+    read_space_file,
+)
 from archsearch.space.match import MEASURE_LABELS, MatchError, closest, format_size
+from archsearch.space.rules import MIN_BPE_VOCAB, PROBE_BLOCK
 from archsearch.space.schema import (
-    MIN_PROBE_LEN,
     SpaceFile,
     SymbolSpec,
     resolve_symbols,
@@ -63,13 +72,14 @@ class SearchSpace:
         self.spec, self.file, self._lines = spec, file, lines
         self.symbols = resolve_symbols(spec.symbols)
         self._check_symbols()
-        self._check_ranges()
+        self._check_data()
         self.candidates = self._candidates()
         self.tunables = list(self._tunables())
         self._check_metrics()
         self._check_search()
         self._reference = self._match_reference()
         self._check_match()
+        self._check_models()
 
     # ------------------------------------------------------------ construction
 
@@ -97,24 +107,6 @@ class SearchSpace:
         for symbol in self.spec.symbols:
             if len(symbol) != 1 or not symbol.isalpha():
                 raise self._fail(("symbols", symbol), "a layer symbol is one letter")
-
-    def _check_ranges(self) -> None:
-        """Numbers that must be positive, or fractions, checked for every value they may take."""
-        for path, rule in _RANGE_RULES.items():
-            value: Any = self.spec
-            for part in path:
-                value = getattr(value, part, None) if not isinstance(value, dict) else value.get(part)
-            for option in _bounds_of(value):
-                if option is not None and not rule[0](option):
-                    raise self._fail(path, f"{rule[1]}, got {option!r}")
-        for symbol, spec in self.spec.symbols.items():
-            for name, value in _fields(spec):
-                if name in _POSITIVE_SYMBOL_FIELDS:
-                    for option in _bounds_of(value):
-                        if option is not None and not option > 0:
-                            raise self._fail(("symbols", symbol, name),
-                                             f"must be positive, got {option!r}")
-
 
     def _candidates(self) -> list[Candidate]:
         found: dict[tuple[str, ...], list[str]] = {}
@@ -206,24 +198,64 @@ class SearchSpace:
         if len(set(names)) != len(names):
             raise self._fail(("objectives",), f"an objective is listed twice: {names}")
 
+    def _check_data(self) -> None:
+        """Rules across data and evaluation fields (each field's own rule ran at load)."""
+        data, evaluation = self.spec.data, self.spec.evaluation
+        tokenizers = possible_values(data.tokenizer)
+        if "bpe" in tokenizers:
+            for size in possible_values(data.vocab_size):
+                if size < MIN_BPE_VOCAB:
+                    raise self._fail(("data", "vocab_size"), f"a byte-level BPE needs at least "
+                                                             f"{MIN_BPE_VOCAB}, got {size}")
+        for tokenizer in tokenizers:
+            if tokenizer == "bpe" or _is_uri(tokenizer) or Path(
+                    os.path.expanduser(tokenizer)).exists():
+                continue
+            if not looks_like_hub_id(tokenizer):  # a hub id is checked when it is fetched
+                raise self._fail(("data", "tokenizer"), f"no such tokenizer file or folder "
+                                                        f"{tokenizer!r} ('bpe' trains one; a "
+                                                        f"hub id is OWNER/NAME)")
+        for corpus in possible_values(data.corpus):
+            problem = _corpus_problem(corpus)
+            if problem:
+                raise self._fail(("data", "corpus"), problem)
+        buckets = evaluation.copy_buckets
+        longest_run = max(possible_values(evaluation.copy_min_run))
+        if buckets and buckets[0] < longest_run:
+            raise self._fail(("evaluation", "copy_buckets"), f"the first edge {buckets[0]} is "
+                             f"below copy_min_run {longest_run}: that bucket would stay empty")
+        model_vocab = self.spec.model.vocab_size
+        if model_vocab is not None and "bpe" in tokenizers:
+            need = max(possible_values(data.vocab_size)) + (PROBE_BLOCK if data.probes else 0)
+            for size in possible_values(model_vocab):
+                if size < need:
+                    extra = f" + {PROBE_BLOCK} probe ids" if data.probes else ""
+                    raise self._fail(("model", "vocab_size"), f"must be at least {need} (the "
+                                     f"BPE's data.vocab_size{extra}), got {size}")
+
+    def _check_models(self) -> None:
+        """Every candidate builds a model at every size its tuned fields allow (head counts
+        that divide, even head widths with RoPE, ...): a trial never finds out first."""
+        for candidate in self.candidates:
+            for params in self._size_points(candidate.pattern):
+                try:
+                    hybrid_config(self.resolve(params))
+                except SpaceError as err:
+                    at = {k: v for k, v in params.items() if k != "pattern"}
+                    where = f" (with {', '.join(f'{k}={v}' for k, v in at.items())})" if at else ""
+                    path = _split(err.field)
+                    if path[0] == "symbols" and path[1] not in self.spec.symbols:
+                        # a built-in symbol: its sizes come from the model section
+                        path, where = ("model",), f" (built-in symbol {path[1]}){where}"
+                    raise self._fail(path, f"{err.message}{where}") from None
+
     def _check_search(self) -> None:
         search = self.spec.search
-        if search.samples < 1:
-            raise self._fail(("search", "samples"), "must be at least 1")
-        if search.concurrency < 1:
-            raise self._fail(("search", "concurrency"), "must be at least 1")
         if search.algorithm == "grid":
             for tunable in self.tunables:
                 if isinstance(tunable.distribution, Uniform):
                     raise self._fail(_split(tunable.name), "grid search needs finite values: "
                                                            "use 'choices' or 'int'")
-        if search.asha is not None and search.asha.reduction_factor <= 1:
-            raise self._fail(("search", "asha", "reduction_factor"), "must be greater than 1")
-        if self.spec.resources.cpus <= 0:
-            raise self._fail(("resources", "cpus"), "must be positive")
-        gpus = self.spec.resources.gpus
-        if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
-            raise self._fail(("resources", "gpus"), f"a fraction of one GPU or whole GPUs, got {gpus}")
 
     # ------------------------------------------------------------ matched size
 
@@ -255,11 +287,6 @@ class SearchSpace:
         if self.spec.ladder is not None:
             raise self._fail(base, "cannot be used with a ladder section (archsearch scale sets "
                                    "each rung's sizes itself); remove one of them")
-        if not 0 < rule.tolerance < 1:
-            raise self._fail((*base, "tolerance"), f"a fraction in (0, 1) such as 0.02, got "
-                                                   f"{rule.tolerance!r}")
-        if rule.multiple_of is not None and rule.multiple_of < 1:
-            raise self._fail((*base, "multiple_of"), f"must be positive, got {rule.multiple_of}")
         resized = _RESIZED_BY[rule.resize]
         for tunable in self.tunables:
             if tunable.name in resized or (tunable.symbol and rule.resize == "gdn_head"
@@ -456,66 +483,21 @@ def _unmatched(pattern: str, at: Mapping[str, Any], result: MatchResult,
             f"{result.reference}; tolerance {tolerance:.2%}")
 
 
-def _positive(x: Any) -> bool:
-    return x > 0
+def _is_uri(text: str) -> bool:
+    return "://" in text
 
 
-def _fraction(x: Any) -> bool:
-    return 0 <= x < 1
-
-
-_RANGE_RULES = {
-    ("model", "d_model"): (_positive, "must be positive"),
-    ("model", "n_heads"): (_positive, "must be positive"),
-    ("model", "n_kv_heads"): (_positive, "must be positive"),
-    ("model", "depth"): (_positive, "must be positive"),
-    ("model", "mlp_hidden"): (_positive, "must be positive"),
-    ("model", "mlp_ratio"): (_positive, "must be positive"),
-    ("model", "norm_eps"): (_positive, "must be positive"),
-    ("model", "vocab_size"): (_positive, "must be positive"),
-    ("model", "init_std"): (_positive, "must be positive"),
-    ("data", "builtin_documents"): (_positive, "must be positive"),
-    ("data", "vocab_size"): (_positive, "must be positive"),
-    ("data", "seq_len"): (_positive, "must be positive"),
-    ("data", "validation_fraction"): (_fraction, "must be in [0, 1)"),
-    ("data", "probe_fraction"): (_fraction, "must be in [0, 1)"),
-    ("training", "tokens"): (_positive, "must be positive"),
-    ("training", "batch_size"): (_positive, "must be positive"),
-    ("training", "lr"): (_positive, "must be positive"),
-    ("training", "weight_decay"): (lambda x: x >= 0, "must not be negative"),
-    ("training", "beta1"): (_fraction, "must be in [0, 1)"),
-    ("training", "beta2"): (_fraction, "must be in [0, 1)"),
-    ("training", "grad_clip"): (_positive, "must be positive"),
-    ("training", "warmup_fraction"): (_fraction, "must be in [0, 1)"),
-    ("training", "min_lr_ratio"): (lambda x: 0 <= x <= 1, "must be in [0, 1]"),
-    ("training", "checkpoint_every"): (_positive, "must be positive"),
-    ("evaluation", "every"): (_positive, "must be positive"),
-    ("evaluation", "validation_tokens"): (_positive, "must be positive"),
-    ("evaluation", "copy_min_run"): (_positive, "must be positive"),
-    ("evaluation", "probe_examples"): (_positive, "must be positive"),
-    ("evaluation", "probe_len"): (lambda x: x >= MIN_PROBE_LEN, f"must be at least {MIN_PROBE_LEN}"),
-    ("evaluation", "probe_steps"): (lambda x: x >= 0, "must not be negative"),
-    ("evaluation", "probe_batch_size"): (_positive, "must be positive"),
-    ("evaluation", "probe_lr"): (_positive, "must be positive"),
-    ("evaluation", "bootstrap"): (_positive, "must be positive"),
-    ("search", "max_failures"): (lambda x: x >= 0, "must not be negative"),
-    # seeds feed numpy's and Optuna's generators, which take 0 .. 2**32 - 1
-    ("search", "seed"): (lambda x: 0 <= x < 2**32, "must be in [0, 2**32)"),
-    ("training", "seed"): (lambda x: 0 <= x < 2**32, "must be in [0, 2**32)"),
-    ("data", "seed"): (lambda x: 0 <= x < 2**32, "must be in [0, 2**32)"),
-    ("search", "asha", "grace_period"): (lambda x: x >= 1, "must be at least 1 evaluation"),
-}
-_POSITIVE_SYMBOL_FIELDS = {"heads", "kv_heads", "head_dim", "window", "rope_theta", "v_heads",
-                           "head_dim_k", "expand_v", "conv_size"}
-
-
-def _bounds_of(value: Any) -> list[Any]:
-    """The values a field may take: itself, a choice list, or a range's ends."""
-    if isinstance(value, Choice):
-        return list(value.values)
-    if isinstance(value, IntRange | Uniform):
-        return [value.low, value.high]
-    return [value]
+def _corpus_problem(corpus: str) -> str | None:
+    """Why a corpus spec names no file here (None when it does); remote URIs and ``hf:``
+    datasets are not checked (they are read where the trial runs)."""
+    if corpus == "builtin" or _is_uri(corpus) or corpus.startswith("hf:"):
+        return None
+    path = os.path.expanduser(corpus)
+    if any(ch in corpus for ch in "*?["):
+        matches = glob.glob(path, recursive=True)
+        return None if any(os.path.isfile(m) for m in matches) else (
+            f"no file matches {corpus!r}")
+    return None if os.path.exists(path) else f"no such file or folder {corpus!r} (or 'builtin')"
 
 
 def _fields(obj: Any) -> list[tuple[str, Any]]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archsearch.atomic import atomic_write_bytes
+from archsearch.errors import ArchsearchError
+from archsearch.space.rules import folder_name
 from archsearch.sweep.cluster import is_uri
 from archsearch.sweep.lock import folder_lock
 
@@ -34,6 +36,11 @@ class SweepFolder:
 
     @classmethod
     def under(cls, storage: str, name: str) -> SweepFolder:
+        """``<storage>/<name>``; ``name`` (the space's or ``--name``) must be one plain folder
+        name, so that a sweep never lands outside its storage folder."""
+        problem = folder_name(name)
+        if problem:
+            raise ArchsearchError(f"sweep name {name!r}: {problem}")
         if is_uri(storage):
             return cls(storage.rstrip("/") + "/" + name)
         return cls(str(_local_path(storage) / name))

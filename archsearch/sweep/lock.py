@@ -32,7 +32,11 @@ def folder_lock(folder: Path, verb: str, shown_as: str) -> Iterator[None]:
     """Hold the lock of ``folder`` (created if needed) for the duration of the ``with`` block."""
     import fcntl
 
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # the storage path is a file, or lies under one, or is read-only
+        raise ArchsearchError(f"cannot make the sweep folder {shown_as}: {err.strerror} "
+                              f"({err.filename}); check --storage / the space's storage") from None
     path = folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -2,7 +2,7 @@
 
 Adding a probe is one file and one line: write ``probes/<name>.py`` defining a ``Probe``
 subclass with ``name = "<name>"``, its answer set (``candidates``) and ``PROBE = ThatClass``,
-then append ``"<name>"`` to ``PROBE_MODULES``. Append only: the order fixes each probe's
+then append ``"<name>"`` to ``archsearch.metrics.PROBE_NAMES``. Append only: the order fixes each probe's
 task-marker id (see ``base.py``). The metrics ``probe_<name>_acc`` (and its splits, chance and
 informative flag) then appear for every run that lists it in ``data.probes``; ``tuning.py`` is
 the protocol that trains and scores them.
@@ -22,8 +22,9 @@ from archsearch.data.probes.base import (
     ProbeVocab,
 )
 from archsearch.errors import ArchsearchError
+from archsearch.metrics import PROBE_NAMES
 
-PROBE_MODULES: tuple[str, ...] = ("copy", "mqar", "s5", "parity", "entity", "brackets")
+PROBE_MODULES: tuple[str, ...] = PROBE_NAMES  # the list lives with the other names a user writes
 
 __all__ = [
     "BLOCK_SIZE",
