@@ -7,6 +7,7 @@ against the truth in seconds. tests/test_scaling_e2e.py trains real proxies thro
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from archsearch.cli import main
 from archsearch.errors import ArchsearchError
 from archsearch.scaling.recommend import parse_weights, recommend
 from archsearch.scaling.render import as_dict, render
-from archsearch.scaling.run import POINT_KEY, ScaleError, ScaleJob, run_scale
+from archsearch.scaling.run import POINT_KEY, ScaleError, ScaleJob, resume_scale, run_scale
 
 SPACE = """
 name: synth
@@ -85,14 +86,61 @@ def test_the_plan_is_written_beside_the_results(scale_dir):
     assert (folder / "space.yaml").is_file()
 
 
-def test_running_again_resumes_and_a_changed_plan_is_refused(scale_dir, tmp_path):
+def test_scale_into_a_started_run_refuses_and_resume_continues_it(scale_dir, capsys):
     folder, space, _ = scale_dir
+    plan = (folder / "scale.json").read_bytes()
     jobs = []
-    run_scale(str(space), storage=str(folder.parent), runner=jobs.append)
-    assert jobs[0].resume
-    with pytest.raises(ScaleError, match="different plan"):
+    with pytest.raises(ScaleError, match=re.escape(f"'archsearch resume {folder}'")):
         run_scale(str(space), storage=str(folder.parent), overrides=["ladder.seeds=[0]"],
                   runner=jobs.append)
+    assert jobs == [] and (folder / "scale.json").read_bytes() == plan
+    assert main(["scale", str(space), "--storage", str(folder.parent)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"archsearch resume {folder}" in err
+    # resume needs no flag of the first command: the plan is read back from the folder
+    outcome = resume_scale(str(folder), runner=jobs.append)
+    assert jobs[0].resume and [p.point for p in jobs[0].points] == [
+        p["point"] for p in json.loads(plan)["points"]]
+    assert outcome.completed == outcome.points
+    assert f"continue it if interrupted: archsearch resume {folder}" in outcome.summary
+
+
+def test_a_scale_run_that_never_started_is_replaced_by_the_next(tmp_path):
+    space = tmp_path / "synth.yaml"
+    space.write_text(SPACE)
+    folder = tmp_path / "synth-scale"
+
+    def ray_did_not_start(job: ScaleJob) -> None:
+        (folder / "optuna.journal").write_text("{}\n")  # the study of a run with no trial
+        raise ScaleError("Ray did not start")
+
+    with pytest.raises(ScaleError, match="Ray did not start"):
+        run_scale(str(space), storage=str(tmp_path), runner=ray_did_not_start)
+    assert len(json.loads((folder / "scale.json").read_text())["points"]) == 3 * 4 * 3
+    jobs = []
+    outcome = run_scale(str(space), storage=str(tmp_path), overrides=["ladder.seeds=[0]"],
+                        runner=lambda job: (jobs.append(job), write_results(job)))
+    assert not jobs[0].resume and outcome.completed == outcome.points == 3 * 4
+    assert json.loads((folder / "scale.json").read_text())["seeds"] == [0]
+    assert not (folder / "optuna.journal").exists()
+    # a plan that no longer matches its own space.yaml is not continued
+    plan = json.loads((folder / "scale.json").read_text())
+    plan["points"] = plan["points"][:-1]
+    (folder / "scale.json").write_text(json.dumps(plan))
+    with pytest.raises(ScaleError, match="points differ from the plan"):
+        resume_scale(str(folder), runner=jobs.append)
+
+
+def test_scale_into_a_sweep_folder_refuses(tmp_path):
+    space = tmp_path / "synth.yaml"
+    space.write_text(SPACE)
+    sweep = tmp_path / "synth-scale"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text('{"name": "synth-scale"}')
+    (sweep / "space.yaml").write_text("the sweep's own")
+    with pytest.raises(ScaleError, match="holds a sweep, not a scale run"):
+        run_scale(str(space), storage=str(tmp_path), runner=write_results)
+    assert (sweep / "space.yaml").read_text() == "the sweep's own"
 
 
 def test_recommend_extrapolates_past_the_crossing(scale_dir):

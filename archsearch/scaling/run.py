@@ -9,9 +9,9 @@ budget to be fitted). ``LadderSearchSpace`` is the bridge: the space, plus the p
 The folder ``<storage>/<name>/`` (default name ``<space name>-scale``) holds ``space.yaml`` (the
 effective space), ``scale.json`` (the plan: rungs, series and their rules, points, fit settings),
 the Optuna journal, ``trials.parquet`` and ``curves.parquet`` (column ``param.ladder_point``
-names the point) and the checkpoints under ``runs/``, as a sweep folder does. Running the same
-command again, or ``archsearch resume FOLDER``, continues an interrupted run provided the plan is
-unchanged.
+names the point) and the checkpoints under ``runs/``, as a sweep folder does. As for a sweep,
+``archsearch resume FOLDER`` continues an interrupted run; ``scale`` into a folder whose run has
+started refuses and says so (a run that failed before any trial started is replaced).
 
 The runner is injectable (``runner=``): anything that takes a ``ScaleJob`` and leaves the parquet
 files behind. The default, ``tune_runner``, is the Ray one.
@@ -127,12 +127,14 @@ def run_scale(
     runner: Runner | None = None,
     train_fn: Callable[..., Mapping[str, Any]] | None = None,
 ) -> ScaleOutcome:
-    """Plan the ladder of ``space_path`` and train it, continuing a run already in the folder.
+    """Plan the ladder of ``space_path`` and train it in a new folder (``resume_scale``
+    continues one).
 
     Patterns: the top ``top_k`` full-budget patterns of the sweep at ``from_sweep`` (by the
     space's objectives, with the tuned values they won with), else every candidate of the space.
     """
-    from archsearch.sweep.folder import SPACE_FILE, SweepFolder
+    from archsearch.sweep.folder import JOURNAL_FILE, SPACE_FILE, SweepFolder
+    from archsearch.sweep.runner import trials_started
 
     ls, text = _load(space_path, overrides)
     if from_sweep is not None:
@@ -146,15 +148,21 @@ def run_scale(
                                name or f"{ls.space.spec.name}-scale")
     manifest = _manifest(ls, series, points, folder.location, space_path, overrides, from_sweep)
     with folder.lock("scale"):
-        existing = folder.read_bytes(SCALE_FILE)
-        resume = existing is not None
-        if resume:
-            _check_same_plan(_read_manifest(existing, folder.location), manifest, folder.location)
-        else:
-            folder.write_bytes(SPACE_FILE, text.encode())
-            folder.write_bytes(SCALE_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+        if folder.exists():  # its sweep.json: the space.yaml written below would replace its own
+            raise ScaleError(f"{folder.location} holds a sweep, not a scale run; pick another "
+                             f"--name")
+        if folder.read_bytes(SCALE_FILE) is not None:
+            if trials_started(folder):
+                raise ScaleError(f"a scale run already exists in {folder.location}; continue it "
+                                 f"with 'archsearch resume {folder.location}' or pick another "
+                                 f"--name")
+            # A run that failed before any trial started (Ray did not start, a check failed)
+            # left only its plan: take the folder over, with nothing of the old study kept.
+            folder.remove(JOURNAL_FILE)
+        folder.write_bytes(SPACE_FILE, text.encode())
+        folder.write_bytes(SCALE_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
         job = ScaleJob(space=_bridge(ls.space, series, points), location=folder.location,
-                       points=tuple(points), resume=resume, address=address, verbose=verbose,
+                       points=tuple(points), resume=False, address=address, verbose=verbose,
                        shared_storage_ok=shared_storage_ok, train_fn=train_fn)
         (runner or tune_runner)(job)
     return _outcome(folder, len(points))
@@ -259,8 +267,9 @@ def _check_same_plan(old: Mapping[str, Any], new: Mapping[str, Any], location: s
         raise ScaleError(f"{location}/{SCALE_FILE}: its points cannot be read "
                          f"({type(err).__name__}: {err})") from None
     if not same:
-        raise ScaleError(f"{location} holds a scale run with a different plan (rungs, seeds, "
-                         f"patterns or token budgets changed); pick another --name")
+        raise ScaleError(f"{location}/{SCALE_FILE}: its points differ from the plan its "
+                         f"{location}/space.yaml makes now (rungs, seeds, patterns or token "
+                         f"budgets); start a new run with 'archsearch scale' and another --name")
 
 
 def _outcome(folder: Any, total: int) -> ScaleOutcome:
@@ -280,7 +289,7 @@ def _outcome(folder: Any, total: int) -> ScaleOutcome:
               f"  {SCALE_FILE}   the plan: rungs, patterns and their rules, points",
               f"  {TRIALS_FILE}   one row per point (column param.{POINT_KEY})",
               f"next: archsearch recommend {folder.location}",
-              "continue it if interrupted: run the same command again"]
+              f"continue it if interrupted: archsearch resume {folder.location}"]
     return ScaleOutcome(folder.location, total, completed, failed, unfinished, "\n".join(lines))
 
 

@@ -95,7 +95,7 @@ def run_sweep(space_path: str, name: str | None = None, storage: str | None = No
     folder = SweepFolder.under(storage or space.spec.storage, name or space.spec.name)
     with folder.lock("sweep"):
         if folder.exists():
-            if _started(folder):
+            if trials_started(folder):
                 raise SweepError(f"a sweep already exists in {folder.location}; continue it with "
                                  f"'archsearch resume {folder.location}' or pick another --name")
             # A sweep that failed before any trial started (Ray did not start, a check failed)
@@ -279,9 +279,9 @@ def _history(tables: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
             for (trial_id, _), row in sorted(tables.curves.items()) if trial_id in params]
 
 
-def _started(folder: SweepFolder) -> bool:
-    """Whether any trial of the sweep in ``folder`` has a row or a checkpoint (a table that
-    cannot be read counts: it is not ours to overwrite)."""
+def trials_started(folder: SweepFolder) -> bool:
+    """Whether any trial of the sweep (or scale run) in ``folder`` has a row or a checkpoint (a
+    table that cannot be read counts: it is not ours to overwrite)."""
     try:
         rows = read_table(folder, TRIALS_FILE)
     except UnreadableTable:
