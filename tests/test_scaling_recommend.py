@@ -256,8 +256,35 @@ def test_scale_from_a_sweep_takes_its_top_patterns(sweep_dir, tmp_path):
     jobs = []
     run_scale(str(sweep_dir / "space.yaml"), storage=str(tmp_path), from_sweep=str(sweep_dir),
               top_k=2, runner=jobs.append)
-    # GGGA dominates both others; A*4 and GAGA share the second front, A*4 scores better there
+    # recommend's ranking: GGGA, then A*4 (ahead of GAGA on the equal-weight score)
     assert sorted({p.series for p in jobs[0].points}) == ["A*4", "GGGA"]
+
+
+def test_scale_from_takes_recommends_ranking_with_each_pattern_best_setting(tmp_path):
+    from archsearch.scaling.choose import top_patterns
+
+    folder = tmp_path / "synth"
+    folder.mkdir()
+    (folder / "space.yaml").write_text(SPACE)
+    # A*4, GGGA and GGAA are the Pareto front; GAGA is dominated by GGGA, yet its equal-weight
+    # score (min-max normalised over 1..10 on each objective) is second best: a Pareto-first
+    # choice would take A*4 or GGAA second, recommend's ranking takes GAGA
+    settings = [("A*4", 0.01, 1.0, 10.0), ("GGGA", 0.01, 2.0, 2.0), ("GGAA", 0.01, 10.0, 1.0),
+                ("GAGA", 0.01, 2.1, 2.1), ("GAGA", 0.1, 2.5, 2.5)]
+    rows = []
+    for pattern, lr, semantic, copy in settings:
+        for seed in (0, 1):
+            rows.append({"trial_id": f"{pattern}-{lr}-{seed}", "pattern": pattern,
+                         "status": "completed", "fidelity": 1.0, "param.pattern": pattern,
+                         "param.training.lr": lr, "param.training.seed": seed, "seed": seed,
+                         "semantic_loss": semantic + 0.01 * seed, "copy_loss": copy})
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet")
+    chosen = top_patterns(str(folder), 2)
+    assert [c["pattern"] for c in chosen] == [e.key for e in recommend(folder).ranking][:2]
+    assert chosen == [{"pattern": "GGGA", "training.lr": 0.01},
+                      {"pattern": "GAGA", "training.lr": 0.01}]  # GAGA's better setting
+    assert [c["pattern"] for c in top_patterns(str(folder), 9)] == [
+        "GGGA", "GAGA", "A*4", "GGAA"]
 
 
 def test_flops_compute_extrapolates_to_each_pattern_own_target_flops(tmp_path):

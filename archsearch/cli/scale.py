@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                                       "(Ray Tune; continue with 'archsearch resume FOLDER')")
     p.add_argument("space", help="the search-space YAML file, with a 'ladder' section")
     p.add_argument("--from", dest="from_sweep", metavar="SWEEP_DIR",
-                   help="take the top patterns of this sweep (default: every candidate)")
+                   help="take the top patterns of this sweep's ranking, the one 'archsearch "
+                        "recommend SWEEP_DIR' prints, each with its best tuned values (default: "
+                        "every candidate)")
     p.add_argument("--top-k", type=int, default=3, metavar="K",
                    help="how many patterns to take with --from (default: 3)")
     p.add_argument("--name", help="the scale folder's name (default: <space name>-scale)")

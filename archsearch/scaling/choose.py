@@ -1,37 +1,58 @@
-"""Which patterns of a finished sweep go up the ladder: the top ``k`` by the space's objectives.
+"""Which patterns of a finished sweep go up the ladder: the first ``k`` of its ranking.
 
-Full-budget completed trials only (ASHA-stopped ones report partial losses). Trials that differ
-only in their seed are averaged; other tuned values are kept apart, and each pattern keeps its
-best setting. Patterns are ordered by Pareto rank over the objectives (the front first), then, within
-a rank, by ``archsearch.analysis.weighted_scores`` (equal weights, min-max normalised objectives).
+The ranking is the one ``archsearch recommend`` reads from a sweep folder,
+``archsearch.analysis.rank_patterns`` over the sweep's own objectives with equal weights, so that
+``--from DIR`` means the same for ``scale`` and ``export``: this folder's ranking.
+
+Each chosen pattern keeps its best tuned setting. Full-budget completed trials only (ASHA-stopped
+ones report partial losses); trials that differ only in their seed are averaged, other tuned
+values are kept apart, and a pattern's settings are ordered by Pareto rank over the objectives
+(the front first), then, within a rank, by ``archsearch.analysis.weighted_scores``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from archsearch.analysis import columns as C
 from archsearch.analysis.aggregate import by_pattern
 from archsearch.analysis.load import load_sweep
 from archsearch.analysis.pareto import full_budget, pareto_ranks
-from archsearch.analysis.ranking import weighted_scores
+from archsearch.analysis.ranking import rank_patterns, weighted_scores
 from archsearch.errors import ArchsearchError
-from archsearch.space import SearchSpace
+from archsearch.space.schema import Objective
 
 _SEEDS = ("param.training.seed", "param.ladder_point")
 
 
-def top_patterns(sweep_dir: str, space: SearchSpace, k: int) -> list[dict[str, Any]]:
-    """The ``k`` best patterns of the sweep as params mappings (``pattern`` + tuned values)."""
+def top_patterns(sweep_dir: str, k: int) -> list[dict[str, Any]]:
+    """The first ``k`` patterns of the sweep's ranking as params mappings (``pattern`` + its
+    best tuned values), best first."""
     if k < 1:
         raise ArchsearchError(f"--top-k must be at least 1, got {k}")
-    trials = full_budget(load_sweep(sweep_dir).trials)
-    objectives = list(space.spec.objectives)
+    sweep = load_sweep(sweep_dir)
+    objectives = list(sweep.objectives)
+    trials = full_budget(sweep.trials)
+    metrics = [o.metric for o in objectives]
+    if len(trials) and set(metrics) <= set(trials.columns):
+        # the trials the ranking counts: those with every objective
+        trials = trials[np.isfinite(trials[metrics].astype(float).to_numpy()).all(axis=1)]
     if not len(trials):
         raise ArchsearchError(f"{sweep_dir}: no completed full-budget trial to choose from")
+    ranking = rank_patterns(sweep.trials, objectives)
+    chosen = [str(p) for p in ranking.table[C.PATTERN].head(k)]
+    settings = _best_settings(trials, objectives)
+    return [settings[pattern] for pattern in chosen]
+
+
+def _best_settings(trials: pd.DataFrame,
+                   objectives: Sequence[Objective]) -> dict[str, dict[str, Any]]:
+    """Each pattern's best tuned setting: ``pattern`` plus the values it was trained with."""
     params = [c for c in trials.columns
               if c.startswith(C.PARAM_PREFIX) and c not in _SEEDS and c != "param.pattern"]
     # by_pattern groups with dropna=False; stringify so unhashable or mixed cells group cleanly
@@ -41,16 +62,15 @@ def top_patterns(sweep_dir: str, space: SearchSpace, k: int) -> list[dict[str, A
     scored = weighted_scores(table.loc[ranks.index], objectives)
     scored["front"] = ranks.reindex(scored.index)
     scored = scored.sort_values(["front", "score"], kind="stable")
-    best = scored.drop_duplicates(C.PATTERN, keep="first").head(k)
-    out = []
-    for _, row in best.iterrows():
-        chosen = {"pattern": str(row[C.PATTERN])}
+    best = {}
+    for _, row in scored.drop_duplicates(C.PATTERN, keep="first").iterrows():
+        setting = {"pattern": str(row[C.PATTERN])}
         for column in params:
             original = _original(trials, row, column)
             if original is not None:
-                chosen[column[len(C.PARAM_PREFIX):]] = original
-        out.append(chosen)
-    return out
+                setting[column[len(C.PARAM_PREFIX):]] = original
+        best[setting["pattern"]] = setting
+    return best
 
 
 def _key(value: Any) -> str:

@@ -130,8 +130,9 @@ def run_scale(
     """Plan the ladder of ``space_path`` and train it in a new folder (``resume_scale``
     continues one).
 
-    Patterns: the top ``top_k`` full-budget patterns of the sweep at ``from_sweep`` (by the
-    space's objectives, with the tuned values they won with), else every candidate of the space.
+    Patterns: the first ``top_k`` of the ranking ``recommend`` reads from the sweep at
+    ``from_sweep`` (``scaling.choose``), each with its best tuned values, else every candidate of
+    the space.
     """
     from archsearch.sweep.folder import JOURNAL_FILE, SPACE_FILE, SweepFolder
     from archsearch.sweep.runner import trials_started
@@ -140,7 +141,7 @@ def run_scale(
     if from_sweep is not None:
         from archsearch.scaling.choose import top_patterns
 
-        series = series_from_choices(ls.space, top_patterns(from_sweep, ls.space, top_k))
+        series = series_from_choices(ls.space, top_patterns(from_sweep, top_k))
     else:
         series = series_from_candidates(ls.space)
     points = plan_ladder(ls, series)
