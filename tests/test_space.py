@@ -161,3 +161,13 @@ def test_missing_file_is_one_line():
 )
 def test_out_of_range_values(text, expected):
     assert expected in error_of(text + "patterns: {candidates: ['GA']}\n")
+
+
+def test_an_error_on_a_field_left_to_its_default_points_at_its_nearest_written_ancestor():
+    from archsearch.space.loader import nearest_line
+
+    lines = {("model",): 3, ("model", "d_model"): 4, ("ladder", "rungs", 0): 9}
+    assert nearest_line(lines, ("model", "d_model")) == 4
+    assert nearest_line(lines, ("model", "n_heads")) == 3  # not written: its section's line
+    assert nearest_line(lines, ("ladder", "rungs", 0, "depth")) == 9
+    assert nearest_line(lines, ("training", "lr")) is None and nearest_line(lines, ()) is None

@@ -38,7 +38,7 @@ from archsearch.scaling.rule import PatternRule, RuleError, from_space
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.space.distributions import Choice, IntRange, Uniform
-from archsearch.space.loader import Path_, dotted, read_space_file
+from archsearch.space.loader import Path_, dotted, nearest_line, read_space_file
 from archsearch.space.schema import LadderSection
 
 RUNG_KEYS: Mapping[str, type] = MappingProxyType({
@@ -115,10 +115,7 @@ def check_ladder(space: SearchSpace, lines: Mapping[Path_, int] | None = None) -
     ladder = space.spec.ladder
 
     def fail(path: Path_, message: str) -> SpaceError:
-        probe = path
-        while probe and probe not in lines:
-            probe = probe[:-1]
-        return SpaceError(space.file, lines.get(probe), dotted(path), message)
+        return SpaceError(space.file, nearest_line(lines, path), dotted(path), message)
 
     if ladder is None:
         raise fail((), "no 'ladder' section: `archsearch scale` needs rungs to train "

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -114,6 +115,14 @@ def possible_values(value: Any) -> list[Any]:
     return [value]
 
 
+def nearest_line(lines: Mapping[Path_, int], path: Path_) -> int | None:
+    """The line of ``path`` in the file, else of its nearest ancestor written there: a field left
+    to its default has no line, but the section it belongs to may."""
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
 def dotted(path: Path_) -> str:
     out = ""
     for part in path:
@@ -128,10 +137,8 @@ class _Converter:
         self.file, self.lines = file, lines
 
     def fail(self, path: Path_, message: str) -> SpaceError:
-        probe = path
-        while probe and probe not in self.lines:
-            probe = probe[:-1]
-        return SpaceError(self.file, self.lines.get(probe), dotted(path) or "(top level)", message)
+        return SpaceError(self.file, nearest_line(self.lines, path), dotted(path) or "(top level)",
+                          message)
 
     def dataclass(self, cls: type, raw: Any, path: Path_, tunable: bool) -> Any:
         if not isinstance(raw, dict):

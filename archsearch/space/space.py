@@ -35,6 +35,7 @@ from archsearch.space.distributions import Choice, Distribution, IntRange, Unifo
 from archsearch.space.loader import (
     Path_,
     dotted,
+    nearest_line,
     parse_space_text,
     possible_values,
     read_space_file,
@@ -94,10 +95,7 @@ class SearchSpace:
         return cls(spec, file, lines)
 
     def _fail(self, path: Path_, message: str) -> SpaceError:
-        probe = path
-        while probe and probe not in self._lines:
-            probe = probe[:-1]
-        return SpaceError(self.file, self._lines.get(probe), dotted(path), message)
+        return SpaceError(self.file, nearest_line(self._lines, path), dotted(path), message)
 
     def _where(self, path: Path_) -> str:
         line = self._lines.get(path)
