@@ -143,6 +143,19 @@ def test_scale_into_a_sweep_folder_refuses(tmp_path):
     assert (sweep / "space.yaml").read_text() == "the sweep's own"
 
 
+def test_a_sweep_into_a_scale_folder_refuses_and_leaves_it_alone(tmp_path):
+    from archsearch.sweep import SweepError, run_sweep
+
+    space = tmp_path / "synth.yaml"
+    space.write_text(SPACE)
+    outcome = run_scale(str(space), storage=str(tmp_path), runner=write_results)
+    folder = Path(outcome.location)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    with pytest.raises(SweepError, match="holds a scale run, not a sweep.*archsearch resume"):
+        run_sweep(str(space), name=folder.name, storage=str(tmp_path))
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
 def test_recommend_extrapolates_past_the_crossing(scale_dir):
     folder, _, _ = scale_dir
     rec = recommend(folder, parse_weights("semantic_loss=0.5,copy_loss=0.5"))

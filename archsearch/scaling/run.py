@@ -38,8 +38,8 @@ from archsearch.scaling.ladder import (
     series_from_choices,
 )
 from archsearch.space import Candidate, SearchSpace, TrialConfig
+from archsearch.sweep.folder import SCALE_FILE
 
-SCALE_FILE = "scale.json"
 POINT_KEY = "ladder_point"  # the Tune config key (and parquet column param.ladder_point)
 FORMAT = "archsearch.scale"
 VERSION = 1

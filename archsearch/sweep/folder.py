@@ -26,6 +26,7 @@ SWEEP_FILE = "sweep.json"
 JOURNAL_FILE = "optuna.journal"
 TRIALS_FILE = "trials.parquet"
 CURVES_FILE = "curves.parquet"
+SCALE_FILE = "scale.json"  # present in a scale folder (archsearch scale): its plan
 AUTOTUNE_FILE = "autotune.tar"  # Triton autotune choices of the GPU kind the sweep ran on
 STAGING_ROOT = Path("~/.cache/archsearch/staging")
 

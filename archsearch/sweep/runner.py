@@ -34,6 +34,7 @@ from archsearch.sweep.asha import make_scheduler
 from archsearch.sweep.checkpoints import RUNS_DIR, latest_checkpoints, next_run_name
 from archsearch.sweep.folder import (
     AUTOTUNE_FILE,
+    SCALE_FILE,
     CURVES_FILE,
     JOURNAL_FILE,
     SPACE_FILE,
@@ -94,6 +95,10 @@ def run_sweep(space_path: str, name: str | None = None, storage: str | None = No
     space, text = load_with_overrides(space_path, overrides)
     folder = SweepFolder.under(storage or space.spec.storage, name or space.spec.name)
     with folder.lock("sweep"):
+        if folder.read_bytes(SCALE_FILE) is not None:
+            raise SweepError(f"{folder.location} holds a scale run, not a sweep; pick another "
+                             f"--name (continue the scale run with 'archsearch resume "
+                             f"{folder.location}')")
         if folder.exists():
             if trials_started(folder):
                 raise SweepError(f"a sweep already exists in {folder.location}; continue it with "
