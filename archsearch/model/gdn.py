@@ -51,9 +51,6 @@ OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
 # q/k/v copies but whose weight-gradient reduction it compiles poorly). Measured on an H100,
 # 24 x 1024 GGGA at T=2048: 127.8k tokens/s with "fla", 118.8k with "torch" (docs/GPU.md).
 COMPILED_CONV = "fla"
-# fla computes beta = sigmoid(b) (x2) and g = -exp(A_log) softplus(a + dt_bias) inside its chunk
-# kernel (and their gradients in its backward): no [B, T, H] gate tensors or launches of our own.
-FLA_GATES_IN_KERNEL = True
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -61,25 +58,9 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-@torch.compiler.disable  # fla's Triton/TileLang kernels stay outside any compiled graph
-def chunk_rule_from_raw_gates(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    a: torch.Tensor,
-    b: torch.Tensor,
-    A_log: torch.Tensor,
-    dt_bias: torch.Tensor,
-    scale: float,
-    allow_neg_eigval: bool,
-    gates_in_kernel: bool | None = None,
-) -> torch.Tensor:
-    """The kernel package's gated delta rule from raw gates (``gated_delta_rule_from_raw_gates``),
-    kept out of torch.compile; ``gates_in_kernel`` defaults to ``FLA_GATES_IN_KERNEL``."""
-    fused = FLA_GATES_IN_KERNEL if gates_in_kernel is None else gates_in_kernel
-    return gated_delta_rule_from_raw_gates(q, k, v, a, b, A_log, dt_bias, scale=scale,
-                                           allow_neg_eigval=allow_neg_eigval,
-                                           gates_in_kernel=fused)
+# The raw-gates rule (fla computes beta and g inside its kernel on CUDA), with fla's Triton and
+# TileLang kernels kept outside any compiled graph.
+chunk_rule_from_raw_gates = torch.compiler.disable(gated_delta_rule_from_raw_gates)
 
 
 @torch.compiler.disable  # the dispatched (fla) conv runs between compiled graphs
