@@ -210,3 +210,25 @@ def test_corpus_too_small(tmp_path: Path) -> None:
     two.write_text("tiny\n<|endoftext|>\ndocs\n")
     with pytest.raises(ArchsearchError, match="data.seq_len: the training split holds"):
         prepare_data(DataSection(corpus=str(two), vocab_size=300), EVAL, tmp_path)
+
+
+def test_a_model_vocabulary_smaller_than_a_tokenizer_files_is_refused_before_any_trial(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate (and sweep / scale / resume, through the same check) reads the tokenizer file."""
+    from tokenizers import Tokenizer, models
+
+    from archsearch.cli import main
+
+    vocab = {f"w{i}": i for i in range(500)}
+    tok = tmp_path / "tokenizer.json"
+    Tokenizer(models.WordLevel(vocab, unk_token="w0")).save(str(tok))
+    space = tmp_path / "space.yaml"
+    base = f"name: x\npatterns: {{candidates: [A]}}\ndata: {{tokenizer: {tok}, probes: [parity]}}\n"
+    space.write_text(base + "model: {vocab_size: 600}\n")
+    assert main(["validate", str(space)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "space.yaml:4: model.vocab_size: must be at least 653" in err and "got 600" in err
+    assert f"(the 501 ids of tokenizer {tok} + 152 probe ids)" in err
+    space.write_text(base + "model: {vocab_size: 1000}\n")
+    assert main(["validate", str(space)]) == 0

@@ -21,6 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from archsearch.summary import describe_space
 
     space = SearchSpace.load(args.space)
+    if space.spec.model.vocab_size is not None:  # only then is there anything to read
+        from archsearch.data.checks import check_data
+
+        check_data(space)
     if space.spec.ladder is not None:  # `scale` must not find a fault validate could have seen
         from archsearch.scaling.ladder import load_ladder_space
 

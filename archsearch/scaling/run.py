@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from archsearch.data.checks import check_data
 from archsearch.errors import ArchsearchError
 from archsearch.scaling.ladder import (
     LadderPoint,
@@ -138,6 +139,7 @@ def run_scale(
     from archsearch.sweep.runner import trials_started
 
     ls, text = _load(space_path, overrides)
+    check_data(ls.space)
     if from_sweep is not None:
         from archsearch.scaling.choose import top_patterns
 
@@ -185,6 +187,7 @@ def resume_scale(location: str, address: str | None = None, verbose: bool = Fals
             raise ScaleError(f"{location} is not a scale folder (no {SCALE_FILE})")
         manifest = _read_manifest(raw, folder.location)
         space = read_space(folder)
+        check_data(space)
         ls = check_ladder(space)
         try:
             series = [Series.from_dict(s) for s in manifest["series"]]

@@ -94,6 +94,11 @@ class SearchSpace:
         spec, lines = parse_space_text(text, file)
         return cls(spec, file, lines)
 
+    def field_error(self, field: str, message: str) -> SpaceError:
+        """A one-line error naming this file, the line ``field`` ("model.vocab_size") is on, and
+        the field: for checks that need more than the space package (data/checks.py)."""
+        return self._fail(tuple(field.split(".")), message)
+
     def _fail(self, path: Path_, message: str) -> SpaceError:
         return SpaceError(self.file, nearest_line(self._lines, path), dotted(path), message)
 

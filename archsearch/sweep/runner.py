@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from archsearch.autotune import checked_archive, pack_autotune, read_archive
+from archsearch.data.checks import check_data
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
 from archsearch.sweep import cluster
@@ -93,6 +94,7 @@ def run_sweep(space_path: str, name: str | None = None, storage: str | None = No
               train_fn: TrainFn | None = None) -> SweepOutcome:
     """Start a new sweep of ``space_path`` in ``<storage>/<name>`` and run it to the end."""
     space, text = load_with_overrides(space_path, overrides)
+    check_data(space)
     folder = SweepFolder.under(storage or space.spec.storage, name or space.spec.name)
     with folder.lock("sweep"):
         if folder.read_bytes(SCALE_FILE) is not None:
@@ -125,6 +127,7 @@ def resume_sweep(location: str, options: SweepOptions = SweepOptions(),
         _check_record(folder)
         folder.fetch(SPACE_FILE)
         space = read_space(folder)
+        check_data(space)
         return run_in_folder(space, folder, options, train_fn, retry_errored=retry_errored)
 
 
