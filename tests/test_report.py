@@ -50,13 +50,11 @@ def test_default_location_and_options(tiny_sweep, tmp_path, capsys):
     text = (copy / "report" / "index.html").read_text()
     assert "weights: semantic_loss 0.00, copy_loss 1.00" in text
     assert "loss(AA)" in text
-    # the old spelling still works, and says which one to write
+    # one spelling: the old one is refused in one line that says what to write
     assert main(["report", str(copy), "--weight", "copy_loss=1", "--weight", "semantic_loss=0",
-                 "--reference", "A*2"]) == 0
-    assert "--weight is deprecated; write --weights copy_loss=1,semantic_loss=0" in \
-        capsys.readouterr().err
-    assert "weights: semantic_loss 0.00, copy_loss 1.00" in (copy / "report" / "index.html"
-                                                             ).read_text()
+                 "--reference", "A*2"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--weight is gone: write --weights copy_loss=1,semantic_loss=0")
 
 
 def test_failed_and_stopped_trials_are_listed(tiny_sweep, tmp_path):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from archsearch.cli.common import verb_parser
+from archsearch.errors import ArchsearchError
 
 NAME = "report"
 STOPPED_BY_SIGTERM = False
@@ -31,10 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from archsearch.report import write_report
     from archsearch.scaling.recommend import parse_weights
 
-    if args.weight:  # the old spelling: kept working, pointed to the one the other verbs use
-        print("archsearch report: note: --weight is deprecated; write --weights "
-              f"{','.join(args.weight)}", file=sys.stderr)
-    weights = parse_weights([*(args.weights or []), *args.weight])
+    if args.weight:  # one spelling across verbs: the old one says what to write instead
+        raise ArchsearchError(f"--weight is gone: write --weights {','.join(args.weight)}")
+    weights = parse_weights(args.weights or [])
     path = write_report(args.sweep_dir, args.out, weights=weights, reference=args.reference)
     print(f"report written to {path}")
     return 0
