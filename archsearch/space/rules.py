@@ -148,6 +148,10 @@ def non_empty(items: Any) -> str | None:
     return None if len(items) else "give at least one"
 
 
+def non_empty_text(text: Any) -> str | None:
+    return None if text.strip() else "must not be empty"
+
+
 def folder_name(name: Any) -> str | None:
     """A name that becomes one folder under the storage folder: no path, nothing hidden."""
     if not name.strip():

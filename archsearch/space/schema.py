@@ -30,6 +30,7 @@ from archsearch.space.rules import (
     layer_count,
     layer_counts,
     non_empty,
+    non_empty_text,
     non_negative,
     one_of_each,
     open_fraction,
@@ -277,6 +278,50 @@ class LadderSection:
 
 
 @dataclass(frozen=True)
+class MlflowTracking:
+    """Where MLflow runs go (``mlflow: true`` takes every default)."""
+
+    # default: sqlite:///<sweep folder>/mlflow.db
+    tracking_uri: str | None = checked(None, non_empty_text)
+    experiment: str | None = checked(None, non_empty_text)  # default: the sweep's name
+
+
+@dataclass(frozen=True)
+class WandbTracking:
+    """Where W&B runs go (``wandb: true`` takes every default). Needs WANDB_API_KEY, a
+    ``wandb login``, or WANDB_MODE=offline in the environment of the sweep's driver."""
+
+    project: str | None = checked(None, non_empty_text)  # default: the sweep's name
+    group: str | None = checked(None, non_empty_text)  # default: the Ray run (runs/<NNN>)
+    entity: str | None = checked(None, non_empty_text)  # team or user; default: yours
+
+
+@dataclass(frozen=True)
+class TrackingSection:
+    """Experiment trackers that receive every trial's metrics as it reports them, under the
+    names the results tables use (archsearch/sweep/tracking.py). Each needs its extra:
+    ``pip install 'archsearch[tensorboard]'`` (or ``[mlflow]``, ``[wandb]``). Default: none."""
+
+    tensorboard: bool = False  # event files beside each trial's checkpoints, under runs/
+    mlflow: bool | MlflowTracking = False
+    wandb: bool | WandbTracking = False
+
+    def mlflow_settings(self) -> MlflowTracking | None:
+        """The MLflow settings, ``true`` spelt out as the defaults; None when off."""
+        return _tracker_settings(self.mlflow, MlflowTracking)
+
+    def wandb_settings(self) -> WandbTracking | None:
+        """The W&B settings, ``true`` spelt out as the defaults; None when off."""
+        return _tracker_settings(self.wandb, WandbTracking)
+
+
+def _tracker_settings(value: Any, settings: type) -> Any:
+    if value is True:
+        return settings()
+    return value or None
+
+
+@dataclass(frozen=True)
 class SpaceFile:
     """A whole experiment, as written in the YAML (distributions not yet sampled)."""
 
@@ -293,6 +338,7 @@ class SpaceFile:
     resources: ResourcesSection = field(default_factory=ResourcesSection)
     storage: str = "sweeps"  # a folder, or a URI pyarrow.fs understands (s3://, gs://, ...)
     ladder: LadderSection | None = None  # proxy sizes for `archsearch scale` (docs/SCALING.md)
+    tracking: TrackingSection = field(default_factory=TrackingSection)  # TensorBoard, MLflow, W&B
 
 
 def resolve_symbols(declared: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from archsearch.sweep.results import (
 from archsearch.sweep.search import SweepSearch, grid_points, make_sampler, num_samples
 from archsearch.sweep.status import ENDED
 from archsearch.sweep.tables import load_tables
+from archsearch.sweep.tracking import tracker_callbacks
 from archsearch.sweep.trainable import RUN_KEY, TrainFn, TrialSetup, run_trial
 
 # The data cache of a sweep on URI storage: None = each node's default cache (the data module's
@@ -187,6 +188,7 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
         writer.run = next_run_name(folder.location)
         scheduler = None if points is not None else make_scheduler(space, _history(tables))
         seed = _autotune_seed(folder, options)
+        trackers = tracker_callbacks(space.spec.tracking, folder)  # fails before Ray starts
         try:
             with cluster.ray_session(options.address, options.verbose) as connection:
                 resources = space.spec.resources
@@ -194,7 +196,7 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
                 cluster.check_storage(folder.location, connection, options.shared_storage_ok)
                 with cluster.ray_environment(options.verbose):
                     tuner = _tuner(space, folder, study, plan, writer, scheduler, train_fn,
-                                   seed)
+                                   seed, trackers)
                     errored = bool(tuner.fit().errors)
         except KeyboardInterrupt:
             interrupted = True
@@ -214,7 +216,7 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
 
 def _tuner(space: SearchSpace, folder: SweepFolder, study: Any, plan: RunPlan,
            writer: ResultsWriter, scheduler: Any, train_fn: TrainFn | None,
-           autotune_seed: bytes | None = None) -> Any:
+           autotune_seed: bytes | None = None, trackers: Sequence[Any] = ()) -> Any:
     from ray import tune
 
     search = space.spec.search
@@ -226,13 +228,15 @@ def _tuner(space: SearchSpace, folder: SweepFolder, study: Any, plan: RunPlan,
             num_samples=plan.runs,
             max_concurrent_trials=search.concurrency,
             trial_dirname_creator=_trial_dirname,
+            trial_name_creator=_trial_dirname,  # trackers name their runs by the trial id
             reuse_actors=True,  # a fresh actor re-imports torch and Ray: seconds per trial
         ),
         run_config=tune.RunConfig(
             name=writer.run,
             storage_path=f"{folder.location}/{RUNS_DIR}",
             verbose=0,
-            callbacks=[writer, ProgressLine(space.spec.objectives, plan.total, plan.ended)],
+            callbacks=[writer, ProgressLine(space.spec.objectives, plan.total, plan.ended),
+                       *trackers],
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
@@ -240,7 +244,7 @@ def _tuner(space: SearchSpace, folder: SweepFolder, study: Any, plan: RunPlan,
 
 
 def _trainable(space: SearchSpace, folder: SweepFolder, train_fn: TrainFn | None,
-               autotune_seed: bytes | None = None) -> Any:
+               autotune_seed: bytes | None = None, trackers: Sequence[Any] = ()) -> Any:
     from ray import tune
 
     # Shared storage holds one data cache for all nodes; with a URI each node keeps its own.

@@ -1,0 +1,137 @@
+"""The experiment trackers a space file's ``tracking:`` section turns on, as Ray Tune callbacks.
+
+Each tracker is one of Ray Tune's own logger callbacks (TensorBoard through tensorboardX, MLflow,
+Weights & Biases), given only what the results tables hold: the trainer's metrics under the
+tables' column names (``results.metrics_of``), at the trial's optimiser step. Ray's bookkeeping
+(times, pids, the run record) stays out, so a chart in TensorBoard or MLflow is named and
+stepped like the column in curves.parquet.
+
+Every tracker's package is optional (``pip install 'archsearch[tensorboard]'``, ``[mlflow]``,
+``[wandb]``); ``tracker_callbacks`` checks them before Ray starts, so a missing one is a
+one-line error naming the extra, not a traceback from inside Ray.
+
+Where things land: TensorBoard event files beside each trial's checkpoints
+(``<sweep folder>/runs/<NNN>/<trial id>/``, so ``tensorboard --logdir <sweep folder>/runs`` shows
+every run of the sweep, resumes included); MLflow runs in ``<sweep folder>/mlflow.db`` (SQLite) unless
+the section names a tracking URI; W&B runs in the project named (default: the sweep's name). Runs are
+named by the archsearch trial id.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.space.schema import TrackingSection
+from archsearch.sweep.folder import SweepFolder
+from archsearch.sweep.results import metrics_of
+
+# The default MLflow store, inside the sweep folder: SQLite, as MLflow 3 refuses its old file
+# store unless MLFLOW_ALLOW_FILE_STORE=true (a file: URI in the section still works with that)
+MLFLOW_DB = "mlflow.db"
+
+# tracker -> (module it needs, the archsearch extra that installs it)
+TRACKER_PACKAGES = {
+    "tensorboard": ("tensorboardX", "tensorboard"),
+    "mlflow": ("mlflow", "mlflow"),
+    "wandb": ("wandb", "wandb"),
+}
+
+
+class TrackingError(ArchsearchError):
+    """A tracker the space file turns on that cannot run here."""
+
+
+def tracker_callbacks(tracking: TrackingSection, folder: SweepFolder) -> list[Any]:
+    """The Ray Tune callbacks of the trackers ``tracking`` turns on (none by default)."""
+    wanted = [name for name, on in (("tensorboard", tracking.tensorboard),
+                                    ("mlflow", tracking.mlflow_settings()),
+                                    ("wandb", tracking.wandb_settings())) if on]
+    for name in wanted:
+        _check_installed(name)
+    callbacks: list[Any] = []
+    if "tensorboard" in wanted:
+        callbacks.append(_tensorboard_callback())
+    mlflow = tracking.mlflow_settings()
+    if mlflow is not None:
+        callbacks.append(_mlflow_callback(
+            mlflow.tracking_uri or default_mlflow_uri(folder), mlflow.experiment or folder.name))
+    wandb = tracking.wandb_settings()
+    if wandb is not None:
+        _check_wandb_login(os.environ)
+        callbacks.append(_wandb_callback(wandb.project or folder.name, wandb.group, wandb.entity))
+    return callbacks
+
+
+def default_mlflow_uri(folder: SweepFolder) -> str:
+    """The MLflow store in the sweep folder (on the driver's disk for URI storage)."""
+    return f"sqlite:///{(folder.local / MLFLOW_DB).resolve()}"
+
+
+def table_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a tracker is given of a Tune result: the table's metrics, stepped by optimiser step.
+
+    Ray's loggers take their x axis from ``training_iteration`` (the report count); the trial's
+    own ``step`` is the one curves.parquet and the notebooks plot against.
+    """
+    metrics = metrics_of(result)
+    step = metrics.get("step", result.get("training_iteration", 0))
+    return {**metrics, "training_iteration": int(step)}
+
+
+def _check_installed(tracker: str) -> None:
+    module, extra = TRACKER_PACKAGES[tracker]
+    if importlib.util.find_spec(module) is None:
+        raise TrackingError(f"tracking.{tracker} needs the {module} package: "
+                            f"pip install 'archsearch[{extra}]'")
+
+
+def _check_wandb_login(environ: Mapping[str, str]) -> None:
+    """W&B needs a key (or offline mode) before any trial runs; Ray would fail inside Tune."""
+    if environ.get("WANDB_MODE") in ("offline", "disabled") or environ.get("WANDB_API_KEY"):
+        return
+    import wandb
+
+    if wandb.api.api_key:  # `wandb login` left a key in ~/.netrc
+        return
+    raise TrackingError("tracking.wandb needs a W&B key: set WANDB_API_KEY, run 'wandb login', "
+                        "or set WANDB_MODE=offline")
+
+
+def _tensorboard_callback() -> Any:
+    from ray.tune.logger import TBXLoggerCallback
+
+    class TensorBoardTables(TBXLoggerCallback):
+        def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+            super().log_trial_result(iteration, trial, table_result(result))
+
+    return TensorBoardTables()
+
+
+def _mlflow_callback(tracking_uri: str, experiment: str) -> Any:
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class MlflowTables(MLflowLoggerCallback):
+        def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+            table = table_result(result)
+            table.pop("training_iteration")  # the step, not a metric of the table
+            step = int(metrics_of(result).get("step", result.get("training_iteration", 0)))
+            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=table,
+                                         step=step)
+
+    return MlflowTables(tracking_uri=tracking_uri, experiment_name=experiment,
+                        save_artifact=False)
+
+
+def _wandb_callback(project: str, group: str | None, entity: str | None) -> Any:
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    class WandbTables(WandbLoggerCallback):
+        def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+            super().log_trial_result(iteration, trial, table_result(result))
+
+    extra = {"entity": entity} if entity else {}
+    return WandbTables(project=project, group=group, log_config=False, **extra)
