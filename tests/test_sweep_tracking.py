@@ -91,9 +91,9 @@ def test_mlflow_store_has_one_run_per_trial_with_the_final_metrics(tracked_sweep
 
 
 def test_optuna_dashboard_serves_the_sweeps_journal_over_http(tracked_sweep):
-    from optuna_dashboard import wsgi
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
+    from optuna_dashboard import wsgi
 
     storage = JournalStorage(JournalFileBackend(str(tracked_sweep / JOURNAL_FILE)))
 
