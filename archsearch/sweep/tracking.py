@@ -117,8 +117,7 @@ def _mlflow_callback(tracking_uri: str, experiment: str) -> Any:
     class MlflowTables(MLflowLoggerCallback):
         def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
             table = table_result(result)
-            table.pop("training_iteration")  # the step, not a metric of the table
-            step = int(metrics_of(result).get("step", result.get("training_iteration", 0)))
+            step = table.pop("training_iteration")  # the step, not a metric of the table
             self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=table,
                                          step=step)
 
