@@ -12,6 +12,7 @@ back before training goes on or a checkpoint is written (``archsearch.data.probe
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ from archsearch.space import TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.space.schema import TrainingSection
 from archsearch.space.trial import Budget
+from archsearch.train_step import (GraphedTrainStep, make_capturable, make_optimizer,
+                                     train_step)
 
 Report = Callable[[dict[str, Any], Path | None], None]
 OPTIMIZER_FILE = "trainer_state.pt"
@@ -53,18 +56,6 @@ def lr_at(step: int, total: int, training: TrainingSection) -> float:
     return training.lr * (floor + (1 - floor) * shape)
 
 
-def make_optimizer(model: torch.nn.Module, training: TrainingSection) -> torch.optim.AdamW:
-    """AdamW; matrices decay, vectors (norms, gates' biases, A_log, dt_bias) do not."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    keep = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    fused = all(p.is_cuda for p in decay + keep)
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": training.weight_decay},
-         {"params": keep, "weight_decay": 0.0}],
-        lr=training.lr, betas=(training.beta1, training.beta2), fused=fused or None,
-    )
-
-
 def autocast_dtype(trial: TrialConfig, device: torch.device) -> torch.dtype | None:
     precision = trial.training.precision
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
@@ -85,6 +76,7 @@ def train_proxy(
     ``report`` receives every evaluation's metrics and the checkpoint written with it (or None).
     Raises ``TrialDiverged`` if the loss stops being finite.
     """
+    entered = time.perf_counter()
     device = torch.device(device)
     torch.manual_seed(trial.training.seed)
     data = prepare_data(trial.data, trial.evaluation, data_cache)
@@ -93,10 +85,13 @@ def train_proxy(
     model = HybridLM(config).to(device)
     if device.type == "cuda":
         model.compile_blocks()  # compiled projection/norm/MLP regions around the fla kernels
-    optimizer = make_optimizer(model, trial.training)
+    graphs = device.type == "cuda" and trial.training.cuda_graphs
+    optimizer = make_optimizer(model, trial.training, capturable=graphs)
     start = 0
     if resume_from is not None:
         start = _restore(model, optimizer, resume_from, device)
+        if graphs:
+            make_capturable(optimizer)  # the checkpoint may come from an eager run
     costs = cost_report(config, trial.data.seq_len)
     static = {
         "params": costs.params,
@@ -107,6 +102,9 @@ def train_proxy(
         **trial.match_columns(config),  # match.<resized field>, match.target, match.deviation
     }
     amp = autocast_dtype(trial, device)
+    step_fn = _step_function(model, optimizer, trial.training, amp, graphs)
+    first_step_s = None
+    noted = False  # a failed CUDA graph capture is said once
     every, ckpt_every = trial.evaluation.every, trial.training.checkpoint_every
     losses: list[torch.Tensor] = []
     metrics: dict[str, Any] = {}
@@ -115,10 +113,14 @@ def train_proxy(
     window_start = time.perf_counter()  # throughput: wall time between evaluations
     for step in range(start, budget.steps):
         inputs, targets = next(batches)
-        loss = _train_step(model, optimizer, inputs.to(device), targets.to(device),
-                           lr_at(step, budget.steps, trial.training), trial.training.grad_clip, amp)
+        loss = step_fn(inputs.to(device), targets.to(device),
+                       lr_at(step, budget.steps, trial.training))
         losses.append(loss)
         done = step + 1
+        if first_step_s is None:  # compile, autotuning and kernel builds included: cold start
+            _sync(device)
+            first_step_s = time.perf_counter() - entered
+            static["first_step_s"] = first_step_s
         if done % every == 0 or done == budget.steps:
             train_loss = float(torch.stack(losses).mean())  # one host sync per evaluation
             train_time = time.perf_counter() - window_start  # after the sync: GPU work included
@@ -134,12 +136,16 @@ def train_proxy(
                 "tokens_seen": done * budget.tokens_per_step,
                 "fidelity": done / budget.steps,
                 "tokens_per_s": len(losses) * budget.tokens_per_step / max(train_time, 1e-9),
+                "cuda_graph": float(getattr(step_fn, "replaying", False)),
             }
             if probes:
                 metrics |= _probe_metrics(model, data, trial, device, amp)
             for name in ("val_loss", "semantic_loss", "copy_loss"):
                 if name in metrics and not math.isfinite(metrics[name]):
                     raise TrialDiverged(f"{name} became {metrics[name]} by step {done}")
+            if getattr(step_fn, "note", "") and not noted:
+                print(f"archsearch: {step_fn.note}", file=sys.stderr, flush=True)
+                noted = True
             checkpoint = None
             if done % ckpt_every < every or done == budget.steps:
                 checkpoint = _save(model, optimizer, done, workdir / f"checkpoint_{done:07d}")
@@ -150,24 +156,20 @@ def train_proxy(
     return metrics
 
 
-def _train_step(
-    model: HybridLM,
-    optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    lr: float,
-    grad_clip: float,
-    amp: torch.dtype | None,
-) -> torch.Tensor:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    with torch.autocast(inputs.device.type, dtype=amp, enabled=amp is not None):
-        loss = model.loss(inputs, targets)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.detach()
+def _step_function(model: HybridLM, optimizer: torch.optim.Optimizer, training: TrainingSection,
+                   amp: torch.dtype | None, graphs: bool) -> Callable[..., torch.Tensor]:
+    """``step(inputs, targets, lr) -> loss``: eager, or replayed as a CUDA graph."""
+    if graphs:
+        return GraphedTrainStep(model, optimizer, training.grad_clip, amp)
+
+    def step(inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
+        return train_step(model, optimizer, inputs, targets, lr, training.grad_clip, amp)
+    return step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _evaluate(model: HybridLM, data: PreparedData, trial: TrialConfig,

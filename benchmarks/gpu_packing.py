@@ -10,8 +10,10 @@ process alone is the baseline; the target is aggregate >= 2.5x the lone proxy fo
 The proxy: 8 layers GGGA x 256 wide, attention 2 heads of 128, GDN 8 heads of 96 / 192 (the 24 x
 1024 benchmark's GDN heads: with 2 GDN heads in bf16, TileLang did not finish compiling fla's
 backward kernel in 3 minutes, see docs/GPU.md), 16,384-token vocabulary (23M parameters), batch
-16 x 2048 tokens; ``--modes eager compiled`` times the plain trainer step and the one with
-``HybridLM.compile_blocks``.
+16 x 2048 tokens; ``--modes eager compiled graphs`` times the plain trainer step, the one with
+``HybridLM.compile_blocks``, and that one replayed as a CUDA graph (``archsearch.train_step``).
+``--space SPACE --pattern P`` packs a search space's own proxy instead (resolved and size-matched
+as a sweep trains it, with its batch and length).
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py --device cpu --procs 2 \\
@@ -37,7 +39,7 @@ from archsearch.gpu import GIB, gpu_memory_guard, limit_gpu_memory
 from archsearch.model.config import GDNSpec, HybridConfig
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space.schema import TrainingSection
-from archsearch.trainer import _train_step, make_optimizer
+from archsearch.train_step import GraphedTrainStep, make_optimizer, train_step
 
 
 @dataclass
@@ -68,13 +70,23 @@ def process_memory_gib(pid: int) -> float | None:
 
 
 def packing_config(args: argparse.Namespace) -> HybridConfig:
+    """The proxy: ``--space``'s candidate ``--pattern`` as a sweep trains it, else the fixed one."""
+    if args.space:
+        from gpu_proxy import trial_of
+
+        from archsearch.space import SearchSpace
+        from archsearch.space.build import hybrid_config
+
+        trial = trial_of(SearchSpace.load(args.space), args.pattern)
+        args.batch, args.seq_len = trial.training.batch_size, trial.data.seq_len
+        return hybrid_config(trial, trial.data.vocab_size)
     config = proxy_config(args.depth, args.width, "GGGA", args.vocab)
     gdn = GDNSpec(heads=args.gdn_heads, v_heads=args.gdn_heads, head_dim_k=96, head_dim_v=192)
     return config.replace(layers=tuple(gdn if isinstance(s, GDNSpec) else s
                                        for s in config.layers))
 
 
-def worker(rank: int, args: argparse.Namespace, compile_: bool, barrier: object,
+def worker(rank: int, args: argparse.Namespace, mode: str, barrier: object,
            queue: mp.Queue) -> None:
     device = torch.device(args.device)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(args.procs, 1) // 2))
@@ -84,17 +96,21 @@ def worker(rank: int, args: argparse.Namespace, compile_: bool, barrier: object,
     config = packing_config(args)
     torch.manual_seed(rank)
     model = HybridLM(config).to(device)
-    if compile_:
+    if mode != "eager":
         model.compile_blocks()
     params = model.num_params()
     training = TrainingSection(lr=1e-4)
-    optimizer = make_optimizer(model, training)
+    graphs = mode == "graphs" and device.type == "cuda"
+    optimizer = make_optimizer(model, training, capturable=graphs)
     amp = torch.bfloat16 if device.type == "cuda" else None
-    ids = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), device=device)
+    ids = torch.randint(0, config.vocab_size, (args.batch, args.seq_len + 1), device=device)
+    graphed = GraphedTrainStep(model, optimizer, training.grad_clip, amp) if graphs else None
 
     def step() -> torch.Tensor:
-        return _train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4, training.grad_clip,
-                           amp)
+        if graphed is not None:
+            return graphed(ids[:, :-1], ids[:, 1:], 1e-4)
+        return train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4, training.grad_clip,
+                          amp)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -119,12 +135,12 @@ def worker(rank: int, args: argparse.Namespace, compile_: bool, barrier: object,
                            params, cap, reserved, used))
 
 
-def run(procs: int, args: argparse.Namespace, compile_: bool) -> list[WorkerResult]:
+def run(procs: int, args: argparse.Namespace, mode: str) -> list[WorkerResult]:
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
     local = argparse.Namespace(**{**vars(args), "procs": procs,
                                   "fraction": args.fraction if procs > 1 else 1.0})
-    workers = [ctx.Process(target=worker, args=(r, local, compile_, barrier, queue))
+    workers = [ctx.Process(target=worker, args=(r, local, mode, barrier, queue))
                for r in range(procs)]
     for w in workers:
         w.start()
@@ -164,7 +180,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--modes", nargs="+", default=["eager", "compiled"],
-                        choices=["eager", "compiled"])
+                        choices=["eager", "compiled", "graphs"])
+    parser.add_argument("--space", help="pack this search space's proxy instead (its batch, "
+                        "length and matched size)")
+    parser.add_argument("--pattern", help="with --space: the candidate to pack")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--timeout", type=float, default=400.0)
     args = parser.parse_args()
@@ -172,14 +191,18 @@ def main() -> None:
     card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
     rows = []
     for mode in args.modes:
-        alone = run(1, args, mode == "compiled")
-        packed = run(args.procs, args, mode == "compiled")
+        alone = run(1, args, mode)
+        packed = run(args.procs, args, mode)
         one, many = aggregate(alone), aggregate(packed)
         print(f"{mode}: 1 alone\n    {describe(alone)}\n{mode}: {args.procs} packed at "
               f"{args.fraction:g} GPU each\n    {describe(packed)}", flush=True)
         rows.append((mode, alone[0].params, one, many, many / one))
+    what = (f"{args.space} {args.pattern}" if args.space
+            else f"{args.depth} x {args.width} GGGA, vocab {args.vocab}")
+    if args.space:
+        packing_config(args)  # the space's batch and length, for the line below
     print(f"\nPacking {args.procs} proxies on one GPU ({card}, torch {torch.__version__}): "
-          f"{args.depth} x {args.width} GGGA, vocab {args.vocab}, batch {args.batch} x "
+          f"{what}, batch {args.batch} x "
           f"{args.seq_len}, bf16, {args.steps} timed steps after {args.warmup} warm-up")
     print(f"{'mode':<9} {'params':>7} {'1 alone tok/s':>14} {f'{args.procs} packed tok/s':>16} "
           f"{'ratio':>6}")

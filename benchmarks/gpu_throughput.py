@@ -1,6 +1,6 @@
 """Training throughput of proxy models on one GPU: all attention vs 3:1 GDN:attention vs all GDN.
 
-Measures the trainer's own training step (``archsearch.trainer._train_step``: bf16 autocast,
+Measures the trainer's own training step (``archsearch.train_step.train_step``: bf16 autocast,
 ``model.loss`` -> fused linear cross-entropy on CUDA, backward, gradient clipping, fused AdamW)
 on a 12 x 768 and a 24 x 1024 proxy at T = 2048 and 8192, every pattern at one (size, length)
 measured one after the other in the same process, with the same optimisations (compiled block
@@ -38,7 +38,7 @@ from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.cost import train_flops_per_token
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space.schema import TrainingSection
-from archsearch.trainer import _train_step, make_optimizer
+from archsearch.train_step import make_optimizer, train_step
 
 PATTERNS = {"attention": "A", "3:1 GGGA": "GGGA", "all GDN": "G"}
 PEAK_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H200": 989.4, "H100 PCIe": 756.0}
@@ -162,7 +162,7 @@ def run_model(
 
     def step() -> torch.Tensor:
         ids = batches[next(counter) % len(batches)]
-        return _train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4,
+        return train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4,
                            training.grad_clip, amp)
 
     began = time.perf_counter()

@@ -18,7 +18,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("archsearch.space", "archsearch_kernels")),
     (4, ("archsearch.model", "archsearch.gpu", "archsearch.autotune", "archsearch.data",
          "archsearch.summary")),
-    (5, ("archsearch.trainer", "archsearch.testing")),  # testing: a stand-in trainer
+    (5, ("archsearch.trainer", "archsearch.train_step", "archsearch.testing")),  # testing: a stand-in trainer
     (6, ("archsearch.sweep",)),
     (7, ("archsearch.analysis",)),
     (8, ("archsearch.report",)),

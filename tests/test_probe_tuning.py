@@ -4,6 +4,7 @@ reporting probe metrics without touching the language-model metrics or training.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from pathlib import Path
@@ -14,7 +15,8 @@ import torch
 
 from archsearch.data.evaluate import ProbeResult, informative, probe_metrics, score_probe
 from archsearch.data.probes import PROBE_MODULES, build_probes, probe_vocab
-from archsearch.data.probes.tuning import TuningBudget, training_batch, tuned_probe_results
+from archsearch.data.probes.tuning import (TuningBudget, training_batch, tune_probe,
+                                           tuned_probe_results)
 from archsearch.errors import ArchsearchError
 from archsearch.metrics import known_metrics
 from archsearch.model import HybridLM
@@ -101,6 +103,14 @@ def test_each_probe_starts_from_the_proxy_and_the_weights_come_back() -> None:
     again = tuned_probe_results(model, {"parity": probes["parity"]}, evals, budget, 0, PAD, V.end)
     # parity alone scores what it scored after copy: every probe starts from the same weights
     assert np.array_equal(again["parity"].correct, first["parity"].correct)
+    # gradients a caller leaves behind (a CUDA-graphed training step keeps its buffers) are
+    # not added to the first fine-tuning step's
+    clean_copy, stale_copy = copy.deepcopy(model), copy.deepcopy(model)
+    for param in stale_copy.parameters():
+        param.grad = torch.randn_like(param)
+    clean = tune_probe(clean_copy, probes["parity"], budget, 0, PAD)
+    stale = tune_probe(stale_copy, probes["parity"], budget, 0, PAD)
+    assert clean == stale
     untuned = score_probe(model, probes["parity"], evals["parity"], PAD, V.end)
     tuned = tuned_probe_results(model, {"parity": probes["parity"]}, evals,
                                 dataclasses.replace(budget, steps=40), 0, PAD, V.end)
@@ -139,6 +149,7 @@ def test_trainer_reports_probes_and_leaves_the_language_model_alone(tmp_path: Pa
             assert f"probe_{name}_{key}" in final
     assert final["probe_parity_chance"] == 0.5 and final["probe_copy_chance"] == 1 / 32
     assert final["probe_tuning_s"] > 0
+    assert final["first_step_s"] > 0 and final["cuda_graph"] == 0.0  # CPU: eager steps
     assert all("probe_copy_acc" not in r for r in tuned[:-1])  # only at the end...
     assert all("probe_parity_acc" in r for r in watched)  # ...unless the search reads one
     # fine-tuning copies never reach the language model: same losses, same saved weights, and

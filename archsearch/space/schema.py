@@ -185,6 +185,9 @@ class TrainingSection:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     seed: int = checked(0, seed_value)
     checkpoint_every: int = checked(50, positive)  # optimiser steps between checkpoints
+    # GPU only: after 3 eager steps, capture the training step once as a CUDA graph and replay it
+    # (docs/GPU.md, "CUDA graphs"); a capture that fails falls back to eager steps
+    cuda_graphs: bool = False
 
 
 @dataclass(frozen=True)

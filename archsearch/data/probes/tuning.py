@@ -93,6 +93,9 @@ def tune_probe(model: torch.nn.Module, probe: Probe, budget: TuningBudget, seed:
         weight_decay=WEIGHT_DECAY, fused=True if device.type == "cuda" else None)
     losses: list[torch.Tensor] = []
     model.train()
+    # gradients left by the caller (a CUDA-graphed training step keeps its buffers) must not
+    # be added to the first fine-tuning step's
+    model.zero_grad(set_to_none=True)
     for step in range(budget.steps):
         xs, ys = training_batch(probe, step, budget.batch_size, seed, pad_id, seen, multiple)
         inputs, targets = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)

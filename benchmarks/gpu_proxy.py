@@ -1,0 +1,217 @@
+"""A search space's own proxies on one GPU: tokens/s per pattern, eager steps vs CUDA graphs,
+and where each step's time goes.
+
+Every model is what a sweep of the space trains: the candidate resolved and size-matched by the
+space (``SearchSpace.resolve``), its batch and sequence length, bf16, compiled blocks, and the
+trainer's step (``archsearch.train_step``). Modes:
+- ``compiled``: the trainer's eager step (what sweeps ran so far);
+- ``graphs``: the same step captured once as a CUDA graph and replayed (``training.cuda_graphs``).
+Patterns default to the space's all-attention, first hybrid and all-GDN candidates; the ratio
+column is each pattern's tokens/s over all attention's in the same mode.
+
+``--profile`` prints, per pattern and mode, the GPU time of one step by kind of kernel (GDN
+kernels, attention, matmuls, inductor's fused kernels, optimiser, other), the kernels launched
+per step, and how busy the GPU was: kernel time / wall time of the profiled steps. A step whose
+kernels add up to much less than its wall time is launch-bound: the GPU waits on the host.
+
+    PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/calibration.yaml \\
+        --profile
+    PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/quickstart.yaml \\
+        --device cpu --modes compiled --steps 2 --warmup 1          # smoke test (CPU: eager)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_throughput import environment, free_memory, step_times, sync
+
+from archsearch.model.hybrid_lm import HybridLM
+from archsearch.space import SearchSpace, TrialConfig
+from archsearch.space.build import hybrid_config
+from archsearch.train_step import GraphedTrainStep, make_optimizer, train_step
+
+# substrings of kernel names, first match wins (lower-cased); GDN before matmul: fla's kernels
+# have "chunk" / "fwd" in their names, TileLang's "main_kernel"
+KERNEL_KINDS = (
+    ("GDN (fla / TileLang)", ("chunk", "gated_delta", "wy_", "solve_tril", "kkt", "l2norm",
+                              "causal_conv", "fused_recurrent", "tilelang", "main_kernel",
+                              "recompute_w_u", "prepare_wy")),
+    ("attention", ("flash", "fmha", "cudnn", "sdpa", "attention", "attn")),
+    ("matmul", ("gemm", "nvjet", "xmma", "cutlass", "cublas", "sm90_", "matmul")),
+    ("optimizer", ("adam", "multi_tensor", "foreach")),
+    ("inductor fused", ("triton_",)),
+)
+
+
+TOP_KERNELS = 12  # kernels listed per profile, largest GPU time first
+
+
+def kind_of(kernel: str) -> str:
+    name = kernel.lower()
+    for kind, keys in KERNEL_KINDS:
+        if any(k in name for k in keys):
+            return kind
+    return "other"
+
+
+def default_patterns(space: SearchSpace) -> list[str]:
+    """All attention, the first hybrid, all GDN, as far as the space has them."""
+    fractions = {p: space.stats(space.candidate(p)).attention_fraction
+                 for p in space.pattern_choices}
+    picks = [p for p in fractions if fractions[p] == 1.0][:1]
+    picks += [p for p in fractions if 0 < fractions[p] < 1][:1]
+    picks += [p for p in fractions if fractions[p] == 0][:1]
+    return picks
+
+
+def trial_of(space: SearchSpace, pattern: str) -> TrialConfig:
+    point = next(p for p in space.grid() if p["pattern"] == pattern) \
+        if space.spec.search.algorithm == "grid" else {"pattern": pattern}
+    return space.resolve(point)
+
+
+def build_step(trial: TrialConfig, mode: str, device: torch.device
+               ) -> tuple[HybridLM, Callable[[torch.Tensor, torch.Tensor], torch.Tensor], object]:
+    torch.manual_seed(0)
+    config = hybrid_config(trial, trial.data.vocab_size)
+    model = HybridLM(config).to(device)
+    if device.type == "cuda":
+        model.compile_blocks()
+    graphs = mode == "graphs" and device.type == "cuda"
+    optimizer = make_optimizer(model, trial.training, capturable=graphs)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    lr, clip = trial.training.lr, trial.training.grad_clip
+    if graphs:
+        graphed = GraphedTrainStep(model, optimizer, clip, amp)
+        return model, lambda x, y: graphed(x, y, lr), graphed
+    return model, lambda x, y: train_step(model, optimizer, x, y, lr, clip, amp), None
+
+
+def measure(trial: TrialConfig, mode: str, args: argparse.Namespace, device: torch.device
+            ) -> dict[str, object]:
+    free_memory(device)
+    batch, seq_len = trial.training.batch_size, trial.data.seq_len
+    model, step_fn, graphed = build_step(trial, mode, device)
+    vocab = model.config.vocab_size
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    batches = [torch.randint(0, vocab, (batch, seq_len + 1), generator=gen).to(device)
+               for _ in range(2)]
+    counter = iter(range(1 << 30))
+
+    def step() -> torch.Tensor:
+        ids = batches[next(counter) % 2]
+        return step_fn(ids[:, :-1], ids[:, 1:])
+
+    began = time.perf_counter()
+    step()
+    sync(device)
+    first = time.perf_counter() - began
+    for _ in range(args.warmup):
+        loss = step()
+    sync(device)
+    times = step_times(step, args.steps, device)
+    loss = step()
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"loss became {loss.item()}")
+    row: dict[str, object] = {
+        "pattern": trial.pattern, "mode": mode, "params": model.num_params(),
+        "batch": f"{batch}x{seq_len}", "tokens_per_s": batch * seq_len / statistics.median(times),
+        "first_step_s": first, "spread": (max(times) - min(times)) / statistics.median(times),
+        "graph": "yes" if graphed is not None and graphed.replaying else
+                 (f"no ({graphed.note})" if graphed is not None else "-"),
+    }
+    if args.profile and device.type == "cuda":
+        row["profile"] = profile(step, device)
+    del model
+    return row
+
+
+def profile(step: Callable[[], object], device: torch.device, steps: int = 3) -> str:
+    """GPU time per step by kind of kernel, kernels per step, and the GPU's busy fraction."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    sync(device)
+    began = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    wall_ms = 1e3 * (time.perf_counter() - began) / steps
+    per_kind: dict[str, float] = defaultdict(float)
+    per_kernel: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    kernels = 0
+    for event in prof.events():
+        if event.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        kernels += 1
+        ms = event.device_time / 1e3 / steps  # us -> ms per step
+        per_kind[kind_of(event.name)] += ms
+        entry = per_kernel[(kind_of(event.name), event.name[:60])]
+        entry[0] += ms
+        entry[1] += 1 / steps
+    busy = sum(per_kind.values())
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_kind.items(), key=lambda kv: -kv[1]))
+    # the largest kernels outside matmuls and attention: where launches and copies pile up
+    top = sorted(((v[0], v[1], kind, name) for (kind, name), v in per_kernel.items()
+                  if kind in ("other", "GDN (fla / TileLang)", "inductor fused")), reverse=True)
+    lines = "".join(f"\n    {ms:6.2f} ms {count:5.0f}x  {kind:<20} {name}"
+                    for ms, count, kind, name in top[:TOP_KERNELS])
+    return (f"ms/step on the GPU: {parts}; total {busy:.2f} of {wall_ms:.2f} wall "
+            f"({100 * busy / wall_ms:.0f}% busy), {kernels / steps:.0f} kernels/step{lines}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("space")
+    parser.add_argument("--patterns", nargs="+", help="default: all A, first hybrid, all G")
+    parser.add_argument("--modes", nargs="+", default=["compiled", "graphs"],
+                        choices=["compiled", "graphs"])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="steps after the first, untimed")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    space = SearchSpace.load(args.space)
+    patterns = args.patterns or default_patterns(space)
+    print(f"{args.space}: {environment(device)}", flush=True)
+    rows = []
+    for mode in args.modes:
+        for pattern in patterns:
+            try:
+                row = measure(trial_of(space, pattern), mode, args, device)
+            except Exception as err:  # noqa: BLE001 - report and go on to the next model
+                row = {"pattern": pattern, "mode": mode, "error": f"{type(err).__name__}: {err}"}
+            rows.append(row)
+            print(f"row: {row}", flush=True)
+    header = (f"{'pattern':<12} {'mode':<9} {'params':>7} {'batch':>8} {'tokens/s':>11} "
+              f"{'vs attn':>7} {'1st step':>8} {'spread':>6}  graph")
+    print(f"\n{header}\n{'-' * len(header)}")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['pattern']:<12} {row['mode']:<9} failed: {row['error'][:200]}")
+            continue
+        attention = next((r["tokens_per_s"] for r in rows if "error" not in r
+                          and r["mode"] == row["mode"] and r["pattern"] == patterns[0]), None)
+        ratio = f"{row['tokens_per_s'] / attention:.2f}x" if attention else "-"
+        print(f"{row['pattern']:<12} {row['mode']:<9} {row['params'] / 1e6:>6.1f}M "
+              f"{row['batch']:>8} {row['tokens_per_s']:>11,.0f} {ratio:>7} "
+              f"{row['first_step_s']:>7.1f}s {100 * row['spread']:>5.1f}%  {row['graph']}")
+    for row in rows:
+        if "profile" in row:
+            print(f"{row['pattern']} {row['mode']}: {row['profile']}")
+
+
+if __name__ == "__main__":
+    main()
