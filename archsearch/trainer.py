@@ -32,8 +32,7 @@ from archsearch.space import TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.space.schema import TrainingSection
 from archsearch.space.trial import Budget
-from archsearch.train_step import (GraphedTrainStep, make_capturable, make_optimizer,
-                                     train_step)
+from archsearch.train_step import GraphedTrainStep, make_capturable, make_optimizer, train_step
 
 Report = Callable[[dict[str, Any], Path | None], None]
 OPTIMIZER_FILE = "trainer_state.pt"

@@ -15,8 +15,12 @@ import torch
 
 from archsearch.data.evaluate import ProbeResult, informative, probe_metrics, score_probe
 from archsearch.data.probes import PROBE_MODULES, build_probes, probe_vocab
-from archsearch.data.probes.tuning import (TuningBudget, training_batch, tune_probe,
-                                           tuned_probe_results)
+from archsearch.data.probes.tuning import (
+    TuningBudget,
+    training_batch,
+    tune_probe,
+    tuned_probe_results,
+)
 from archsearch.errors import ArchsearchError
 from archsearch.metrics import known_metrics
 from archsearch.model import HybridLM
