@@ -3,6 +3,7 @@ store and W&B's offline run files (no account, no network), the sweep's journal 
 optuna-dashboard over HTTP, and the one-line errors."""
 
 import json
+import os
 import threading
 import urllib.request
 from pathlib import Path
@@ -20,6 +21,8 @@ from archsearch.sweep.tracking import (
     TRACKER_PACKAGES,
     TrackingError,
     default_wandb_dir,
+    file_store_opt_in,
+    is_file_store,
     table_result,
     tracker_callbacks,
 )
@@ -116,6 +119,46 @@ def test_wandb_offline_runs_hold_every_trials_history_and_final_metrics(tracked_
         assert [h["semantic_loss"] for h in run.history] == pytest.approx(
             list(expected["semantic_loss"]), rel=1e-12)
         assert not any("time_this_iter_s" in h or "config" in h for h in run.history)
+
+
+def test_mlflow_file_store_named_by_a_file_uri_holds_every_trial(tmp_path, monkeypatch):
+    """MLflow 3 refuses its file store unless MLFLOW_ALLOW_FILE_STORE=true; a space file that
+    names one gets it, and the driver's environment is left as it was."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tmp_path / "mlruns"
+    text = (TINY.split("tracking:")[0].replace('["GA", "AG", "GG"]', '["GA", "AG"]')
+            .replace("samples: 3", "samples: 2")
+            + f"tracking: {{mlflow: {{tracking_uri: 'file://{store}', experiment: e}}}}\n")
+    (tmp_path / "space.yaml").write_text(text)
+    outcome = run_sweep(str(tmp_path / "space.yaml"), storage=str(tmp_path / "sweeps"),
+                        train_fn=SyntheticTrainer())
+    assert outcome.finished and not outcome.errored
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    assert (store / "meta.yaml").is_file() or any(store.glob("*/meta.yaml"))  # files, no DB
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own reads
+    client = MlflowClient(tracking_uri=f"file://{store}")
+    runs = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    trials = pd.read_parquet(tmp_path / "sweeps" / "tracked" / "trials.parquet")
+    trials = trials.set_index("trial_id")
+    assert sorted(r.info.run_name for r in runs) == sorted(trials.index)
+    for run in runs:
+        row = trials.loc[run.info.run_name]
+        assert run.data.metrics["semantic_loss"] == pytest.approx(row["semantic_loss"], rel=1e-9)
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert max(m.step for m in history) == row["step"]
+
+
+def test_file_store_opt_in_is_only_for_file_stores_and_given_back(monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    assert is_file_store("file:///tmp/mlruns") and is_file_store("mlruns")
+    assert not is_file_store("sqlite:///m.db") and not is_file_store("http://host:5000")
+    with file_store_opt_in("file:///tmp/mlruns"):
+        assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true"
+    with file_store_opt_in("sqlite:///m.db"):
+        assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
 
 
 def test_optuna_dashboard_serves_the_sweeps_journal_over_http(tracked_sweep):

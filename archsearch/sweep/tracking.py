@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlparse
 
 from archsearch.errors import ArchsearchError
 from archsearch.space.schema import TrackingSection
@@ -31,8 +33,10 @@ from archsearch.sweep.folder import SweepFolder
 from archsearch.sweep.results import metrics_of
 
 # The default MLflow store, inside the sweep folder: SQLite, as MLflow 3 refuses its old file
-# store unless MLFLOW_ALLOW_FILE_STORE=true (a file: URI in the section still works with that)
+# store unless MLFLOW_ALLOW_FILE_STORE=true. A file: URI (or a plain folder) in the section
+# still works: the tracker opts in to the file store for its own calls (file_store_opt_in)
 MLFLOW_DB = "mlflow.db"
+MLFLOW_FILE_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"
 
 # tracker -> (module it needs, the archsearch extra that installs it)
 TRACKER_PACKAGES = {
@@ -82,6 +86,26 @@ def default_wandb_dir(folder: SweepFolder, environ: Mapping[str, str]) -> str | 
     return str(folder.local.resolve())
 
 
+def is_file_store(tracking_uri: str) -> bool:
+    """Whether MLflow reads ``tracking_uri`` as its folder-of-files store (``file:`` or a path)."""
+    return urlparse(tracking_uri).scheme in ("", "file")
+
+
+@contextmanager
+def file_store_opt_in(tracking_uri: str) -> Iterator[None]:
+    """MLflow 3 builds its file store on every call and refuses it unless
+    MLFLOW_ALLOW_FILE_STORE=true; a space file that names one has asked for it, so the tracker's
+    calls run with the opt-in set, and the driver's environment is given back after each."""
+    if not is_file_store(tracking_uri) or os.environ.get(MLFLOW_FILE_STORE_OPT_IN):
+        yield
+        return
+    os.environ[MLFLOW_FILE_STORE_OPT_IN] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(MLFLOW_FILE_STORE_OPT_IN, None)
+
+
 def table_result(result: Mapping[str, Any]) -> dict[str, Any]:
     """What a tracker is given of a Tune result: the table's metrics, stepped by optimiser step.
 
@@ -126,11 +150,26 @@ def _mlflow_callback(tracking_uri: str, experiment: str) -> Any:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     class MlflowTables(MLflowLoggerCallback):
+        # every hook that reaches the store runs inside file_store_opt_in (a no-op for SQLite
+        # and servers)
+        def setup(self, *args: Any, **kwargs: Any) -> None:
+            with file_store_opt_in(tracking_uri):
+                super().setup(*args, **kwargs)
+
+        def log_trial_start(self, trial: Any) -> None:
+            with file_store_opt_in(tracking_uri):
+                super().log_trial_start(trial)
+
         def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
             table = table_result(result)
             step = table.pop("training_iteration")  # the step, not a metric of the table
-            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=table,
-                                         step=step)
+            with file_store_opt_in(tracking_uri):
+                self.mlflow_util.log_metrics(run_id=self._trial_runs[trial],
+                                             metrics_to_log=table, step=step)
+
+        def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+            with file_store_opt_in(tracking_uri):
+                super().log_trial_end(trial, failed)
 
     return MlflowTables(tracking_uri=tracking_uri, experiment_name=experiment,
                         save_artifact=False)
