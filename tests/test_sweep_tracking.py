@@ -11,6 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pandas as pd
 import pytest
+from helpers.wandb_offline import read_offline_run
 
 from archsearch.errors import SpaceError
 from archsearch.space import SearchSpace
@@ -27,7 +28,6 @@ from archsearch.sweep.tracking import (
     tracker_callbacks,
 )
 from archsearch.testing.standin import SyntheticTrainer
-from helpers.wandb_offline import read_offline_run
 
 TINY = """
 name: tracked
