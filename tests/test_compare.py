@@ -30,9 +30,10 @@ WINDOW = 64
 TOKENS = 1500
 
 
-def _export(root: Path, name: str, pattern: str, seed: int, tokenizer: Path) -> Path:
+def _export(root: Path, name: str, pattern: str, seed: int, tokenizer: Path,
+            vocab: int = VOCAB) -> Path:
     config = HybridConfig.from_pattern(
-        pattern, vocab_size=VOCAB, d_model=32, mlp_hidden=64, max_seq_len=256,
+        pattern, vocab_size=vocab, d_model=32, mlp_hidden=64, max_seq_len=256,
         attention=AttentionSpec(heads=2, kv_heads=2, head_dim=16),
         gdn=GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=16))
     torch.manual_seed(seed)
@@ -116,10 +117,11 @@ class _BetterOn(torch.nn.Module):
     (position t + 1), so the last position of a window gets no boost; every other target keeps
     exactly ``base``'s logits, so its loss is unchanged."""
 
-    def __init__(self, base: torch.nn.Module, ids: set[int], boost: float) -> None:
+    def __init__(self, base: torch.nn.Module, ids: set[int], boost: float,
+                 vocab: int = VOCAB) -> None:
         super().__init__()
         self.base, self.boost = base, boost
-        self.register_buffer("chosen", torch.zeros(VOCAB, dtype=torch.bool))
+        self.register_buffer("chosen", torch.zeros(vocab, dtype=torch.bool))
         self.chosen[sorted(ids)] = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,3 +208,119 @@ def test_two_trials_of_a_sweep_compare_with_the_sweeps_tokenizer(tiny_sweep, tmp
     assert np.isfinite(result.tokens["gap"]).all() and (result.tokens["gap"] != 0).any()
     with pytest.raises(ArchsearchError, match="no trial 'nope'"):
         find_model(f"{tiny_sweep}:nope", "CAND")
+
+
+# Part of speech (--pos). A real spaCy pipeline, built here: a blank English tokenizer and an
+# attribute_ruler tagging the built-in corpus's made-up words from its lexicon (no statistical
+# model is needed, and none can be downloaded in CI). Saved to a folder, it is loaded the way
+# --pos-model loads any pipeline.
+_DETERMINERS = ["the", "a", "an", "every", "his", "her", "their", "these", "those", "this",
+                "that", "many", "some", "no"]
+
+
+@pytest.fixture(scope="module")
+def pos_pipeline(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import spacy
+
+    from archsearch.data.builtin import make_lexicon
+
+    lex = make_lexicon(0)
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("attribute_ruler")
+    for tag, words in (("NOUN", lex.nouns + lex.plurals + lex.containers),
+                       ("VERB", lex.verbs + lex.verbs_3sg + lex.verbs_past),
+                       ("ADJ", lex.adjectives), ("ADV", lex.adverbs), ("PROPN", lex.names),
+                       ("DET", tuple(_DETERMINERS))):
+        ruler.add(patterns=[[{"LOWER": {"IN": sorted(set(words))}}]], attrs={"POS": tag})
+    ruler.add(patterns=[[{"IS_PUNCT": True}]], attrs={"POS": "PUNCT"})
+    ruler.add(patterns=[[{"IS_DIGIT": True}]], attrs={"POS": "NUM"})
+    folder = tmp_path_factory.mktemp("spacy") / "en_rules"
+    nlp.to_disk(folder)
+    return str(folder)
+
+
+def test_pos_tags_follow_each_tokens_word_through_offsets(models, pos_pipeline) -> None:
+    """Every token takes the tag spaCy gave the word holding its first non-space character;
+    sub-word tokens of one word share it; whitespace-only tokens are SPACE."""
+    import spacy
+
+    from archsearch.data.categories import spacy_pos
+    from archsearch.data.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(models["olmo3"] / "tokenizer.json")
+    text = "Every bafunt geely kots a drerk.  His zalou shomps him, 1290 times!"
+    ((ids, offs),) = tok.encode([text])
+    tags = spacy_pos(text, offs, pos_pipeline)
+    doc = spacy.load(pos_pipeline)(text)
+    by_char = {i: (t.pos_ or "X") for t in doc for i in range(t.idx, t.idx + len(t.text))}
+    assert len(tags) == len(ids)
+    for (start, end), tag in zip(offs, tags, strict=True):
+        piece = text[start:end]
+        if not piece.strip():
+            assert tag == "SPACE"
+        else:
+            first = start + len(piece) - len(piece.lstrip())
+            assert tag == by_char[first], (piece, tag)
+    assert {"NOUN", "VERB", "DET", "PUNCT", "NUM"} <= set(tags)
+    assert any(e - s < len("bafunt") and tags[i] == "NOUN" for i, (s, e) in enumerate(offs)
+               if text[s:e].strip() and "bafunt".startswith(text[s:e].strip()))  # a sub-word
+
+
+WORD_VOCAB = 3000  # a BPE large enough to hold most of the built-in corpus's words whole
+
+
+@pytest.fixture(scope="module")
+def word_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported AA model whose BPE keeps frequent words whole, so token ids are nouns or
+    not wherever they occur (the 300-entry BPE splits made-up words into shared pieces)."""
+    root = tmp_path_factory.mktemp("words")
+    texts = [d.text for d in generate_corpus(200, 0)]
+    train_bpe(texts, WORD_VOCAB).save(str(root / "bpe.json"))  # type: ignore[attr-defined]
+    return _export(root, "words", "AA", 3, root / "bpe.json", WORD_VOCAB)
+
+
+def test_advantage_on_nouns_shows_only_on_the_noun_group(word_model, pos_pipeline,
+                                                         tmp_path) -> None:
+    settings = _settings(tmp_path / "probe", pos=True, pos_model=pos_pipeline)
+    ref = load_model(find_model(str(word_model), "REF"), "REF", "cpu")
+    labelled = compare_loaded(ref, ref, settings).tokens
+    by_id = labelled.groupby("token")["pos"].agg(set)
+    noun_ids = {int(i) for i, tags in by_id.items() if tags == {"NOUN"}}  # nouns wherever seen
+    assert len(noun_ids) > 20
+    assert labelled["token"].isin(noun_ids).sum() > 0.5 * (labelled["pos"] == "NOUN").sum()
+    cand = LoadedModel("better-on-nouns", "test",
+                       _BetterOn(ref.module, noun_ids, 1.0, ref.vocab_size),
+                       ref.tokenizer, ref.context, ref.vocab_size, "float32")
+    out = tmp_path / "out"
+    result = compare_loaded(ref, cand, _settings(out, pos=True, pos_model=pos_pipeline))
+    gaps = result.comparison.gaps.set_index("group")
+    pos_groups = [g for g in gaps.index if g.startswith("pos_") and gaps.loc[g, "n"]]
+    assert {"pos_NOUN", "pos_VERB", "pos_ADJ", "pos_DET", "pos_PUNCT"} <= set(pos_groups)
+    assert gaps.loc["pos_NOUN", "lo"] > 0.2
+    for group in pos_groups:
+        if group != "pos_NOUN":
+            assert gaps.loc[group, "gap"] == 0.0, group
+    tokens = result.tokens
+    assert math.isclose(gaps.loc["pos_NOUN", "gap"],
+                        tokens.loc[tokens["pos"] == "NOUN", "gap"].mean(), rel_tol=1e-12)
+    assert int(gaps.loc["pos_NOUN", "n"]) == int((tokens["pos"] == "NOUN").sum())
+    regression = result.comparison.regression.set_index("term")
+    assert result.comparison.pos_baseline == "DET" and "pos_intercept" in regression.index
+    assert regression.loc["pos_NOUN", "t_cluster"] > 5
+    assert abs(regression.loc["pos_VERB", "coef"]) < 0.1 * regression.loc["pos_NOUN", "coef"]
+    assert "content" in regression.index  # the class fit is still there, first
+    # every output carries the groups: the parquet, the tables, the page, the summary
+    assert "pos" in pd.read_parquet(out / "tokens.parquet").columns
+    assert "pos_NOUN" in set(pd.read_csv(out / "gaps.csv")["group"])
+    assert "pos_NOUN" in set(pd.read_csv(out / "regression.csv")["term"])
+    assert "Gap per part of speech" in (out / "index.html").read_text()
+    assert "pos_NOUN" in result.summary and "regression on part of speech" in result.summary
+
+
+def test_pos_without_the_spacy_model_is_one_line_saying_how(models, tmp_path, capsys) -> None:
+    code = main(["compare", str(models["olmo3"]), str(models["olmo3"]), "--pos",
+                 "--pos-model", "no_such_spacy_model_xyz", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "--pos" in err and "python -m spacy download no_such_spacy_model_xyz" in err
+    assert not (tmp_path / "tokens.parquet").exists()

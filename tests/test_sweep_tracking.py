@@ -1,7 +1,9 @@
-"""Trackers: a tiny sweep's metrics read back from TensorBoard's event files and MLflow's file
-store, the sweep's journal read by optuna-dashboard over HTTP, and the one-line errors."""
+"""Trackers: a tiny sweep's metrics read back from TensorBoard's event files, MLflow's SQLite
+store and W&B's offline run files (no account, no network), the sweep's journal read by
+optuna-dashboard over HTTP, and the one-line errors."""
 
 import json
+import os
 import threading
 import urllib.request
 from pathlib import Path
@@ -9,6 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pandas as pd
 import pytest
+from helpers.wandb_offline import read_offline_run
 
 from archsearch.errors import SpaceError
 from archsearch.space import SearchSpace
@@ -18,6 +21,9 @@ from archsearch.sweep.folder import JOURNAL_FILE, SweepFolder
 from archsearch.sweep.tracking import (
     TRACKER_PACKAGES,
     TrackingError,
+    default_wandb_dir,
+    file_store_opt_in,
+    is_file_store,
     table_result,
     tracker_callbacks,
 )
@@ -36,16 +42,23 @@ search: {algorithm: grid, samples: 3, concurrency: 1}
 tracking:
   tensorboard: true
   mlflow: true
+  wandb: {mode: offline}
 """
 
 
 @pytest.fixture(scope="module")
 def tracked_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 3-trial synthetic sweep with TensorBoard and MLflow on."""
+    """A finished 3-trial synthetic sweep with TensorBoard, MLflow and offline W&B on."""
     root = tmp_path_factory.mktemp("tracked")
     (root / "space.yaml").write_text(TINY)
-    outcome = run_sweep(str(root / "space.yaml"), storage=str(root / "sweeps"),
-                        train_fn=SyntheticTrainer())
+    with pytest.MonkeyPatch.context() as env:
+        # no key, no login: offline W&B needs neither; its settings stay out of $HOME
+        for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR"):
+            env.delenv(name, raising=False)
+        for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+            env.setenv(name, str(root / name.lower()))
+        outcome = run_sweep(str(root / "space.yaml"), storage=str(root / "sweeps"),
+                            train_fn=SyntheticTrainer())
     assert outcome.finished and not outcome.errored
     return root / "sweeps" / "tracked"
 
@@ -90,6 +103,64 @@ def test_mlflow_store_has_one_run_per_trial_with_the_final_metrics(tracked_sweep
         assert "time_this_iter_s" not in run.data.metrics
 
 
+def test_wandb_offline_runs_hold_every_trials_history_and_final_metrics(tracked_sweep):
+    trials = pd.read_parquet(tracked_sweep / "trials.parquet").set_index("trial_id")
+    curves = _curves(tracked_sweep)
+    files = sorted(tracked_sweep.glob("wandb/offline-run-*/run-*.wandb"))
+    runs = {run.name: run for run in map(read_offline_run, files)}
+    assert sorted(runs) == sorted(trials.index)
+    for trial_id, run in runs.items():
+        assert run.finished and run.project == "tracked"
+        row = trials.loc[trial_id]
+        assert run.summary["semantic_loss"] == pytest.approx(row["semantic_loss"], rel=1e-12)
+        assert run.summary["val_loss"] == pytest.approx(row["val_loss"], rel=1e-12)
+        expected = curves[curves["trial_id"] == trial_id].sort_values("step")
+        assert [h["_step"] for h in run.history] == list(expected["step"])
+        assert [h["semantic_loss"] for h in run.history] == pytest.approx(
+            list(expected["semantic_loss"]), rel=1e-12)
+        assert not any("time_this_iter_s" in h or "config" in h for h in run.history)
+
+
+def test_mlflow_file_store_named_by_a_file_uri_holds_every_trial(tmp_path, monkeypatch):
+    """MLflow 3 refuses its file store unless MLFLOW_ALLOW_FILE_STORE=true; a space file that
+    names one gets it, and the driver's environment is left as it was."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tmp_path / "mlruns"
+    text = (TINY.split("tracking:")[0].replace('["GA", "AG", "GG"]', '["GA", "AG"]')
+            .replace("samples: 3", "samples: 2")
+            + f"tracking: {{mlflow: {{tracking_uri: 'file://{store}', experiment: e}}}}\n")
+    (tmp_path / "space.yaml").write_text(text)
+    outcome = run_sweep(str(tmp_path / "space.yaml"), storage=str(tmp_path / "sweeps"),
+                        train_fn=SyntheticTrainer())
+    assert outcome.finished and not outcome.errored
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    assert (store / "meta.yaml").is_file() or any(store.glob("*/meta.yaml"))  # files, no DB
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own reads
+    client = MlflowClient(tracking_uri=f"file://{store}")
+    runs = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    trials = pd.read_parquet(tmp_path / "sweeps" / "tracked" / "trials.parquet")
+    trials = trials.set_index("trial_id")
+    assert sorted(r.info.run_name for r in runs) == sorted(trials.index)
+    for run in runs:
+        row = trials.loc[run.info.run_name]
+        assert run.data.metrics["semantic_loss"] == pytest.approx(row["semantic_loss"], rel=1e-9)
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert max(m.step for m in history) == row["step"]
+
+
+def test_file_store_opt_in_is_only_for_file_stores_and_given_back(monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    assert is_file_store("file:///tmp/mlruns") and is_file_store("mlruns")
+    assert not is_file_store("sqlite:///m.db") and not is_file_store("http://host:5000")
+    with file_store_opt_in("file:///tmp/mlruns"):
+        assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true"
+    with file_store_opt_in("sqlite:///m.db"):
+        assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+
+
 def test_optuna_dashboard_serves_the_sweeps_journal_over_http(tracked_sweep):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -127,6 +198,24 @@ def test_tracking_is_off_by_default_and_true_means_the_defaults(tmp_path):
     assert named.mlflow_settings().experiment == "e" and named.wandb_settings() is None
 
 
+def test_wandb_offline_needs_no_key_and_online_without_one_is_one_line(tmp_path, monkeypatch):
+    import wandb
+
+    folder = SweepFolder.under(str(tmp_path), "w")
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(wandb, "login", lambda **kwargs: False)  # no key saved on this machine
+    (callback,) = tracker_callbacks(TrackingSection(wandb=WandbTracking(mode="offline")), folder)
+    assert callback.kwargs == {"mode": "offline", "dir": str(folder.local.resolve())}
+    assert callback.project == "w"
+    with pytest.raises(TrackingError) as err:
+        tracker_callbacks(TrackingSection(wandb=True), folder)
+    assert "set WANDB_MODE=offline" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the environment's offline works as well
+    assert len(tracker_callbacks(TrackingSection(wandb=True), folder)) == 1
+    assert default_wandb_dir(folder, {"WANDB_DIR": "/elsewhere"}) is None
+
+
 def test_a_tracker_whose_package_is_missing_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     folder = SweepFolder.under(str(tmp_path), "w")
     monkeypatch.setitem(TRACKER_PACKAGES, "wandb", ("archsearch_no_such_module", "wandb"))
@@ -149,6 +238,7 @@ def test_a_sweep_with_a_missing_tracker_fails_before_ray_starts(tmp_path, monkey
     ("{tensorboard: yes please}", "tracking.tensorboard: expected true or false"),
     ("{mlflow: {experiment: ''}}", "tracking.mlflow.experiment: must not be empty"),
     ("{wandb: {projet: x}}", "did you mean 'project'"),
+    ("{wandb: {mode: offlne}}", "tracking.wandb.mode: must be one of online, offline"),
     ("{neptune: true}", "unknown key 'neptune'"),
 ])
 def test_a_bad_tracking_section_is_one_line_naming_the_field(section, problem):

@@ -33,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, default=0, help="of the bootstrap and the built-in corpus")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let transformers run a model's own code from its folder or the hub")
+    p.add_argument("--pos", action="store_true", help="add part-of-speech groups (noun, verb, "
+                   "adjective, ...) from spaCy: pip install 'archsearch[pos]' and "
+                   "python -m spacy download en_core_web_sm")
+    p.add_argument("--pos-model", default="en_core_web_sm", metavar="NAME",
+                   help="the spaCy pipeline --pos loads: an installed name or a saved folder")
     return p
 
 
@@ -40,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from archsearch.compare import CompareSettings, run_compare
 
     names = ("corpus", "out", "device", "max_tokens", "max_documents", "tokenizer", "window",
-             "format", "text_field", "bootstrap", "seed", "trust_remote_code")
+             "format", "text_field", "bootstrap", "seed", "trust_remote_code", "pos",
+             "pos_model")
     settings = CompareSettings(**{n: getattr(args, n) for n in names})
     print(run_compare(args.reference, args.candidate, settings).summary)
     return 0

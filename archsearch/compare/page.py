@@ -1,6 +1,7 @@
 """The one-page HTML of ``archsearch compare``, built like ``archsearch report`` (one file, inline
-SVG plots, no script): the settings, the gap per category and per copy run-length bucket with
-intervals, each model's loss per group, the copy gains and the regression."""
+SVG plots, no script): the settings, the gap per category, per copy run-length bucket and (with
+``--pos``) per part of speech with intervals, each model's loss per group, the copy gains and
+the regressions."""
 
 from __future__ import annotations
 
@@ -81,8 +82,10 @@ def _sections(result: CompareResult, s: CompareSettings, ref: LoadedModel,
               cand: LoadedModel) -> list[Section]:
     c = result.comparison
     gaps = c.gaps[c.gaps["n"] > 0]
-    classes = gaps[~gaps["group"].astype(str).str.startswith("copy")]
-    copies = gaps[gaps["group"].astype(str).str.startswith("copy")]
+    group = gaps["group"].astype(str)
+    copies = gaps[group.str.startswith("copy")]
+    tags = gaps[group.str.startswith("pos_")]
+    classes = gaps[~group.str.startswith(("copy", "pos_"))]
     facts = [("REF", (f"<code>{esc(ref.name)}</code> ({esc(ref.kind)}, {esc(ref.dtype)}, "
                      f"context {ref.context:,})")),
              ("CAND", (f"<code>{esc(cand.name)}</code> ({esc(cand.kind)}, {esc(cand.dtype)}, "
@@ -93,16 +96,23 @@ def _sections(result: CompareResult, s: CompareSettings, ref: LoadedModel,
              ("windows", f"{result.window:,} tokens, documents packed and cut"),
              ("intervals", f"95%, {s.bootstrap} bootstrap resamples of documents, seed {s.seed}"),
              ("copy tokens", f"continue a repeat of at least {s.copy_min_run} tokens")]
+    if s.pos:
+        tagger = (f"spaCy <code>{esc(s.pos_model)}</code>: each token takes the Universal POS "
+                  "tag of its word")
+        facts.append(("part of speech", tagger))
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
     summary = Section("summary", "Summary", f'<dl class="facts">{dl}</dl>')
 
-    figure = svg("gaps", [
-        lambda ax: _interval_bars(ax, classes, "gap", "lo", "hi",
-                                  "gap = loss(REF) - loss(CAND), nats", "Gap per category"),
-        lambda ax: _interval_bars(ax, copies, "gap", "lo", "hi",
-                                  "gap = loss(REF) - loss(CAND), nats",
+    axis = "gap = loss(REF) - loss(CAND), nats"
+    panels = [
+        lambda ax: _interval_bars(ax, classes, "gap", "lo", "hi", axis, "Gap per category"),
+        lambda ax: _interval_bars(ax, copies, "gap", "lo", "hi", axis,
                                   "Gap on copy tokens by run length"),
-    ], width=5.6, height=3.6)
+    ]
+    if len(tags):
+        panels.append(lambda ax: _interval_bars(ax, tags, "gap", "lo", "hi", axis,
+                                                "Gap per part of speech"))
+    figure = svg("gaps", panels, width=5.6, height=3.6, columns=2)
     gap_table = table(gaps, [
         ("group", lambda r: esc(r["group"])), ("gap [95% interval]", _gap_cell),
         ("tokens", lambda r: f"{int(r['n']):,}"),
@@ -110,7 +120,9 @@ def _sections(result: CompareResult, s: CompareSettings, ref: LoadedModel,
         ("CAND loss", lambda r: number(r["candidate_loss"]))])
     gap_section = Section("gaps", "Gaps", plot(
         "gaps", figure, "Mean per-token gap with its 95% interval (positive: CAND is better). "
-        "Copy buckets group copy tokens by how many tokens of the repeat precede them.")
+        "Copy buckets group copy tokens by how many tokens of the repeat precede them."
+        + (" pos_ groups hold the tokens whose word spaCy tagged with that Universal POS tag."
+           if len(tags) else ""))
         + gap_table)
 
     loss_section = Section("losses", "Losses", plot(
@@ -143,7 +155,11 @@ def _sections(result: CompareResult, s: CompareSettings, ref: LoadedModel,
         f"<p>Ordinary least squares of the per-token gap on class indicators (baseline: "
         f"{esc(c.baseline)} words, the intercept), centred log frequency in the scored corpus, "
         "the copy flag and log(1 + run length): a class's coefficient is its extra gain over "
-        "function words at equal frequency and repetition.</p>") + reg_table)
+        "function words at equal frequency and repetition.</p>"
+        + (f"<p>The <code>pos_</code> rows are a second fit of the same gap on part-of-speech "
+           f"indicators with the same controls: <code>pos_intercept</code> is "
+           f"{esc(c.pos_baseline)}, each <code>pos_TAG</code> that tag's extra gain over it.</p>"
+           if c.pos_baseline else "")) + reg_table)
     files = "".join(f"<li><code>{esc(f.name)}</code></li>" for f in result.files)
     file_section = Section("files", "Files", f"<ul>{files}</ul>")
     return [summary, gap_section, loss_section, gain_section, reg_section, file_section]

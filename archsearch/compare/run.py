@@ -4,8 +4,9 @@ Steps: load the two models (``sources``); check that they share one tokenizer (t
 vocabulary, id for id) and that both can read its ids; tokenize, label and pack the corpus once
 (``tokens``); score every token with each model (``score``); compare the losses
 (``data.compare``: gaps per category and copy run-length bucket with document-bootstrap
-intervals, the regression with frequency and repetition controls) and each model's
-``copy_gain`` (``data.evaluate.copy_metrics``); write the per-token parquet, the tables, the
+intervals, the regression with frequency and repetition controls, and with ``pos`` the same per
+part-of-speech tag from spaCy) and each model's ``copy_gain`` (``data.evaluate.copy_metrics``);
+write the per-token parquet, the tables, the
 one-page HTML (``page``) and return the terminal table (``table``).
 """
 
@@ -24,7 +25,7 @@ import pandas as pd
 from archsearch.compare.page import PAGE_FILE
 from archsearch.compare.sources import LoadedModel, ModelSource, find_model, load_model
 from archsearch.compare.tokens import ScoredTokens, corpus_documents, tokenize_corpus
-from archsearch.data.categories import CATEGORIES
+from archsearch.data.categories import CATEGORIES, POS_MODEL, spacy_missing
 from archsearch.data.compare import Comparison, compare_losses
 from archsearch.data.copy import bucket_names, bucket_of
 from archsearch.data.evaluate import copy_in_context, copy_metrics
@@ -59,6 +60,8 @@ class CompareSettings:
     trust_remote_code: bool = False
     batch_rows: int | None = None  # rows per batch (default: sized from memory)
     progress: bool = True
+    pos: bool = False  # part-of-speech groups from spaCy (pip install 'archsearch[pos]')
+    pos_model: str = POS_MODEL  # the spaCy pipeline: an installed name or a saved folder
 
 
 @dataclass(frozen=True)
@@ -168,17 +171,25 @@ def _copy_gain(ref: np.ndarray, cand: np.ndarray, scored: ScoredTokens,
     return pd.DataFrame(rows)
 
 
+def _check_pos(s: CompareSettings) -> None:
+    if s.pos:
+        missing = spacy_missing(s.pos_model)
+        if missing is not None:
+            raise ArchsearchError(f"--pos {missing}")
+
+
 def _token_table(scored: ScoredTokens, ref: np.ndarray, cand: np.ndarray,
                  buckets: Sequence[int]) -> pd.DataFrame:
     lab = scored.labels
     names = bucket_names(buckets)
     bucket = bucket_of(lab.copy_run, buckets)
+    pos = {"pos": scored.pos} if scored.pos is not None else {}
     return pd.DataFrame({
         "doc": lab.doc, "position": lab.position, "token": lab.token.astype(np.int64),
         "text": scored.text, "category": [CATEGORIES[c] for c in lab.category],
         "first": lab.first, "copy": lab.copy, "copy_run": lab.copy_run,
         "copy_source": lab.copy_source,
-        "copy_bucket": [names[b] if b >= 0 else None for b in bucket],
+        "copy_bucket": [names[b] if b >= 0 else None for b in bucket], **pos,
         "copy_in_window": copy_in_context(scored.windows), "log_freq": lab.log_freq,
         "reference_loss": ref, "candidate_loss": cand, "gap": ref - cand,
     })
@@ -190,6 +201,7 @@ def run_compare(reference: str, candidate: str, settings: CompareSettings | None
     ``settings.out`` and returns the result with its terminal ``summary``."""
     s = settings or CompareSettings()
     device = _device(s.device)
+    _check_pos(s)  # before any model loads
     given = _given_tokenizer(s.tokenizer) if s.tokenizer is not None else None
     ref = find_model(reference, "REF", s.trust_remote_code)
     cand = find_model(candidate, "CAND", s.trust_remote_code)
@@ -208,6 +220,7 @@ def compare_loaded(ref: LoadedModel, cand: LoadedModel, settings: CompareSetting
     s = settings
     if s.bootstrap < 0:
         raise ArchsearchError(f"--bootstrap: must be >= 0, got {s.bootstrap}")
+    _check_pos(s)
     evaluation = EvaluationSection(copy_min_run=s.copy_min_run,
                                    copy_buckets=list(s.copy_buckets), bootstrap=s.bootstrap)
     tok = shared_tokenizer(ref, cand, tokenizer)
@@ -216,13 +229,14 @@ def compare_loaded(ref: LoadedModel, cand: LoadedModel, settings: CompareSetting
     if s.corpus == "builtin" and max_docs is None and s.max_tokens is None:
         max_docs = BUILTIN_DOCUMENTS
     scored = tokenize_corpus(corpus_documents(s.corpus, s.format, s.text_field, s.seed), tok,
-                             window, s.max_tokens, s.copy_min_run, max_docs)
+                             window, s.max_tokens, s.copy_min_run, max_docs,
+                             s.pos_model if s.pos else None)
     ref_loss = token_losses(ref.module, scored.windows, s.device, "REF", s.batch_rows,
                             s.progress)
     cand_loss = token_losses(cand.module, scored.windows, s.device, "CAND", s.batch_rows,
                              s.progress)
     comparison = compare_losses(ref_loss, cand_loss, scored.labels, s.copy_buckets,
-                                s.bootstrap, s.seed)
+                                s.bootstrap, s.seed, pos=scored.pos)
     gains = _copy_gain(ref_loss, cand_loss, scored, evaluation, s.seed)
     tokens = _token_table(scored, ref_loss, cand_loss, s.copy_buckets)
     result = CompareResult(comparison, gains, tokens, ref.name, cand.name, window, tok.name,
@@ -273,6 +287,7 @@ def _summary_json(result: CompareResult, s: CompareSettings, ref: LoadedModel,
         "corpus": s.corpus, "tokenizer": result.tokenizer, "window": result.window,
         "n_tokens": c.n_tokens, "n_documents": c.n_docs, "bootstrap": s.bootstrap,
         "seed": s.seed, "copy_min_run": s.copy_min_run, "copy_buckets": list(s.copy_buckets),
+        "pos_model": s.pos_model if s.pos else None, "pos_baseline": c.pos_baseline,
         "baseline": c.baseline, "gaps": _records(c.gaps), "regression": _records(c.regression),
         "copy_gain": _records(result.copy_gain),
     }

@@ -11,6 +11,10 @@ Labels are the proxies' (``data.labels``): word class from the tokenizer's chara
 copy runs and sources from token ids, per document. The frequency control of the regression is
 log(1 + count of the token id among the scored tokens): a model from elsewhere comes without its
 training counts, and the scored corpus is the one sample both models are measured on.
+
+With a spaCy pipeline (``pos_model``), each token also gets the Universal POS tag of the word
+holding its first non-space character (``categories.spacy_pos``, through the same offsets), for
+the ``pos_<TAG>`` groups of the comparison.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archsearch.data.builtin import generate_document
+from archsearch.data.categories import spacy_missing, spacy_pos
 from archsearch.data.corpus import Document, iter_documents
 from archsearch.data.labels import TokenLabels, label_document
 from archsearch.data.stream import ValidationSet, pack_validation
@@ -39,6 +44,7 @@ class ScoredTokens:
     windows: ValidationSet
     text: list[str]  # the characters of each scored token, in ``labels`` order
     n_documents: int
+    pos: list[str] | None = None  # each scored token's Universal POS tag, when asked for
 
     @property
     def labels(self) -> TokenLabels:
@@ -57,9 +63,15 @@ def corpus_documents(corpus: str, fmt: str = "auto", text_field: str = "text",
 
 def tokenize_corpus(documents: Iterator[Document], tokenizer: TextTokenizer, window: int,
                     max_tokens: int | None, copy_min_run: int = 4,
-                    max_documents: int | None = None) -> ScoredTokens:
+                    max_documents: int | None = None,
+                    pos_model: str | None = None) -> ScoredTokens:
     """Tokenize, label and pack ``documents`` until ``max_tokens`` tokens (the last document cut)
-    or ``max_documents`` documents; with neither cap, the whole corpus (which must end)."""
+    or ``max_documents`` documents; with neither cap, the whole corpus (which must end).
+    ``pos_model`` (a spaCy pipeline name or folder) tags every token's part of speech."""
+    if pos_model is not None:
+        missing = spacy_missing(pos_model)
+        if missing is not None:
+            raise ArchsearchError(f"--pos {missing}")
     if window < 2:
         raise ArchsearchError(f"--window: a window needs at least 2 tokens, got {window}")
     if max_tokens is not None and max_tokens < 1:
@@ -67,6 +79,7 @@ def tokenize_corpus(documents: Iterator[Document], tokenizer: TextTokenizer, win
     ids_per_doc: list[np.ndarray] = []
     labels: list[TokenLabels] = []
     texts: list[str] = []
+    tags: list[str] = []
     origins: list[str] = []
     left = max_tokens
     docs = itertools.islice(documents, max_documents) if max_documents is not None else documents
@@ -83,6 +96,8 @@ def tokenize_corpus(documents: Iterator[Document], tokenizer: TextTokenizer, win
             labels.append(lab.take(np.arange(keep)))
             ids_per_doc.append(ids[:keep])
             texts += [doc.text[s:e] for s, e in offs[:keep]]
+            if pos_model is not None:
+                tags += spacy_pos(doc.text, offs[:keep], pos_model) or []
             origins.append(doc.origin)
             if left is not None:
                 left -= keep
@@ -96,4 +111,5 @@ def tokenize_corpus(documents: Iterator[Document], tokenizer: TextTokenizer, win
         all_labels, log_freq=np.log1p(counts[all_labels.token].astype(np.float64)))
     windows = pack_validation(ids_per_doc, all_labels, window, tokenizer.eod_id,
                               tokenizer.eod_id, origins)
-    return ScoredTokens(windows, texts, len(ids_per_doc))
+    return ScoredTokens(windows, texts, len(ids_per_doc),
+                        tags if pos_model is not None else None)

@@ -179,16 +179,60 @@ def classify_tokens(text: str, offsets: Sequence[tuple[int, int]] | np.ndarray,
     return TokenClasses(codes, word, first)
 
 
-def spacy_available(model: str = "en_core_web_sm") -> bool:
-    """Whether optional POS tagging can run: spaCy and the English ``model`` are installed."""
+POS_MODEL = "en_core_web_sm"
+"""The spaCy English pipeline POS tagging loads unless told otherwise."""
+
+POS_ORDER: tuple[str, ...] = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "PRON", "DET", "ADP", "AUX",
+                              "CCONJ", "SCONJ", "PART", "NUM", "PUNCT", "SYM", "INTJ", "X",
+                              "SPACE")
+"""Universal POS tags in reporting order: Ai2's nouns, verbs and adjectives first, then the other
+open classes, the closed ones, and the rest. ``X`` also holds tokens whose word got no tag."""
+
+SPACY_MODEL_HINT = ("python -m spacy download en_core_web_sm (or pip install the en_core_web_sm "
+                    "wheel from spaCy's model releases)")
+
+
+def spacy_available(model: str = POS_MODEL) -> bool:
+    """Whether optional POS tagging can run: spaCy and the English ``model`` (an installed
+    package name or a pipeline folder saved by spaCy) are installed."""
     try:
         import importlib.util
 
         if importlib.util.find_spec("spacy") is None:
             return False
+        if _is_pipeline_folder(model):
+            return True
         return importlib.util.find_spec(model) is not None
     except (ImportError, ValueError):
         return False
+
+
+def _is_pipeline_folder(model: str) -> bool:
+    from pathlib import Path
+
+    return (Path(model).expanduser() / "config.cfg").is_file()
+
+
+def spacy_missing(model: str = POS_MODEL) -> str | None:
+    """Why POS tagging with ``model`` cannot run here, as how to fix it; None when it can."""
+    import importlib.util
+
+    folder = "/" in model or model.startswith((".", "~"))
+    get_model = SPACY_MODEL_HINT.replace(POS_MODEL, model)
+    if importlib.util.find_spec("spacy") is None:
+        return "needs spaCy: pip install 'archsearch[pos]'" + ("" if folder else
+                                                                f", then {get_model}")
+    if spacy_available(model):
+        return None
+    if folder:
+        return f"{model}: not a spaCy pipeline folder (no config.cfg in it)"
+    return f"spaCy model {model} is not installed: {get_model}"
+
+
+def pos_groups(tags: Sequence[str]) -> list[str]:
+    """The tags present in ``tags``, in ``POS_ORDER`` (any others after, sorted)."""
+    present = set(tags)
+    return [t for t in POS_ORDER if t in present] + sorted(present - set(POS_ORDER))
 
 
 @lru_cache(maxsize=2)
@@ -200,11 +244,13 @@ def _spacy_pipeline(model: str) -> object:
 
 
 def spacy_pos(text: str, offsets: Sequence[tuple[int, int]] | np.ndarray,
-              model: str = "en_core_web_sm") -> list[str] | None:
-    """Universal POS tag per token (of the word holding its first character), or None.
+              model: str = POS_MODEL) -> list[str] | None:
+    """Universal POS tag per token (of the word holding its first non-space character), or
+    None.
 
     Optional, finer than the lexicon classes; returns None when spaCy or its English model is
-    not installed, so callers can skip the column cleanly.
+    not installed, so callers can skip the column cleanly. A token of whitespace only is
+    ``SPACE``; one whose word the pipeline left untagged is ``X``.
     """
     if not spacy_available(model):
         return None
@@ -212,10 +258,10 @@ def spacy_pos(text: str, offsets: Sequence[tuple[int, int]] | np.ndarray,
     char_pos = [""] * (len(text) + 1)
     for tok in doc:
         for i in range(tok.idx, tok.idx + len(tok.text)):
-            char_pos[i] = tok.pos_
+            char_pos[i] = tok.pos_ or "X"
     nxt = _next_non_space(text)
     out = []
     for s, e in np.asarray(offsets, dtype=np.int64).reshape(-1, 2):
         a = int(nxt[min(max(s, 0), len(text))])
-        out.append(char_pos[a] if a < e else "SPACE")
+        out.append((char_pos[a] or "X") if a < e else "SPACE")
     return out

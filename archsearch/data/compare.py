@@ -11,18 +11,23 @@ Both models are scored on the same tokens with the same prefixes; the per-token 
   log(1 + run length)), because content words are rarer and copies are easier, and either
   could masquerade as a category effect. Standard errors are reported classical and
   clustered by document.
+
+With part-of-speech tags (``pos``: one Universal POS tag per token, from spaCy through the
+tokens' offsets, ``categories.spacy_pos``), each tag present is one more group, ``pos_<TAG>``,
+in the gaps, and a second regression of the same gap on tag indicators with the same controls
+adds rows named ``pos_<term>`` (``pos_intercept`` is the baseline tag's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from archsearch.data.categories import CATEGORIES
+from archsearch.data.categories import CATEGORIES, pos_groups
 from archsearch.data.copy import bucket_names
 from archsearch.data.evaluate import group_masks, grouped_means, token_losses
 from archsearch.data.labels import TokenLabels
@@ -42,6 +47,7 @@ class Comparison:
     n_tokens: int
     n_docs: int
     baseline: str
+    pos_baseline: str | None = None  # the tag of pos_intercept, when POS groups are in
 
     def summary(self) -> str:
         """A printable report of both tables."""
@@ -68,15 +74,40 @@ def regress_gap(gap: np.ndarray, labels: TokenLabels, baseline: str = "function"
     Columns without variation (a class absent from the tokens, no copies) are dropped.
     Returns term, coef, se (classical), se_cluster (CR1, clustered by document), t_cluster.
     """
+    classes = {name: labels.category == code for code, name in enumerate(CATEGORIES)}
+    return _regress(gap, labels, classes, baseline)
+
+
+def pos_baseline(tags: Sequence[str] | np.ndarray) -> str:
+    """The tag the POS regression measures against: determiners (function words, as the class
+    regression's baseline) when present, else the most frequent tag."""
+    values, counts = np.unique(np.asarray(tags, dtype=object).astype(str), return_counts=True)
+    return "DET" if "DET" in values else str(values[np.argmax(counts)])
+
+
+def regress_gap_pos(gap: np.ndarray, labels: TokenLabels, tags: Sequence[str] | np.ndarray,
+                    baseline: str | None = None) -> pd.DataFrame:
+    """``regress_gap`` with POS tag indicators for the classes; terms are named ``pos_<term>``."""
+    tags = np.asarray(tags, dtype=object).astype(str)
+    base = baseline or pos_baseline(tags)
+    groups = {tag: tags == tag for tag in pos_groups(list(tags))}
+    table = _regress(gap, labels, groups, base)
+    return table.assign(term="pos_" + table["term"])
+
+
+def _regress(gap: np.ndarray, labels: TokenLabels, groups: Mapping[str, np.ndarray],
+             baseline: str) -> pd.DataFrame:
+    """OLS of ``gap`` on the indicators of ``groups`` but ``baseline`` + the controls."""
     y = np.asarray(gap, dtype=np.float64)
     ok = np.isfinite(y)
     y = y[ok]
-    lab = labels.take(np.flatnonzero(ok))
+    keep = np.flatnonzero(ok)
+    lab = labels.take(keep)
     cols: list[tuple[str, np.ndarray]] = [("intercept", np.ones(len(y)))]
-    for code, name in enumerate(CATEGORIES):
+    for name, mask in groups.items():
         if name == baseline:
             continue
-        cols.append((name, (lab.category == code).astype(np.float64)))
+        cols.append((name, np.asarray(mask)[keep].astype(np.float64)))
     cols.append(("log_freq", lab.log_freq - (lab.log_freq.mean() if len(y) else 0.0)))
     cols.append(("copy", lab.copy.astype(np.float64)))
     cols.append(("log_copy_run", np.log1p(lab.copy_run.astype(np.float64))))
@@ -113,17 +144,26 @@ def regress_gap(gap: np.ndarray, labels: TokenLabels, baseline: str = "function"
 
 def compare_losses(reference: np.ndarray, candidate: np.ndarray, labels: TokenLabels,
                    copy_buckets: Sequence[int] = (4, 8, 16), bootstrap: int = 200,
-                   seed: int = 0, baseline: str = "function") -> Comparison:
-    """Compare two models' per-token losses on the same tokens (``labels`` order)."""
+                   seed: int = 0, baseline: str = "function",
+                   pos: Sequence[str] | np.ndarray | None = None) -> Comparison:
+    """Compare two models' per-token losses on the same tokens (``labels`` order); ``pos``
+    (a Universal POS tag per token) adds the ``pos_<TAG>`` groups and the POS regression."""
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     if ref.shape != cand.shape or ref.shape[0] != len(labels):
         raise ArchsearchError(
             f"compare: loss arrays ({ref.shape[0]}, {cand.shape[0]}) and labels "
             f"({len(labels)}) must cover the same tokens")
+    if pos is not None and len(pos) != len(labels):
+        raise ArchsearchError(f"compare: {len(pos)} POS tags for {len(labels)} tokens")
     gap = ref - cand
     masks = group_masks(labels, [*CATEGORIES, "copy"], copy_buckets)
     order = ["all", *CATEGORIES, "copy", *(f"copy_{b}" for b in bucket_names(copy_buckets))]
+    if pos is not None:
+        tags = np.asarray(pos, dtype=object).astype(str)
+        for tag in pos_groups(list(tags)):
+            masks[f"pos_{tag}"] = tags == tag
+            order.append(f"pos_{tag}")
     docs = labels.doc.astype(np.int64)
     g_stats = grouped_means(gap, docs, {k: masks[k] for k in order}, bootstrap, seed)
     r_stats = grouped_means(ref, docs, {k: masks[k] for k in order}, 0, seed)
@@ -137,8 +177,14 @@ def compare_losses(reference: np.ndarray, candidate: np.ndarray, labels: TokenLa
         "reference_loss": [r_stats[k][0] for k in order],
         "candidate_loss": [c_stats[k][0] for k in order],
     })
-    return Comparison(gaps=gaps, regression=regress_gap(gap, labels, baseline),
-                      n_tokens=len(labels), n_docs=labels.n_docs, baseline=baseline)
+    regression = regress_gap(gap, labels, baseline)
+    base = None
+    if pos is not None:
+        base = pos_baseline(pos)
+        regression = pd.concat([regression, regress_gap_pos(gap, labels, pos, base)],
+                               ignore_index=True)
+    return Comparison(gaps=gaps, regression=regression, n_tokens=len(labels),
+                      n_docs=labels.n_docs, baseline=baseline, pos_baseline=base)
 
 
 def compare_models(reference: object, candidate: object, prepared: PreparedData,

@@ -291,12 +291,14 @@ class MlflowTracking:
 
 @dataclass(frozen=True)
 class WandbTracking:
-    """Where W&B runs go (``wandb: true`` takes every default). Needs WANDB_API_KEY, a
-    ``wandb login``, or WANDB_MODE=offline in the environment of the sweep's driver."""
+    """Where W&B runs go (``wandb: true`` takes every default). Online, it needs WANDB_API_KEY
+    or a ``wandb login`` in the environment of the sweep's driver; ``mode: offline`` (or
+    WANDB_MODE=offline) needs neither: runs are written beside each trial, for ``wandb sync``."""
 
     project: str | None = checked(None, non_empty_text)  # default: the sweep's name
     group: str | None = checked(None, non_empty_text)  # default: the Ray run (runs/<NNN>)
     entity: str | None = checked(None, non_empty_text)  # team or user; default: yours
+    mode: Literal["online", "offline"] | None = None  # default: WANDB_MODE, else online
 
 
 @dataclass(frozen=True)
