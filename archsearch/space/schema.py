@@ -253,6 +253,9 @@ class ResourcesSection:
     gpus: float = checked(0.0, gpu_share)  # GPU fraction per trial
     # grows the fraction with size; steps in increasing up_to_params
     gpus_by_params: list[GpuStep] = checked(default_factory=list, rule=increasing_steps)
+    # seconds a trial may go without a report before it is ended (every thread's stack written
+    # to its folder) and retried from its last checkpoint; 0: wait forever (docs/SWEEPS.md)
+    stall_timeout: float = checked(3600.0, non_negative)
 
 
 @dataclass(frozen=True)

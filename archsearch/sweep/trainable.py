@@ -36,6 +36,7 @@ from archsearch.gpu import gpu_memory_guard, limit_gpu_memory
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.sweep.checkpoints import read_report, write_report
 from archsearch.sweep.resources import trial_params
+from archsearch.sweep.stall import StallTimer, previous_stall
 
 META = "meta"
 FAILURE = "failed"  # meta key (not a status): why a trial failed for good (diverged, user error)
@@ -79,10 +80,14 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     train = setup.train_fn or _default_train_fn()
     workdir = Path(tempfile.mkdtemp(prefix="archsearch-trial-"))
     meta = _meta()
-    if run.get("note"):
-        meta["note"] = run["note"]
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    notes = [run.get("note") or "", previous_stall(trial_dir, _shown_in_sweep(trial_dir))]
+    if any(notes):
+        meta["note"] = "; ".join(n for n in notes if n)
     reported = []
+    timer = StallTimer(setup.space.spec.resources.stall_timeout, trial_dir)
     try:
+        timer.start()
         checkpoint = tune.get_checkpoint()
         if checkpoint is None and run.get("resume_from"):
             checkpoint = tune.Checkpoint(run["resume_from"])
@@ -98,6 +103,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                 tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)  # Tune has its own copy now
             reported.append(metrics.get("step"))
+            timer.arm()  # the trial is alive: the stall countdown starts again
 
         def train_from(start: Path | None) -> None:
             device = _device(gpus)
@@ -134,7 +140,16 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             # trainer has nothing left to do, so repeat the report that checkpoint came with.
             tune.report({**restored, META: meta})
     finally:
+        timer.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _shown_in_sweep(trial_dir: Path) -> str:
+    """Where a file of the trial's folder lands in the sweep folder: Ray stages a trial's folder
+    at ``.../<run>/driver_artifacts/<trial>`` and copies it to ``<sweep>/runs/<run>/<trial>``."""
+    if trial_dir.parent.name == "driver_artifacts":
+        return f"runs/{trial_dir.parents[1].name}/{trial_dir.name}"
+    return str(trial_dir)
 
 
 def one_line(err: BaseException) -> str:

@@ -38,6 +38,7 @@ class SyntheticTrainer:
     diverge_lr: float = 1.0
     fail_pattern: str | None = None  # raise RuntimeError (a crash, retried by Ray) on this one
     oom_pattern: str | None = None  # raise torch's OutOfMemoryError on this one, as a GPU would
+    hang_pattern: str | None = None  # stop reporting after the first report (a hung GPU trial)
 
     def __call__(self, trial: TrialConfig, report: Callable[[dict[str, Any], Path | None], None],
                  workdir: Path, data_cache: Path, resume_from: Path | None = None,
@@ -74,6 +75,8 @@ class SyntheticTrainer:
                 checkpoint.mkdir(parents=True, exist_ok=True)
                 (checkpoint / STATE_FILE).write_text(json.dumps({"step": done}))
             report(metrics, checkpoint)
+            if trial.pattern == self.hang_pattern:
+                _wait_forever()
         return metrics
 
     def _metrics(self, trial: TrialConfig, done: int, steps: int, per_step: int) -> dict[str, Any]:
@@ -115,3 +118,9 @@ class SyntheticTrainer:
 def _unit(text: str) -> float:
     """A stable pseudo-random number in [0, 1) from a string (no global RNG)."""
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
+
+
+def _wait_forever() -> None:
+    """What a hung kernel build looks like from Python: a call that never returns."""
+    while True:
+        time.sleep(3600)
