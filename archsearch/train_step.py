@@ -105,7 +105,7 @@ def _update(model: HybridLM, optimizer: torch.optim.Optimizer, grad_clip: float)
 
 
 class GraphedTrainStep:
-    """``train_step`` with the same arguments, replayed as one CUDA graph after warm-up.
+    """``train_step``, replayed as one CUDA graph after warm-up: ``step(inputs, targets, lr)``.
 
     Needs an optimiser made with ``make_optimizer(..., capturable=True)`` (or passed through
     ``make_capturable`` after a restore) and batches of one shape. ``replaying`` says whether
@@ -126,8 +126,7 @@ class GraphedTrainStep:
     def replaying(self) -> bool:
         return self._graph is not None
 
-    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float,
-                 grad_clip: float | None = None, amp: torch.dtype | None = None) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
         set_lr(self.optimizer, lr)
         if self._graph is not None and inputs.shape == self._inputs.shape:
             self._inputs.copy_(inputs, non_blocking=True)
