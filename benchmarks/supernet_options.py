@@ -59,11 +59,12 @@ def main() -> None:
             rows = pd.DataFrame([{"pattern": canonical(tuple(r["layers"])),
                                   **{m: r["metrics"][m] for m in METRICS}}
                                  for r in scores["rows"]]).set_index("pattern")
-            both = rows.join(reference, rsuffix="_grid", how="inner")
+            both = rows.join(reference.add_suffix("_grid"), how="inner")
             taus = {m: kendalltau(both[m], both[f"{m}_grid"]).statistic for m in METRICS}
             share = scores["summary"]["train_flops"] / grid_flops
             best = both["val_loss"].idxmin()
             print(f"{name:<22} seed {seed}: tau " + " ".join(f"{m} {t:+.2f}" for m, t in taus.items())
+                  + f" | mean subnet val_loss {rows['val_loss'].mean():.3f}"
                   + f" | best {best} (grid best {reference['val_loss'].idxmin()}) | "
                   f"{share:.0%} of grid FLOPs | {time.perf_counter() - start:.0f} s", flush=True)
 
