@@ -12,6 +12,7 @@ the subnet ranking and the grid's per-pattern means over seeds (``val_loss``, ``
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +24,8 @@ from scipy.stats import kendalltau
 from archsearch.analysis.load import load_sweep
 from archsearch.analysis.pareto import full_budget
 from archsearch.pattern.grammar import canonical
-from archsearch.sweep.overrides import load_with_overrides
 from archsearch.supernet.train import read_scores, train_supernet
+from archsearch.sweep.overrides import load_with_overrides
 
 METRICS = ("val_loss", "semantic_loss", "copy_loss")
 
@@ -38,6 +39,8 @@ def main() -> None:
                         help="NAME:KEY=VALUE,KEY=VALUE (supernet overrides of this variant)")
     parser.add_argument("--seed", type=int, action="append", help="supernet seeds (default 0)")
     parser.add_argument("--cache", default=None, help="data cache folder")
+    parser.add_argument("--dump", default=None,
+                        help="a folder to write each run's subnet scores to (NAME-SEED.json)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     grid = full_budget(load_sweep(args.grid).trials)
@@ -50,12 +53,20 @@ def main() -> None:
         space, _ = load_with_overrides(args.space, overrides)
         for seed in args.seed or [0]:
             start = time.perf_counter()
-            reports: list[Path | None] = []
             with tempfile.TemporaryDirectory() as work:
                 cache = Path(args.cache or Path(work) / "cache")
-                train_supernet(space, seed, lambda m, c: reports.append(c), Path(work), cache)
-                scores = read_scores(reports[-1])
+                last = Path(work) / "none"
+
+                def keep(metrics: dict, checkpoint: Path | None) -> None:
+                    nonlocal last
+                    last = checkpoint or last
+
+                train_supernet(space, seed, keep, Path(work), cache)
+                scores = read_scores(last)
             assert scores is not None
+            if args.dump:
+                Path(args.dump).mkdir(parents=True, exist_ok=True)
+                (Path(args.dump) / f"{name}-{seed}.json").write_text(json.dumps(scores))
             rows = pd.DataFrame([{"pattern": canonical(tuple(r["layers"])),
                                   **{m: r["metrics"][m] for m in METRICS}}
                                  for r in scores["rows"]]).set_index("pattern")

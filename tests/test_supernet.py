@@ -21,7 +21,12 @@ from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.space import SearchSpace
 from archsearch.supernet.beam import beam_search
 from archsearch.supernet.model import Subnet, SupernetLM, layout_for
-from archsearch.supernet.subnets import SubnetCatalog, SubnetSampler, SupernetError
+from archsearch.supernet.subnets import (
+    SubnetCatalog,
+    SubnetSampler,
+    SupernetError,
+    check_space,
+)
 from archsearch.supernet.train import read_scores, train_supernet
 
 # 4 layers, 6 candidates (all A, all G, 1:1 and 3:1 at two placements), sizes matched by the MLP
@@ -106,7 +111,7 @@ def test_shared_mlps_are_one_module_per_position_and_checkpoint_once():
     assert position["A"].mlp is position["G"].mlp
     separate = SupernetLM(layout_for(configs, share_mlp=False))
     mlp = sum(p.numel() for p in position["A"].mlp.parameters())
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(separate) - count(shared) == 2 * mlp
     state = shared.checkpoint_state()
     assert len(state) < len(shared.state_dict())
@@ -146,10 +151,9 @@ def test_sampling_is_seeded_and_stays_within_the_space():
         for step in range(10):
             subnet = first.draw(step)[0]
             assert subnet.config == catalog.subnet(subnet.layers).config
-            assert subnet.config.mlp_hidden == catalog.equivalent_trial(subnet.layers) \
-                .model.mlp_hidden or True
+            assert tuple(spec.symbol for spec in subnet.config.layers) == subnet.layers
     sandwich = SubnetSampler(SubnetCatalog(_space(), 0, VOCAB), _space().spec.supernet, 0)
-    most, least, pick = sandwich.draw(5)
+    most, least, _ = sandwich.draw(5)
     assert most.layers == ("A",) * 4 and least.layers == ("G",) * 4
 
 
@@ -168,7 +172,7 @@ def test_catalog_configs_are_the_sweeps_trial_configs():
 
 def test_beam_search_finds_the_best_placement():
     target = {1, 6}
-    score = lambda layers: sum(abs(i - min(target, key=lambda t: abs(t - i)))  # noqa: E731
+    score = lambda layers: sum(abs(i - min(target, key=lambda t: abs(t - i)))
                                for i, s in enumerate(layers) if s == "A") + 0.01 * layers.count("A")
     best = beam_search({"A": 2, "G": 6}, score, width=3)
     assert best[0] == tuple("A" if i in target else "G" for i in range(8))
@@ -195,6 +199,12 @@ def test_bad_supernet_settings_are_one_line_errors():
     with pytest.raises(SupernetError) as err:
         SubnetCatalog(space, 0, VOCAB)
     assert "training.lr is tuned" in str(err.value) and "--set training.lr=" in str(err.value)
+    two_depths = (TINY.replace("depth: 4, ", "").replace('"G*4"]', '"G*2"]')
+                  .replace("front]}", "front], depths: [4]}").replace("tolerance: 0.05", "tolerance: 0.5"))
+    with pytest.raises(SupernetError) as err:
+        check_space(SearchSpace.from_text(two_depths, "tiny.yaml"), 0)
+    assert "several depths [2, 4]: a supernet has one depth" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 # ---------------------------------------------------------------- training

@@ -15,9 +15,9 @@ def supernet_summary(outcome: SupernetOutcome) -> str:
                 f"{outcome.folder}'")
     s = outcome.summary
     lines = [outcome.folder,
-             f"supernet: {s['steps']} steps, {s['tokens']:,} tokens, seed {s['seed']}; "
-             f"training {s['train_flops']:.3g} FLOPs, scoring {s['eval_flops']:.3g} FLOPs, "
-             f"{s['wall_s']:.0f} s; {s['scored']} patterns scored"]
+             (f"supernet: {s['steps']} steps, {s['tokens']:,} tokens, seed {s['seed']}; "
+              f"training {s['train_flops']:.3g} FLOPs, scoring {s['eval_flops']:.3g} FLOPs, "
+              f"{s['wall_s']:.0f} s; {s['scored']} patterns scored")]
     scored = [r for r in outcome.rows if r.get(SOURCE) == SUPERNET_SOURCE]
     lines.append(_table("as subnets (val / semantic / copy loss)", scored))
     proxies = [r for r in outcome.rows if r.get(SOURCE) != SUPERNET_SOURCE]

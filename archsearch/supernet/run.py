@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.data.checks import check_data
+from archsearch.pattern.grammar import canonical
 from archsearch.space import SearchSpace
 from archsearch.space.schema import PatternSection, TrackingSection
-from archsearch.supernet.subnets import SEED_FIELD, SupernetError, fixed_params
-from archsearch.supernet.trainable import SupernetTrainFn
+from archsearch.supernet.subnets import SEED_FIELD, SupernetError, check_space, fixed_params
 from archsearch.supernet.train import read_scores
+from archsearch.supernet.trainable import SupernetTrainFn
 from archsearch.sweep.checkpoints import latest_checkpoints
 from archsearch.sweep.folder import SPACE_FILE, TRIALS_FILE, SweepFolder
 from archsearch.sweep.overrides import load_with_overrides
@@ -60,12 +61,13 @@ def is_supernet_folder(location: str) -> bool:
 
 def run_supernet(space_path: str, storage: str | None = None, out: str | None = None,
                  seed: int | None = None, top_k: int = 0, overrides: Sequence[str] = (),
-                 options: SweepOptions = SweepOptions(),
+                 options: SweepOptions | None = None,
                  proxy_train_fn: TrainFn | None = None) -> SupernetOutcome:
     """Train, score and (``top_k``) confirm; continues a folder this command started before."""
     space, text = load_with_overrides(space_path, overrides)
     check_data(space)
     seed = _seed(space, seed)
+    check_space(space, seed)
     if top_k < 0:
         raise SupernetError(f"--top-k must be 0 or more, got {top_k}")
     if out is not None:
@@ -91,10 +93,10 @@ def run_supernet(space_path: str, storage: str | None = None, out: str | None = 
             folder.write_bytes(SPACE_FILE, text.encode())
             folder.write_bytes(RECORD_FILE, json.dumps(
                 record | {"created_at": datetime.now(UTC).isoformat()}, indent=2).encode())
-        return _run(space, text, folder, seed, top_k, options, proxy_train_fn)
+        return _run(space, text, folder, seed, top_k, options or SweepOptions(), proxy_train_fn)
 
 
-def resume_supernet(location: str, options: SweepOptions = SweepOptions(),
+def resume_supernet(location: str, options: SweepOptions | None = None,
                     proxy_train_fn: TrainFn | None = None) -> SupernetOutcome:
     """Continue the supernet run in ``location`` from its newest checkpoints."""
     folder = SweepFolder.at(location)
@@ -108,7 +110,7 @@ def resume_supernet(location: str, options: SweepOptions = SweepOptions(),
         space = SearchSpace.from_text(text.decode(), f"{folder.location}/{SPACE_FILE}")
         check_data(space)
         return _run(space, text.decode(), folder, int(record["seed"]), int(record["top_k"]),
-                    options, proxy_train_fn)
+                    options or SweepOptions(), proxy_train_fn)
 
 
 def _seed(space: SearchSpace, seed: int | None) -> int:
@@ -124,8 +126,7 @@ def _seed(space: SearchSpace, seed: int | None) -> int:
 
 def _run(space: SearchSpace, text: str, folder: SweepFolder, seed: int, top_k: int,
          options: SweepOptions, proxy_train_fn: TrainFn | None) -> SupernetOutcome:
-    for candidate in space.candidates:  # every tuned field but the seed refused up front
-        fixed_params(space, candidate.pattern, seed)
+    check_space(space, seed)  # before Ray starts: a tuned field, several depths, two shapes
     train_folder = SweepFolder(f"{folder.location}/{TRAIN_DIR}")
     trained = run_in_folder(_training_space(space, seed), train_folder, options,
                             SupernetTrainFn(text, f"{folder.location}/{SPACE_FILE}", seed))
@@ -185,8 +186,6 @@ def restricted_space(space: SearchSpace, patterns: Sequence[str],
 
 def supernet_rows(space: SearchSpace, scores: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     """One completed row per scored subnet, in the sweep's trial schema, ``source`` supernet."""
-    from archsearch.pattern.grammar import canonical
-
     summary = scores["summary"]
     patterns = [canonical(tuple(r["layers"])) for r in scores["rows"]]
     narrowed = restricted_space(space, patterns)

@@ -21,7 +21,7 @@ from archsearch.space import SearchSpace
 from archsearch.space.build import hybrid_config
 from archsearch.space.schema import SupernetSection
 from archsearch.space.trial import TrialConfig
-from archsearch.supernet.model import Subnet
+from archsearch.supernet.model import Subnet, layout_for
 
 SEED_FIELD = "training.seed"
 
@@ -45,6 +45,16 @@ def fixed_params(space: SearchSpace, pattern: str, seed: int) -> dict[str, objec
 
 def trial_for(space: SearchSpace, pattern: str, seed: int) -> TrialConfig:
     return space.resolve(fixed_params(space, pattern, seed))
+
+
+def check_space(space: SearchSpace, seed: int) -> None:
+    """Refuse, in one line and before anything runs, a space no supernet can hold: a tuned field
+    other than the seed, several depths, or a symbol whose layer shape differs by pattern."""
+    configs = [hybrid_config(trial_for(space, c.pattern, seed)) for c in space.candidates]
+    try:
+        layout_for(configs, share_mlp=False)
+    except ValueError as err:
+        raise SupernetError(f"{space.file}: {err}") from None
 
 
 def _counts(layers: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +168,6 @@ def _subnet_losses(model: SupernetLM, subnets: list[Subnet], inputs: torch.Tenso
 def _mixture_flops(catalog: SubnetCatalog, seq_len: int) -> float:
     """Training FLOPs per token of the all-path warm-up: each symbol's full-width stack, with the
     head (shared, run once) counted once."""
-    from dataclasses import replace
-
     widest = max(c.mlp_hidden for c in catalog.configs)
     specs = {spec.symbol: spec for c in catalog.configs for spec in c.layers}
     base = replace(catalog.configs[0], mlp_hidden=widest)
@@ -195,22 +194,26 @@ def patterns_to_score(model: SupernetLM, catalog: SubnetCatalog, data: PreparedD
     spent = 0.0
     chosen: list[Subnet] = []
     for profile in catalog.count_profiles:
-        counts = dict(profile)
         target = catalog.subnet(tuple(s for s, n in profile for _ in range(n)))
-        specs = {spec.symbol: spec for spec in target.config.layers}
-
-        def at_target(layers: tuple[str, ...]) -> float:
-            nonlocal spent
-            from dataclasses import replace
-
-            subnet = Subnet(layers, replace(target.config,
-                                            layers=tuple(specs[s] for s in layers)))
-            spent += eval_flops(subnet, data)
-            return score(subnet)
-
+        scorer = _PlacementScorer(target, score, data)
         chosen += [catalog.subnet(layers)
-                   for layers in beam_search(counts, at_target, options.beam_width)]
+                   for layers in beam_search(dict(profile), scorer, options.beam_width)]
+        spent += scorer.spent
     return chosen, spent
+
+
+class _PlacementScorer:
+    """Scores any placement at ``target``'s config (its MLP width), counting the FLOPs spent."""
+
+    def __init__(self, target: Subnet, score: Callable[[Subnet], float],
+                 data: PreparedData) -> None:
+        self.config, self.score, self.data, self.spent = target.config, score, data, 0.0
+        self.specs = {spec.symbol: spec for spec in target.config.layers}
+
+    def __call__(self, layers: tuple[str, ...]) -> float:
+        subnet = Subnet(layers, replace(self.config, layers=tuple(self.specs[s] for s in layers)))
+        self.spent += eval_flops(subnet, self.data)
+        return self.score(subnet)
 
 
 def score_all(model: SupernetLM, catalog: SubnetCatalog, space: SearchSpace,
