@@ -245,7 +245,8 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, dat
     for a, b in zip(got["rows"], expected["rows"], strict=True):
         assert a["metrics"]["val_loss"] == b["metrics"]["val_loss"]
         assert a["metrics"]["copy_loss"] == b["metrics"]["copy_loss"]
-    for key in ("train_flops", "eval_flops", "tokens", "steps", "subnet_steps", "seed"):
+    for key in ("train_flops", "eval_flops", "monitor_flops", "tokens", "steps", "subnet_steps",
+                "seed"):
         assert got["summary"][key] == expected["summary"][key], key
     # 6 steps x 64 tokens; warm-up 1 step (all paths), then 3 subnets a step (sandwich)
     assert expected["summary"]["tokens"] == 384 and expected["summary"]["subnet_steps"] == 2 + 5 * 3

@@ -54,6 +54,7 @@ class Progress:
     train_flops: float = 0.0
     wall_s: float = 0.0
     subnet_steps: int = 0  # subnets trained, summed over steps
+    monitor_flops: float = 0.0  # the first candidate's evaluation at every report
 
 
 def supernet_budget(space: SearchSpace) -> Budget:
@@ -113,6 +114,7 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
         if not math.isfinite(train_loss):
             raise TrialDiverged(f"supernet training loss became {train_loss} by step {done}")
         progress.wall_s = time.perf_counter() - started
+        progress.monitor_flops += eval_flops(catalog.candidates[0], data)
         metrics = _anchor_metrics(model, catalog.candidates[0], data, anchor, device) | {
             "train_loss": train_loss, "step": done, "fidelity": done / budget.steps,
             "tokens_seen": done * budget.tokens_per_step, "total_steps": budget.steps,
@@ -126,6 +128,7 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
             summary = {"train_flops": progress.train_flops, "eval_flops": scores["eval_flops"],
                        "tokens": done * budget.tokens_per_step, "seed": seed, "steps": done,
                        "subnet_steps": progress.subnet_steps,
+                       "monitor_flops": progress.monitor_flops,
                        "wall_s": time.perf_counter() - started}
             with atomic_path(checkpoint / SCORES_FILE) as tmp:
                 tmp.write_text(json.dumps({"summary": summary, "rows": scores["rows"]}))
@@ -240,7 +243,8 @@ def _save(model: SupernetLM, optimizer: torch.optim.Optimizer, progress: Progres
     with atomic_path(folder / STATE_FILE) as tmp:
         torch.save({"optimizer": optimizer.state_dict(), "step": progress.step,
                     "train_flops": progress.train_flops, "wall_s": progress.wall_s,
-                    "subnet_steps": progress.subnet_steps}, tmp)
+                    "subnet_steps": progress.subnet_steps,
+                    "monitor_flops": progress.monitor_flops}, tmp)
 
 
 def _restore(model: SupernetLM, optimizer: torch.optim.Optimizer, folder: Path,
@@ -251,7 +255,7 @@ def _restore(model: SupernetLM, optimizer: torch.optim.Optimizer, folder: Path,
         state = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         return Progress(int(state["step"]), float(state["train_flops"]), float(state["wall_s"]),
-                        int(state["subnet_steps"]))
+                        int(state["subnet_steps"]), float(state["monitor_flops"]))
     except Exception as err:  # noqa: BLE001 - torn files, wrong shapes, pickles we refuse
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise CheckpointUnreadable(f"checkpoint {folder.name} is unreadable "
