@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, help="the supernet's seed (default: the space's "
                                             "training.seed, its first choice when tuned)")
     p.add_argument("--top-k", type=int, default=0, metavar="K",
-                   help="then train the K best patterns as ordinary proxies (a sweep of them)")
+                   help="then train the K best patterns (on the first objective) as ordinary proxies, "
+                        "at every seed of the space (a sweep of them)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a YAML field, e.g. supernet.sandwich=true (repeatable)")
     cluster_arguments(p)
