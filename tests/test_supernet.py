@@ -335,3 +335,16 @@ def test_supernet_alone_ranks_on_its_subnets(tmp_path):
     assert "ranking" in done.stdout
     with pytest.raises(ArchsearchError, match="--top-k must be 0 or more"):
         run_supernet(str(tmp_path / "tiny.yaml"), out=str(tmp_path / "sn2"), top_k=-1)
+
+
+def test_a_diverging_supernet_is_one_line_naming_the_cause(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    done = subprocess.run([sys.executable, "-m", "archsearch.cli", "supernet",
+                           str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "sn"),
+                           "--set", "training.lr=1.0e+6"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("archsearch supernet: error: the supernet's training failed: "
+                           "TrialDiverged: supernet training loss became nan")
+    assert "Traceback" not in done.stderr

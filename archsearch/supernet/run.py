@@ -135,7 +135,8 @@ def _run(space: SearchSpace, text: str, folder: SweepFolder, seed: int, top_k: i
     failed = [r for r in trained.rows if r.get("status") == FAILED]
     if failed:
         raise SupernetError(f"the supernet's training failed: {failed[0].get('error')}; fix the "
-                            f"cause and run 'archsearch resume {folder.location}'")
+                            f"cause (a lower training.lr for a divergence) and start again with "
+                            f"another --out")
     saved = latest_checkpoints(train_folder.location)
     scores = read_scores(Path(max(saved.values(), key=lambda c: c.step).location)) \
         if saved else None
