@@ -21,7 +21,7 @@ def test_every_verb_module_is_registered_under_its_own_name():
     modules = {p.stem for p in (ROOT / "archsearch/cli").glob("*.py")} - shared
     assert [verb.NAME for verb in cli.VERBS] == [
         "validate", "patterns", "tag", "compare", "sweep", "resume", "report", "scale",
-        "recommend", "export"]
+        "supernet", "recommend", "export"]
     assert {verb.__name__.rsplit(".", 1)[-1] for verb in cli.VERBS} == modules
     assert all(verb.__name__.endswith("." + verb.NAME) for verb in cli.VERBS)
 
@@ -41,7 +41,7 @@ def test_help_and_validate_import_neither_torch_nor_ray():
 
 def test_kill_stops_a_long_run_like_ctrl_c(capsys):
     assert {verb.NAME for verb in cli.VERBS if verb.STOPPED_BY_SIGTERM} == {
-        "sweep", "resume", "scale"}
+        "sweep", "resume", "scale", "supernet"}
 
     def killed(args: argparse.Namespace) -> int:
         os.kill(os.getpid(), signal.SIGTERM)
