@@ -203,6 +203,7 @@ class Run:
     costs: list[float] = field(default_factory=list)  # FLOPs, per trial
     device_s: list[float] = field(default_factory=list)
     answers: list[str | None] = field(default_factory=list)
+    asked: list[tuple[str, int]] = field(default_factory=list)  # (pattern, seed) per trial
 
 
 def found_at(run: Run, found: Sequence[str], total: float) -> float:
@@ -300,6 +301,7 @@ def replay(grid: Grid, strategy: str, seed: int, metric: str, mode: str,
         run.costs.append(outcome.flops)
         run.device_s.append(outcome.device_s)
         run.answers.append(answer(pd.DataFrame(seen), metric, mode))
+        run.asked.append((pattern, trial_seed))
     return run
 
 
