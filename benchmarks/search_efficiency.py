@@ -416,9 +416,13 @@ class Row:
 
 def evaluate(grid: Grid, metric: str, mode: str, seeds: int, budget: float,
              nets: Sequence[SupernetRun] = (), strategies: Sequence[str] = STRATEGIES,
-             progress: Callable[[str], None] | None = None) -> tuple[list[str], list[Row]]:
-    """The found set and one row per strategy."""
+             progress: Callable[[str], None] | None = None, exact: bool = False,
+             ) -> tuple[list[str], list[Row]]:
+    """The found set and one row per strategy. ``exact``: only the grid's best pattern counts
+    as found, not the patterns tied with it."""
     found = targets(grid, metric, mode)
+    if exact:
+        found = found[:1]
     rows = []
     for strategy in strategies:
         if progress:
@@ -471,14 +475,15 @@ def tau_table(grid: Grid, nets: Sequence[SupernetRun]) -> tuple[str, dict[str, f
 def goals(rows: Sequence[Row], tau_val: float | None) -> list[str]:
     """The issue's two goals, pass/fail with the margin."""
     out = []
-    best = min(rows, key=lambda r: (r.median, r.strategy))
-    verdict = "PASS" if best.median <= GOAL_FRACTION else "FAIL"
-    if math.isfinite(best.median):
-        margin = f"{100 * (best.median - GOAL_FRACTION):+.1f} points against the 35% goal"
+    lowest = min(r.median for r in rows)
+    leaders = " = ".join(r.strategy for r in rows if r.median == lowest)
+    verdict = "PASS" if lowest <= GOAL_FRACTION else "FAIL"
+    if math.isfinite(lowest):
+        margin = f"{100 * (lowest - GOAL_FRACTION):+.1f} points against the 35% goal"
     else:
         margin = "no strategy found it in half its search seeds"
     out.append(f"goal 1 (some strategy finds the grid-best within 35% of the grid's compute): "
-               f"{verdict}: best {best.strategy} at a median {percent(best.median)} ({margin})")
+               f"{verdict}: best {leaders} at a median {percent(lowest)} ({margin})")
     if tau_val is None:
         out.append("goal 2 (supernet Kendall tau on val_loss >= 0.6): not measured: no "
                    "supernet folder given (--supernet or --run-supernet)")
@@ -526,6 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10, help="search seeds per strategy")
     parser.add_argument("--metric", help="what 'best' means (default: the space's first "
                                          "objective)")
+    parser.add_argument("--exact", action="store_true",
+                        help="count only the grid's best pattern as found, not the patterns "
+                             "within its seed interval (a stricter reading)")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="each replayed search stops after this multiple of the grid's "
                              "compute")
@@ -550,12 +558,13 @@ def report(args: argparse.Namespace) -> int:
         folders += run_supernet_verb(args.run_supernet, args.supernet_seeds, args.top_k,
                                      Path(args.supernet_storage))
     nets = [load_supernet(f, grid.share) for f in folders]
-    found, rows = evaluate(grid, metric, mode, args.seeds, args.budget, nets)
+    found, rows = evaluate(grid, metric, mode, args.seeds, args.budget, nets, exact=args.exact)
     resolution = resolve(grid.trials.assign(**{SEED_PARAM: grid.trials["seed"]}), metric, mode)
     print(f"grid {args.grid}: {len(grid.patterns)} patterns x {len(grid.seeds)} seeds, "
           f"{grid.total_flops:.3g} FLOPs, {grid.total_device_s / 3600:.3f} {grid.device}")
     print(f"best on {metric} ({mode}): {resolution.best}; found = {', '.join(found)} "
-          f"({len(found)} of {len(grid.patterns)} patterns within the best's seed interval)")
+          f"({len(found)} of {len(grid.patterns)} patterns: "
+          f"{'--exact, the best alone' if args.exact else 'within the best seed interval'})")
     print(f"ASHA replay: {grid.asha.metric} ({grid.asha.mode}), grace {grid.asha.grace_period}, "
           f"reduction {grid.asha.reduction_factor:g}, {grid.max_t} evaluations a trial")
     print()

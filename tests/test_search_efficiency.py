@@ -112,9 +112,9 @@ def test_random_search_finds_the_best_when_it_first_draws_it():
     assert sum(run.costs) >= grid.total_flops  # ran to its budget: the whole grid's compute
 
 
-def test_random_search_needs_about_a_quarter_of_a_four_pattern_grid_on_average():
-    # one of 4 patterns is best: the first draw of it is geometric with p = 1/4, so the mean
-    # number of trials is 4 (half of the 8-trial grid), capped at the 8 trials the budget allows
+def test_random_search_on_average_matches_the_geometric_first_draw():
+    # one of 4 patterns is best: its first draw is geometric with p = 1/4 (about 4 trials, half
+    # of the 8-trial grid), capped at the 8 trials the budget allows
     grid = make_grid(FOUR)
     fractions = [se.found_at(se.replay(grid, "random", s, "semantic_loss", "min"), ["P0"], 8.0)
                  for s in range(60)]
