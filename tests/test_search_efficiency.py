@@ -243,3 +243,13 @@ def test_command_line_prints_the_table_and_both_goals(tmp_path, capsys):
     assert "| val_loss | 8 | +1.00 |" in out  # scored exactly in the grid's order
     assert "goal 1" in out and "PASS" in out
     assert "goal 2 (supernet Kendall tau on val_loss >= 0.6): PASS: median tau +1.00" in out
+
+
+def test_exact_counts_only_the_grid_best_as_found():
+    grid = make_grid({"best": 1.00, "close": 1.005, "far": 1.5, "farther": 2.0}, spread=0.01)
+    loose, _ = se.evaluate(grid, "semantic_loss", "min", 1, 1.0, strategies=())
+    strict, _ = se.evaluate(grid, "semantic_loss", "min", 1, 1.0, strategies=(), exact=True)
+    assert loose == ["best", "close"] and strict == ["best"]
+    settled_on_close = se.Run("x", 0, costs=[1.0], device_s=[1.0], answers=["close"])
+    assert se.found_at(settled_on_close, loose, 8.0) == pytest.approx(1 / 8)
+    assert se.found_at(settled_on_close, strict, 8.0) == math.inf
