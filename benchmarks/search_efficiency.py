@@ -204,6 +204,7 @@ class Run:
     device_s: list[float] = field(default_factory=list)
     answers: list[str | None] = field(default_factory=list)
     asked: list[tuple[str, int]] = field(default_factory=list)  # (pattern, seed) per trial
+    known: list[int] = field(default_factory=list)  # trials the sampler had been told, per ask
 
 
 def found_at(run: Run, found: Sequence[str], total: float) -> float:
@@ -268,9 +269,14 @@ def make_sampler(strategy: str, seed: int):
 
 
 def replay(grid: Grid, strategy: str, seed: int, metric: str, mode: str,
-           budget: float = 1.0, max_trials: int | None = None) -> Run:
+           budget: float = 1.0, max_trials: int | None = None, concurrency: int = 1) -> Run:
     """Run one Optuna strategy on the grid until it has spent ``budget`` x the grid's compute
-    (or ``max_trials``, default three times the grid's trials)."""
+    (or ``max_trials``, default three times the grid's trials).
+
+    ``concurrency``: trials asked together before any of them is told, as a sweep with
+    ``search.concurrency`` N asks while N - 1 trials still run (in batches here: a stand-in for
+    Ray's asynchronous refill). Compute is summed trial by trial in asking order.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -284,25 +290,37 @@ def replay(grid: Grid, strategy: str, seed: int, metric: str, mode: str,
                       grid.asha.mode)
     max_trials = max_trials or 3 * len(grid.trials)
     run, seen, spent = Run(strategy, seed), [], 0.0
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
     while spent < budget * grid.total_flops and len(run.costs) < max_trials:
-        trial = study.ask()
-        pattern = trial.suggest_categorical("pattern", grid.patterns)
-        trial_seed = int(trial.suggest_categorical("training.seed", grid.seeds))
-        outcome = run_trial(grid, pattern, trial_seed, rungs, str(trial.number))
-        values = [outcome.values.get(o.metric, math.nan) for o in objectives]
-        if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-            study.tell(trial, values)
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if outcome.full:
-            seen.append({C.PATTERN: pattern, "seed": trial_seed,
-                         metric: outcome.values.get(metric, math.nan)})
-        spent += outcome.flops
-        run.costs.append(outcome.flops)
-        run.device_s.append(outcome.device_s)
-        run.answers.append(answer(pd.DataFrame(seen), metric, mode))
-        run.asked.append((pattern, trial_seed))
+        batch = []
+        for _ in range(min(concurrency, max_trials - len(run.costs))):
+            run.known.append(len(study.get_trials(deepcopy=False, states=finished)))
+            trial = study.ask()
+            pattern = trial.suggest_categorical("pattern", grid.patterns)
+            trial_seed = int(trial.suggest_categorical("training.seed", grid.seeds))
+            batch.append((trial, pattern, trial_seed))
+        for trial, pattern, trial_seed in batch:
+            outcome = run_trial(grid, pattern, trial_seed, rungs, str(trial.number))
+            tell(study, trial, [outcome.values.get(o.metric, math.nan) for o in objectives])
+            if outcome.full:
+                seen.append({C.PATTERN: pattern, "seed": trial_seed,
+                             metric: outcome.values.get(metric, math.nan)})
+            spent += outcome.flops
+            run.costs.append(outcome.flops)
+            run.device_s.append(outcome.device_s)
+            run.answers.append(answer(pd.DataFrame(seen), metric, mode))
+            run.asked.append((pattern, trial_seed))
     return run
+
+
+def tell(study, trial, values: list[float]) -> None:
+    """Its objective values, or FAIL when one is missing (as the sweep tells Optuna)."""
+    import optuna
+
+    if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        study.tell(trial, values)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 # -- supernet folders ----------------------------------------------------------------------------
@@ -344,18 +362,31 @@ def load_supernet(folder: str | Path, share: float = 1.0) -> SupernetRun:
 
 def proxy_cost(grid: Grid, proxies: pd.DataFrame) -> tuple[float, float]:
     """FLOPs and device-seconds of the real proxies a supernet's top-k trained: from their own
-    rows when they carry the cost columns, else the grid's trial of that pattern and seed."""
+    rows where they carry the cost columns, else the grid's trial of that pattern and seed."""
     flops = device = 0.0
     for _, row in proxies.iterrows():
-        if {"train_flops_per_token", "tokens_seen", "n_tokens", "step"} <= set(row.index):
+        own = {"train_flops_per_token", "tokens_seen", "n_tokens", "step"} <= set(row.index)
+        grid_row = None
+        if not own or not _finite(row.get("wall_time_s")):
+            pattern = str(row[C.PATTERN])
+            seed = int(row.get(SEED_PARAM, row.get("seed", grid.seeds[0])))
+            if pattern not in grid.patterns or seed not in grid.seeds:
+                raise ArchsearchError(f"top-k proxy {pattern} (seed {seed}) has no cost columns "
+                                      "and is not in the grid")
+            grid_row = grid.trial(pattern, seed)
+        if own:
             evaluations = math.ceil(float(row["step"]) / grid.every)
             flops += trial_flops(float(row["train_flops_per_token"]), float(row["tokens_seen"]),
                                  float(row["n_tokens"]), evaluations)
         else:
-            seed = int(row.get(SEED_PARAM, row.get("seed", grid.seeds[0])))
-            flops += float(grid.trial(str(row[C.PATTERN]), seed)["flops"])
-        device += float(row.get("wall_time_s", math.nan))
+            flops += float(grid_row["flops"])
+        device += (float(row["wall_time_s"]) * grid.share if grid_row is None
+                   else float(grid_row["device_s"]))
     return flops, device
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def supernet_runs(grid: Grid, nets: Sequence[SupernetRun], metric: str, mode: str
@@ -417,7 +448,7 @@ class Row:
 def evaluate(grid: Grid, metric: str, mode: str, seeds: int, budget: float,
              nets: Sequence[SupernetRun] = (), strategies: Sequence[str] = STRATEGIES,
              progress: Callable[[str], None] | None = None, exact: bool = False,
-             ) -> tuple[list[str], list[Row]]:
+             concurrency: int = 1) -> tuple[list[str], list[Row]]:
     """The found set and one row per strategy. ``exact``: only the grid's best pattern counts
     as found, not the patterns tied with it."""
     found = targets(grid, metric, mode)
@@ -427,7 +458,8 @@ def evaluate(grid: Grid, metric: str, mode: str, seeds: int, budget: float,
     for strategy in strategies:
         if progress:
             progress(strategy)
-        runs = [replay(grid, strategy, s, metric, mode, budget) for s in range(seeds)]
+        runs = [replay(grid, strategy, s, metric, mode, budget, concurrency=concurrency)
+                for s in range(seeds)]
         rows.append(row_of(strategy, runs, found, grid.total_flops))
     for name, runs in supernet_runs(grid, nets, metric, mode).items():
         if runs:
@@ -534,6 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--exact", action="store_true",
                         help="count only the grid's best pattern as found, not the patterns "
                              "within its seed interval (a stricter reading)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="trials a replayed search asks before it is told any of them "
+                             "(a sweep's search.concurrency)")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="each replayed search stops after this multiple of the grid's "
                              "compute")
@@ -546,8 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    if args.seeds < 1 or args.budget <= 0:
-        raise ArchsearchError("--seeds must be at least 1 and --budget positive")
+    if args.seeds < 1 or args.concurrency < 1 or args.budget <= 0:
+        raise ArchsearchError("--seeds and --concurrency must be at least 1, --budget positive")
     grid = load_grid(args.grid)
     metric = args.metric or grid.objectives[0].metric
     mode = next((o.mode for o in grid.objectives if o.metric == metric), "min")
@@ -558,13 +593,16 @@ def report(args: argparse.Namespace) -> int:
         folders += run_supernet_verb(args.run_supernet, args.supernet_seeds, args.top_k,
                                      Path(args.supernet_storage))
     nets = [load_supernet(f, grid.share) for f in folders]
-    found, rows = evaluate(grid, metric, mode, args.seeds, args.budget, nets, exact=args.exact)
+    found, rows = evaluate(grid, metric, mode, args.seeds, args.budget, nets, exact=args.exact,
+                           concurrency=args.concurrency)
     resolution = resolve(grid.trials.assign(**{SEED_PARAM: grid.trials["seed"]}), metric, mode)
     print(f"grid {args.grid}: {len(grid.patterns)} patterns x {len(grid.seeds)} seeds, "
           f"{grid.total_flops:.3g} FLOPs, {grid.total_device_s / 3600:.3f} {grid.device}")
     print(f"best on {metric} ({mode}): {resolution.best}; found = {', '.join(found)} "
           f"({len(found)} of {len(grid.patterns)} patterns: "
           f"{'--exact, the best alone' if args.exact else 'within the best seed interval'})")
+    print(f"each search asks {args.concurrency} trial(s) at a time and stops at "
+          f"{args.budget:g} x the grid's compute; {args.seeds} search seeds per strategy")
     print(f"ASHA replay: {grid.asha.metric} ({grid.asha.mode}), grace {grid.asha.grace_period}, "
           f"reduction {grid.asha.reduction_factor:g}, {grid.max_t} evaluations a trial")
     print()

@@ -253,3 +253,10 @@ def test_exact_counts_only_the_grid_best_as_found():
     settled_on_close = se.Run("x", 0, costs=[1.0], device_s=[1.0], answers=["close"])
     assert se.found_at(settled_on_close, loose, 8.0) == pytest.approx(1 / 8)
     assert se.found_at(settled_on_close, strict, 8.0) == math.inf
+
+
+def test_concurrency_asks_a_batch_before_telling_any_of_it():
+    grid = make_grid(FOUR)
+    run = se.replay(grid, "tpe", 0, "semantic_loss", "min", max_trials=8, concurrency=3)
+    assert run.known == [0, 0, 0, 3, 3, 3, 6, 6]
+    assert se.replay(grid, "tpe", 0, "semantic_loss", "min", max_trials=4).known == [0, 1, 2, 3]
