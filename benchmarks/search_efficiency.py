@@ -156,7 +156,7 @@ def load_grid(folder: str | Path) -> Grid:
             device_s=done_share * float(row["device_s"]))
     steps = trials["step"].astype(int)
     return Grid(trials, curves, tuple(spec.objectives), spec.search.asha or AshaSection(),
-                every, int(math.ceil(int(steps.max()) / every)), float(share),
+                every, math.ceil(int(steps.max()) / every), float(share),
                 "GPU-h" if spec.resources.gpus else "CPU-core-h")
 
 

@@ -192,8 +192,8 @@ def test_supernet_rows_charge_its_compute_and_top_k_adds_the_real_proxies(tmp_pa
     folder = write_supernet(tmp_path / "net", {"P0": 1.2, "P1": 1.1, "P2": 3, "P3": 4},
                             {"P1": 2.0, "P0": 1.0}, train_flops=1.5, eval_flops=0.5)
     net = se.load_supernet(folder)
-    found, rows = se.evaluate(grid, "semantic_loss", "min", seeds=1, budget=1.0, nets=[net],
-                              strategies=())
+    _, rows = se.evaluate(grid, "semantic_loss", "min", seeds=1, budget=1.0, nets=[net],
+                          strategies=())
     by_name = {r.strategy: r for r in rows}
     assert by_name["supernet"].fractions == [math.inf]
     # 2 (supernet) + 2 proxies of the grid's cost 1 each = 4 of 8
