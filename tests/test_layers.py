@@ -20,11 +20,12 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
          "archsearch.summary")),
     (5, ("archsearch.trainer", "archsearch.testing")),  # testing: a stand-in trainer
     (6, ("archsearch.sweep",)),
-    (7, ("archsearch.analysis",)),
-    (8, ("archsearch.report",)),
-    (9, ("archsearch.scaling",)),
-    (10, ("archsearch.export", "archsearch.compare")),
-    (11, ("archsearch.cli", "archsearch.__main__")),
+    (7, ("archsearch.supernet",)),  # one weight-sharing model, run as one sweep trial
+    (8, ("archsearch.analysis",)),
+    (9, ("archsearch.report",)),
+    (10, ("archsearch.scaling",)),
+    (11, ("archsearch.export", "archsearch.compare")),
+    (12, ("archsearch.cli", "archsearch.__main__")),
     (0, ("archsearch",)),  # the package itself: its version, nothing else
 ]
 

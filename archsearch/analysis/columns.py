@@ -30,6 +30,8 @@ ATTENTION_FRACTION = "attention_fraction"
 DEPTH = "depth"
 ORIGINS = "origins"  # "3:1 even_end, list": how the space produced the pattern
 WALL_TIME = "wall_time_s"
+SOURCE = "source"  # supernet folders only: "supernet" (a scored subnet) or "sweep" (a proxy)
+SUPERNET_SOURCE = "supernet"
 PARAM_PREFIX = "param."
 
 

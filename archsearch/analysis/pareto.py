@@ -42,8 +42,17 @@ def as_objectives(objectives: Sequence[ObjectiveLike]) -> list[Objective]:
 
 
 def full_budget(trials: pd.DataFrame) -> pd.DataFrame:
-    """Completed trials that reached the full token budget (all rows if the columns are absent)."""
+    """Completed trials that reached the full token budget (all rows if the columns are absent).
+
+    A supernet folder's table (``archsearch supernet``, docs/SUPERNET.md) holds subnet estimates
+    (``source`` supernet) and, after ``--top-k``, real proxies of the best of them (``source``
+    sweep): where both are present only the proxies count, so an answer rests on trained models.
+    """
     keep = pd.Series(True, index=trials.index)
+    if C.SOURCE in trials.columns:
+        estimates = trials[C.SOURCE] == C.SUPERNET_SOURCE
+        if estimates.any() and not estimates.all():
+            keep &= ~estimates
     if C.STATUS in trials.columns:
         keep &= trials[C.STATUS] == C.COMPLETED
     if C.FIDELITY in trials.columns:

@@ -19,6 +19,7 @@ from archsearch.cli import (
     report,
     resume,
     scale,
+    supernet,
     sweep,
     tag,
     validate,
@@ -27,7 +28,7 @@ from archsearch.cli.common import Verb, run_verb
 
 # in the order `archsearch --help` lists them
 VERBS: tuple[Verb, ...] = (validate, patterns, tag, compare, sweep, resume, report, scale,
-                           recommend, export)
+                           supernet, recommend, export)
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Verb]]:

@@ -322,6 +322,26 @@ def _tracker_settings(value: Any, settings: type) -> Any:
 
 
 @dataclass(frozen=True)
+class SupernetSection:
+    """The one-shot supernet of ``archsearch supernet`` (docs/SUPERNET.md): one weight-sharing
+    model over every candidate, trained once, then every candidate scored as a subnet."""
+
+    tokens: int | None = checked(None, positive)  # training tokens; default: training.tokens
+    # which subnet a step trains: one of the candidates, or a random placement of a candidate's
+    # layer counts (each symbol as often as in some candidate, at random positions)
+    sampling: Literal["candidates", "per_layer"] = "candidates"
+    # each step also trains the most- and the least-attention candidate (3 subnets a step)
+    sandwich: bool = False
+    # weight of the KL term from the most-attention subnet (in-place distillation); 0 = none
+    distill: float = checked(0.0, closed_fraction)
+    warmup_fraction: float = checked(0.0, fraction)  # first steps: every position runs all paths
+    share_mlp: bool = False  # one MLP per position for every kind (norms stay per kind)
+    # more candidates than this: score the top of a beam search over placements instead
+    max_scored: int = checked(64, positive)
+    beam_width: int = checked(4, positive)  # placements kept per step of the beam search
+
+
+@dataclass(frozen=True)
 class SpaceFile:
     """A whole experiment, as written in the YAML (distributions not yet sampled)."""
 
@@ -339,6 +359,7 @@ class SpaceFile:
     storage: str = "sweeps"  # a folder, or a URI pyarrow.fs understands (s3://, gs://, ...)
     ladder: LadderSection | None = None  # proxy sizes for `archsearch scale` (docs/SCALING.md)
     tracking: TrackingSection = field(default_factory=TrackingSection)  # TensorBoard, MLflow, W&B
+    supernet: SupernetSection = field(default_factory=SupernetSection)  # `archsearch supernet`
 
 
 def resolve_symbols(declared: dict[str, Any]) -> dict[str, Any]:

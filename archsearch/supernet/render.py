@@ -1,0 +1,42 @@
+"""What ``archsearch supernet`` prints: the folder, the compute spent, the patterns ranked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archsearch.supernet.run import SOURCE, SUPERNET_SOURCE, SupernetOutcome
+
+SHOWN = 10  # ranked patterns printed
+
+
+def supernet_summary(outcome: SupernetOutcome) -> str:
+    if not outcome.finished:
+        return (f"{outcome.folder}\ninterrupted: continue with 'archsearch resume "
+                f"{outcome.folder}'")
+    s = outcome.summary
+    lines = [outcome.folder,
+             f"supernet: {s['steps']} steps, {s['tokens']:,} tokens, seed {s['seed']}; "
+             f"training {s['train_flops']:.3g} FLOPs, scoring {s['eval_flops']:.3g} FLOPs, "
+             f"{s['wall_s']:.0f} s; {s['scored']} patterns scored"]
+    scored = [r for r in outcome.rows if r.get(SOURCE) == SUPERNET_SOURCE]
+    lines.append(_table("as subnets (val / semantic / copy loss)", scored))
+    proxies = [r for r in outcome.rows if r.get(SOURCE) != SUPERNET_SOURCE]
+    if proxies:
+        lines.append(_table("top-k as proxies", proxies))
+    return "\n".join(lines)
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> str:
+    ranked = sorted(rows, key=lambda r: _num(r.get("val_loss")))
+    out = [f"{title}:"]
+    for r in ranked[:SHOWN]:
+        seed = f" seed {r.get('seed')}" if r.get(SOURCE) != SUPERNET_SOURCE else ""
+        out.append(f"  {r['pattern']:<16} {_num(r.get('val_loss')):.4f} "
+                   f"{_num(r.get('semantic_loss')):.4f} {_num(r.get('copy_loss')):.4f}{seed}")
+    if len(ranked) > SHOWN:
+        out.append(f"  ... {len(ranked) - SHOWN} more in trials.parquet")
+    return "\n".join(out)
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)

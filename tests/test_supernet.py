@@ -1,0 +1,326 @@
+"""The one-shot supernet (archsearch/supernet/, docs/SUPERNET.md): subnets are exactly HybridLMs,
+sampling is seeded and stays in the space, training resumes exactly, and its folder is read by
+analysis, report and recommend like a sweep's."""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from archsearch import analysis as A
+from archsearch.errors import ArchsearchError, SpaceError
+from archsearch.model import HybridLM
+from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
+from archsearch.space import SearchSpace
+from archsearch.supernet.beam import beam_search
+from archsearch.supernet.model import Subnet, SupernetLM, layout_for
+from archsearch.supernet.subnets import SubnetCatalog, SubnetSampler, SupernetError
+from archsearch.supernet.train import read_scores, train_supernet
+
+# 4 layers, 6 candidates (all A, all G, 1:1 and 3:1 at two placements), sizes matched by the MLP
+TINY = """
+name: tinysn
+model: {depth: 4, d_model: 16, n_heads: 2, mlp_ratio: 2.0,
+        match: {reference: "GGGA", resize: mlp, tolerance: 0.05}}
+symbols:
+  G: {kind: gdn, head_dim_k: 8, expand_v: 2.0}
+patterns:
+  candidates: ["A*4", "G*4"]
+  generate: {ratios: ["1:1", "3:1"], placements: [even_end, front]}
+data: {corpus: builtin, builtin_documents: 60, vocab_size: 300, seq_len: 16}
+training: {tokens: 384, batch_size: 4, lr: 3.0e-3, precision: fp32, seed: {choices: [0, 1]},
+           checkpoint_every: 2}
+evaluation: {every: 2, validation_tokens: 256, probe_examples: 4, bootstrap: 10, probe_steps: 2,
+             probe_len: 32}
+objectives:
+  - {metric: semantic_loss, mode: min}
+  - {metric: copy_loss, mode: min}
+search: {algorithm: grid, samples: 12, concurrency: 1}
+resources: {cpus: 1}
+supernet: {sandwich: true, distill: 0.5, warmup_fraction: 0.2}
+"""
+VOCAB = 400
+
+
+def _space(text: str = TINY, **supernet: object) -> SearchSpace:
+    space = SearchSpace.from_text(text, "tiny.yaml")
+    if supernet:
+        spec = dataclasses.replace(space.spec, supernet=dataclasses.replace(space.spec.supernet,
+                                                                            **supernet))
+        space = SearchSpace(spec, "tiny.yaml", {})
+    return space
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("supernet_data")
+
+
+# ---------------------------------------------------------------- the model
+
+
+def _config(pattern: str, width: int, norm: str = "per_kind") -> HybridConfig:
+    specs = {"A": AttentionSpec(heads=2, kv_heads=1, head_dim=8),
+             "S": AttentionSpec(heads=2, kv_heads=2, head_dim=8, window=5),
+             "G": GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=16)}
+    return HybridConfig(vocab_size=60, d_model=16, mlp_hidden=width, norm_placement=norm,
+                        layers=tuple(specs[s] for s in pattern), max_seq_len=32,
+                        tie_embeddings=norm == "pre")
+
+
+@pytest.mark.parametrize("share_mlp", [False, True])
+@pytest.mark.parametrize("norm", ["per_kind", "pre"])
+def test_a_subnet_is_exactly_the_hybridlm_built_from_its_extracted_weights(share_mlp, norm):
+    # four patterns at three MLP widths: the narrower ones use a slice of the shared MLPs
+    configs = [_config("AGSA", 40, norm), _config("GGGG", 48, norm), _config("SSAA", 32, norm),
+               _config("GAGS", 48, norm)]
+    torch.manual_seed(0)
+    supernet = SupernetLM(layout_for(configs, share_mlp)).double()
+    x = torch.randint(0, 60, (3, 20))
+    outputs = []
+    for config in configs:
+        subnet = Subnet.of(config)
+        model = supernet.extract(subnet).double()
+        assert isinstance(model, HybridLM) and model.config == config
+        expected = model(x)
+        got = supernet.logits(x, subnet)
+        assert got.dtype == torch.float64
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+        outputs.append(got)
+    # the subnets really differ (different blocks, different widths)
+    assert (outputs[0] - outputs[3]).abs().max() > 1e-3
+
+
+def test_shared_mlps_are_one_module_per_position_and_checkpoint_once():
+    configs = [_config("AG", 32), _config("GA", 24)]
+    torch.manual_seed(0)
+    shared = SupernetLM(layout_for(configs, share_mlp=True))
+    position = shared.blocks[0]
+    assert position["A"].mlp is position["G"].mlp
+    separate = SupernetLM(layout_for(configs, share_mlp=False))
+    mlp = sum(p.numel() for p in position["A"].mlp.parameters())
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(separate) - count(shared) == 2 * mlp
+    state = shared.checkpoint_state()
+    assert len(state) < len(shared.state_dict())
+    torch.manual_seed(1)
+    again = SupernetLM(layout_for(configs, share_mlp=True))
+    again.load_checkpoint_state(state)
+    x = torch.randint(0, 60, (2, 8))
+    for config in configs:
+        torch.testing.assert_close(again.logits(x, Subnet.of(config)),
+                                   shared.logits(x, Subnet.of(config)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="MLP width"):
+        shared.logits(x, Subnet.of(_config("AG", 64)))
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def test_sampling_is_seeded_and_stays_within_the_space():
+    for sampling in ("candidates", "per_layer"):
+        space = _space(sampling=sampling, sandwich=False)
+        catalog = SubnetCatalog(space, 0, VOCAB)
+        candidates = {c.layers for c in space.candidates}
+        counts = {tuple(sorted(c.layers)) for c in space.candidates}
+        first = SubnetSampler(catalog, space.spec.supernet, seed=3)
+        again = SubnetSampler(catalog, space.spec.supernet, seed=3)
+        other = SubnetSampler(catalog, space.spec.supernet, seed=4)
+        drawn = [first.draw(step)[0].layers for step in range(200)]
+        assert drawn == [again.draw(step)[0].layers for step in range(200)]
+        assert drawn != [other.draw(step)[0].layers for step in range(200)]
+        # a resumed run draws the same subnet for a step whatever came before it
+        assert first.draw(57)[0].layers == drawn[57]
+        assert {tuple(sorted(d)) for d in drawn} <= counts  # the candidates' ratios only
+        if sampling == "candidates":
+            assert set(drawn) == candidates
+        else:  # placements beyond the candidates, at the candidates' counts
+            assert len(set(drawn) - candidates) > 3
+        for step in range(10):
+            subnet = first.draw(step)[0]
+            assert subnet.config == catalog.subnet(subnet.layers).config
+            assert subnet.config.mlp_hidden == catalog.equivalent_trial(subnet.layers) \
+                .model.mlp_hidden or True
+    sandwich = SubnetSampler(SubnetCatalog(_space(), 0, VOCAB), _space().spec.supernet, 0)
+    most, least, pick = sandwich.draw(5)
+    assert most.layers == ("A",) * 4 and least.layers == ("G",) * 4
+
+
+def test_catalog_configs_are_the_sweeps_trial_configs():
+    from archsearch.space.build import hybrid_config
+
+    space = _space()
+    catalog = SubnetCatalog(space, 1, VOCAB)
+    widths = set()
+    for candidate, subnet in zip(space.candidates, catalog.candidates, strict=True):
+        trial = space.resolve({"pattern": candidate.pattern, "training.seed": 1})
+        assert subnet.config == hybrid_config(trial, VOCAB)
+        widths.add(subnet.config.mlp_hidden)
+    assert len(widths) > 1  # matched sizes: the MLP width differs by pattern
+
+
+def test_beam_search_finds_the_best_placement():
+    target = {1, 6}
+    score = lambda layers: sum(abs(i - min(target, key=lambda t: abs(t - i)))  # noqa: E731
+                               for i, s in enumerate(layers) if s == "A") + 0.01 * layers.count("A")
+    best = beam_search({"A": 2, "G": 6}, score, width=3)
+    assert best[0] == tuple("A" if i in target else "G" for i in range(8))
+    assert len(best) == 3 and all(b.count("A") == 2 for b in best)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_supernet_settings_are_one_line_errors():
+    for bad, message in [("{distill: 1.5}", "supernet.distill: must be in [0, 1], got 1.5"),
+                         ("{sampling: perlayer}", "did you mean 'per_layer'"),
+                         ("{sandwitch: true}", "unknown key 'sandwitch'; did you mean 'sandwich'"),
+                         ("{tokens: 0}", "supernet.tokens: must be positive"),
+                         ("{warmup_fraction: 1.0}", "supernet.warmup_fraction: must be in [0, 1)")]:
+        text = TINY.replace("supernet: {sandwich: true, distill: 0.5, warmup_fraction: 0.2}",
+                            f"supernet: {bad}")
+        with pytest.raises(SpaceError) as err:
+            SearchSpace.from_text(text, "tiny.yaml")
+        assert message in str(err.value) and "\n" not in str(err.value)
+        assert str(err.value).startswith("tiny.yaml:")
+    tuned = TINY.replace("lr: 3.0e-3", "lr: {choices: [1.0e-3, 3.0e-3]}")
+    space = SearchSpace.from_text(tuned, "tiny.yaml")
+    with pytest.raises(SupernetError) as err:
+        SubnetCatalog(space, 0, VOCAB)
+    assert "training.lr is tuned" in str(err.value) and "--set training.lr=" in str(err.value)
+
+
+# ---------------------------------------------------------------- training
+
+
+class _Killed(Exception):
+    pass
+
+
+def _train(space, work: Path, cache: Path, resume_from=None, kill_after=None):
+    reports = []
+
+    def report(metrics, checkpoint):
+        reports.append((metrics, checkpoint))
+        if kill_after is not None and len(reports) == kill_after:
+            raise _Killed
+
+    train_supernet(space, 0, report, work, cache, resume_from=resume_from)
+    return reports
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, data_cache):
+    space = _space()
+    whole = _train(space, tmp_path / "whole", data_cache)
+    assert [m["step"] for m, _ in whole] == [2, 4, 6]
+    assert all(c is not None for _, c in whole)
+    expected = read_scores(whole[-1][1])
+    # killed right after the step-2 report: its checkpoint is where a restart continues
+    with pytest.raises(_Killed):
+        _train(space, tmp_path / "killed", data_cache, kill_after=1)
+    saved = tmp_path / "saved"
+    shutil.copytree(tmp_path / "killed" / "checkpoint_0000002", saved)
+    resumed = _train(space, tmp_path / "resumed", data_cache, resume_from=saved)
+    assert [m["step"] for m, _ in resumed] == [4, 6]
+    got = read_scores(resumed[-1][1])
+    assert expected is not None and got is not None
+    assert [r["layers"] for r in got["rows"]] == [r["layers"] for r in expected["rows"]]
+    for a, b in zip(got["rows"], expected["rows"], strict=True):
+        assert a["metrics"]["val_loss"] == b["metrics"]["val_loss"]
+        assert a["metrics"]["copy_loss"] == b["metrics"]["copy_loss"]
+    for key in ("train_flops", "eval_flops", "tokens", "steps", "subnet_steps", "seed"):
+        assert got["summary"][key] == expected["summary"][key], key
+    # 6 steps x 64 tokens; warm-up 1 step (all paths), then 3 subnets a step (sandwich)
+    assert expected["summary"]["tokens"] == 384 and expected["summary"]["subnet_steps"] == 2 + 5 * 3
+    assert len(expected["rows"]) == len(space.candidates)
+    metrics = expected["rows"][0]["metrics"]
+    for name in ("val_loss", "semantic_loss", "copy_loss", "function_loss", "val_loss_lo",
+                 "params", "train_flops_per_token", "match.mlp_hidden"):
+        assert np.isfinite(metrics[name]), name
+
+
+def test_too_many_candidates_are_ranked_by_a_beam_search(tmp_path, data_cache):
+    space = _space(max_scored=3, beam_width=2, sandwich=False, distill=0.0,
+                   warmup_fraction=0.0)
+    reports = _train(space, tmp_path, data_cache)
+    scores = read_scores(reports[-1][1])
+    assert scores is not None
+    layers = [tuple(r["layers"]) for r in scores["rows"]]
+    # per layer count: A*4 and G*4 have one placement each, 1:1 and 3:1 keep the beam's best 2
+    assert sorted(map("".join, layers)).count("AAAA") == 1
+    assert sum(x.count("A") == 2 for x in layers) == 2 and sum(x.count("A") == 1 for x in layers) == 2
+    assert scores["summary"]["eval_flops"] > 0
+
+
+# ---------------------------------------------------------------- the folder, end to end
+
+
+def test_supernet_folder_is_read_by_analysis_report_and_recommend(tmp_path):
+    from archsearch.report.build import write_report
+    from archsearch.scaling.recommend import recommend
+    from archsearch.supernet.run import resume_supernet, run_supernet
+    from archsearch.testing.standin import SyntheticTrainer
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    outcome = run_supernet(str(tmp_path / "tiny.yaml"), storage=str(tmp_path / "out"), seed=1,
+                           top_k=2, proxy_train_fn=SyntheticTrainer())
+    folder = tmp_path / "out" / "tinysn-supernet"
+    assert outcome.finished and outcome.folder == str(folder)
+    summary = json.loads((folder / "supernet.json").read_text())
+    assert summary["seed"] == 1 and summary["steps"] == 6 and summary["tokens"] == 384
+    assert summary["train_flops"] > 0 and summary["eval_flops"] > 0 and summary["wall_s"] > 0
+
+    trials = pd.read_parquet(folder / "trials.parquet")
+    scored = trials[trials.source == "supernet"]
+    proxies = trials[trials.source == "sweep"]
+    assert len(scored) == 6 and set(scored.status) == {"completed"}
+    assert (scored.seed == 1).all() and (scored.fidelity == 1.0).all()
+    assert scored[["val_loss", "semantic_loss", "copy_loss", "function_loss"]].notna().all().all()
+    # the top 2 on the first objective, each a real (stand-in) proxy at both seeds of the space
+    best = scored.sort_values("semantic_loss").pattern.head(2)
+    assert set(proxies.pattern) == set(best) and len(proxies) == 4
+    assert set(proxies.seed) == {0, 1} and set(proxies.status) == {"completed"}
+
+    sweep = A.load_sweep(folder)
+    assert len(sweep.trials) == 10 and sweep.space is not None
+    # with proxies present, rankings rest on them alone
+    assert set(A.full_budget(sweep.trials).pattern) == set(best)
+    rec = recommend(folder)
+    assert {e.key for e in rec.ranking} == set(best)
+    page = write_report(folder)
+    assert Path(page).is_file()
+
+    # a finished folder resumes to the same table without training again
+    again = resume_supernet(str(folder), proxy_train_fn=SyntheticTrainer())
+    assert len(again.rows) == 10
+    assert [p.name for p in (folder / "train" / "runs").iterdir()] == ["001"]
+    cli = subprocess.run([sys.executable, "-m", "archsearch.cli", "supernet",
+                          str(tmp_path / "tiny.yaml"), "--out", str(folder), "--seed", "0"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1
+    assert "another space, seed or --top-k" in cli.stderr
+
+
+def test_supernet_alone_ranks_on_its_subnets(tmp_path):
+    from archsearch.supernet.run import run_supernet
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    outcome = run_supernet(str(tmp_path / "tiny.yaml"), out=str(tmp_path / "sn"),
+                           overrides=["supernet.sandwich=false", "supernet.distill=0.0"])
+    trials = A.load_sweep(tmp_path / "sn").trials
+    assert set(trials.source) == {"supernet"} and len(A.full_budget(trials)) == 6
+    assert len(outcome.rows) == 6
+    done = subprocess.run([sys.executable, "-m", "archsearch.cli", "recommend",
+                           str(tmp_path / "sn")], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "ranking" in done.stdout
+    with pytest.raises(ArchsearchError, match="--top-k must be 0 or more"):
+        run_supernet(str(tmp_path / "tiny.yaml"), out=str(tmp_path / "sn2"), top_k=-1)
