@@ -529,7 +529,8 @@ def goals(rows: Sequence[Row], tau_val: float | None) -> list[str]:
     return out
 
 
-def run_supernet_verb(space: str, seeds: int, top_k: int | None, storage: Path) -> list[Path]:
+def run_supernet_verb(space: str, seeds: int, top_k: int | None, storage: Path,
+                      overrides: Sequence[str] = ()) -> list[Path]:
     """Run ``archsearch supernet SPACE`` once per seed; the folders it printed."""
     folders = []
     for seed in range(seeds):
@@ -537,6 +538,8 @@ def run_supernet_verb(space: str, seeds: int, top_k: int | None, storage: Path) 
                    "--seed", str(seed)]
         if top_k:
             command += ["--top-k", str(top_k)]
+        for override in overrides:
+            command += ["--set", override]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -559,7 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run `archsearch supernet SPACE` for each of --supernet-seeds seeds")
     parser.add_argument("--supernet-seeds", type=int, default=5)
     parser.add_argument("--top-k", type=int, default=None, help="passed to --run-supernet")
-    parser.add_argument("--supernet-storage", default="sweeps/search_efficiency")
+    parser.add_argument("--supernet-storage", default="sweeps/search_efficiency",
+                        help="where --run-supernet's folders go (one sub-folder per seed)")
+    parser.add_argument("--supernet-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to --run-supernet as --set, e.g. supernet.tokens=491520")
     parser.add_argument("--seeds", type=int, default=10, help="search seeds per strategy")
     parser.add_argument("--metric", help="what 'best' means (default: the space's first "
                                          "objective)")
@@ -591,7 +597,7 @@ def report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.supernet]
     if args.run_supernet:
         folders += run_supernet_verb(args.run_supernet, args.supernet_seeds, args.top_k,
-                                     Path(args.supernet_storage))
+                                     Path(args.supernet_storage), args.supernet_set)
     nets = [load_supernet(f, grid.share) for f in folders]
     found, rows = evaluate(grid, metric, mode, args.seeds, args.budget, nets, exact=args.exact,
                            concurrency=args.concurrency)
