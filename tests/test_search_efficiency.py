@@ -260,3 +260,25 @@ def test_concurrency_asks_a_batch_before_telling_any_of_it():
     run = se.replay(grid, "tpe", 0, "semantic_loss", "min", max_trials=8, concurrency=3)
     assert run.known == [0, 0, 0, 3, 3, 3, 6, 6]
     assert se.replay(grid, "tpe", 0, "semantic_loss", "min", max_trials=4).known == [0, 1, 2, 3]
+
+
+def test_run_supernet_runs_the_verb_once_per_seed_and_reads_the_folder_it_printed(
+        tmp_path, monkeypatch):
+    commands = []
+
+    def fake_run(command, **_):
+        commands.append(command)
+        folder = Path(command[command.index("--storage") + 1]) / "space-supernet"
+        folder.mkdir(parents=True)
+        return se.subprocess.CompletedProcess(command, 0, f"{folder}\nsupernet: 60 steps\n", "")
+
+    monkeypatch.setattr(se.subprocess, "run", fake_run)
+    folders = se.run_supernet_verb("space.yaml", 2, 3, tmp_path, ["supernet.tokens=100"])
+    assert folders == [tmp_path / f"seed{s}" / "space-supernet" for s in (0, 1)]
+    assert commands[1] == ["archsearch", "supernet", "space.yaml", "--storage",
+                           str(tmp_path / "seed1"), "--seed", "1", "--top-k", "3",
+                           "--set", "supernet.tokens=100"]
+    monkeypatch.setattr(se.subprocess, "run", lambda command, **_: se.subprocess.CompletedProcess(
+        command, 2, "", "error: space.yaml: no such file"))
+    with pytest.raises(ArchsearchError, match="failed: error: space.yaml: no such file"):
+        se.run_supernet_verb("space.yaml", 1, None, tmp_path / "other")
