@@ -282,3 +282,24 @@ def test_run_supernet_runs_the_verb_once_per_seed_and_reads_the_folder_it_printe
         command, 2, "", "error: space.yaml: no such file"))
     with pytest.raises(ArchsearchError, match="failed: error: space.yaml: no such file"):
         se.run_supernet_verb("space.yaml", 1, None, tmp_path / "other")
+
+
+PLACEMENT = ROOT / "docs" / "results" / "placement_grid"
+PLACEMENT_NETS = sorted((ROOT / "docs" / "results" / "placement_grid-supernet").glob("seed*"))
+
+
+def test_committed_supernet_runs_are_charged_their_own_and_their_proxies_compute():
+    grid = se.load_grid(PLACEMENT)
+    assert len(grid.patterns) == 21 and len(PLACEMENT_NETS) == 5
+    for folder in PLACEMENT_NETS:
+        net = se.load_supernet(folder)
+        meta = json.loads((folder / "supernet.json").read_text())
+        assert net.flops == meta["train_flops"] + meta["eval_flops"]
+        trials = pd.read_parquet(folder / "trials.parquet")
+        proxies = trials[trials["source"] == "sweep"]
+        assert len(proxies) == 2 * meta["top_k"]  # each top-k pattern at the space's two seeds
+        # a proxy's compute, from its own row, is the grid's trial of that pattern and seed
+        flops, _ = se.proxy_cost(grid, proxies)
+        expected = sum(float(grid.trial(p, int(s))["flops"])
+                       for p, s in zip(proxies["pattern"], proxies[SEED_PARAM], strict=True))
+        assert flops == pytest.approx(expected, rel=1e-12)
