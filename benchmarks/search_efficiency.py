@@ -70,6 +70,9 @@ GOAL_TAU = 0.6  # issue 14: supernet vs grid ranking on val_loss
 TAU_METRICS = ("val_loss", "semantic_loss", "copy_loss")
 STRATEGIES = ("random", "tpe", "tpe+asha", "nsga2")
 SUPERNET_SOURCE, SWEEP_SOURCE = "supernet", "sweep"
+# what a trial's compute is counted from: its cost per token, tokens trained, validation tokens,
+# steps (for its number of evaluations) and wall time
+COST_COLUMNS = ("train_flops_per_token", "tokens_seen", "n_tokens", "step", "wall_time_s")
 
 
 # -- the trained grid ----------------------------------------------------------------------------
@@ -131,6 +134,10 @@ def load_grid(folder: str | Path) -> Grid:
     if SEED_PARAM not in done.columns:
         raise ArchsearchError(f"{sweep.path}: trials have no {SEED_PARAM} column: the grid "
                               "needs two or more seeds per pattern")
+    missing = [c for c in COST_COLUMNS if c not in done.columns]
+    if missing:
+        raise ArchsearchError(f"{sweep.path}: trials.parquet has no {missing[0]} column (a "
+                              "sweep from an older archsearch?): the compute cannot be counted")
     share = spec.resources.gpus or spec.resources.cpus
     trials = done.assign(seed=done[SEED_PARAM].astype(int))
     every = int(spec.evaluation.every)

@@ -303,3 +303,12 @@ def test_committed_supernet_runs_are_charged_their_own_and_their_proxies_compute
         expected = sum(float(grid.trial(p, int(s))["flops"])
                        for p, s in zip(proxies["pattern"], proxies[SEED_PARAM], strict=True))
         assert flops == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_grid_without_cost_columns_is_refused_naming_the_column(tmp_path):
+    folder = tmp_path / "calibration"
+    shutil.copytree(CALIBRATION, folder)
+    trials = pd.read_parquet(folder / "trials.parquet")
+    trials.drop(columns=["train_flops_per_token"]).to_parquet(folder / "trials.parquet")
+    with pytest.raises(ArchsearchError, match="no train_flops_per_token column"):
+        se.load_grid(folder)
