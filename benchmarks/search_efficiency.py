@@ -33,7 +33,8 @@ among its full-budget trials so far) is the grid's best or tied with it under
 ``archsearch.analysis.resolution`` (pooled seed noise, 95%). A strategy's figure is the fraction
 of the full grid's compute it had spent when its answer became found and stayed found to the end
 of its budget (``--budget`` x the grid's compute); a seed that never gets there is a failure,
-counted as never in the median.
+counted as never in the median. ``--exact`` counts only the grid's best itself as found.
+``--concurrency N`` asks N trials before telling Optuna any of them, as a sweep running N at once.
 
 Also printed: Kendall tau (scipy.stats.kendalltau) between each supernet's ranking of the
 patterns and the grid's seed-mean ranking, on val, semantic and copy loss; and the two goals of
