@@ -347,6 +347,7 @@ class SupernetRun:
 
 
 def load_supernet(folder: str | Path, share: float = 1.0) -> SupernetRun:
+    """Read an ``archsearch supernet`` folder; ``share``: its device share, for device-hours."""
     path = Path(folder)
     meta_file, trials_file = path / "supernet.json", path / C.TRIALS_FILE
     for needed in (meta_file, trials_file):
