@@ -285,13 +285,14 @@ def test_run_supernet_runs_the_verb_once_per_seed_and_reads_the_folder_it_printe
 
 
 PLACEMENT = ROOT / "docs" / "results" / "placement_grid"
-# the supernet at the space's default budget (one proxy's tokens) and at four times that
+# the supernet at the default budget (one proxy's tokens), at four times that, and with
+# sandwich sampling and an all-path warm-up
 PLACEMENT_NETS = sorted((ROOT / "docs" / "results").glob("placement_grid-supernet*/seed*"))
 
 
 def test_committed_supernet_runs_are_charged_their_own_and_their_proxies_compute():
     grid = se.load_grid(PLACEMENT)
-    assert len(grid.patterns) == 21 and len(PLACEMENT_NETS) == 10
+    assert len(grid.patterns) == 21 and len(PLACEMENT_NETS) == 15
     for folder in PLACEMENT_NETS:
         net = se.load_supernet(folder)
         meta = json.loads((folder / "supernet.json").read_text())
