@@ -19,7 +19,8 @@ nothing is trained. Strategies, each over ``--seeds`` search seeds:
   ``search.asha`` settings (the schema's defaults when the space has none), and a stopped trial
   costs only the steps it ran. As in a sweep, Optuna is told a stopped trial's partial values.
 - ``supernet`` / ``supernet+top-k``: folders written by ``archsearch supernet`` (one per seed):
-  the supernet's training + scoring FLOPs from supernet.json; its answer is its best-scored
+  the supernet's training + scoring (+ monitoring, where recorded) FLOPs from supernet.json;
+  its answer is its best-scored
   pattern, and with top-k the best of the real proxies it then trained (their compute added).
 
 Compute: a proxy trial costs ``train_flops_per_token x tokens trained`` plus its validation
@@ -341,7 +342,7 @@ class SupernetRun:
     path: Path
     scored: pd.DataFrame  # source == supernet: one row per scored pattern
     proxies: pd.DataFrame  # source == sweep: the top-k real proxies (may be empty)
-    flops: float  # train + eval FLOPs of the supernet itself
+    flops: float  # training + scoring (+ monitoring) FLOPs of the supernet itself
     device_s: float
     seed: int
 
@@ -364,8 +365,11 @@ def load_supernet(folder: str | Path, share: float = 1.0) -> SupernetRun:
     if not len(scored):
         raise ArchsearchError(f"{trials_file}: no row with source = {SUPERNET_SOURCE}")
     proxies = full_budget(trials[trials["source"] == SWEEP_SOURCE])
-    return SupernetRun(path, scored.reset_index(drop=True), proxies.reset_index(drop=True),
-                       float(meta["train_flops"]) + float(meta["eval_flops"]),
+    # monitor_flops: the evaluations it reports while training, as a sweep trial does (newer
+    # folders record it; older ones did not spend it separately)
+    flops = sum(float(meta.get(key, 0.0)) for key in ("train_flops", "eval_flops",
+                                                       "monitor_flops"))
+    return SupernetRun(path, scored.reset_index(drop=True), proxies.reset_index(drop=True), flops,
                        float(meta.get("wall_s", math.nan)) * share, int(meta.get("seed", 0)))
 
 

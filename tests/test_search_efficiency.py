@@ -172,7 +172,8 @@ def test_kendall_tau_on_a_known_permutation():
 
 
 def write_supernet(folder: Path, scored: dict[str, float], proxies: dict[str, float],
-                   train_flops: float, eval_flops: float) -> Path:
+                   train_flops: float, eval_flops: float, monitor_flops: float | None = None,
+                   ) -> Path:
     folder.mkdir(parents=True)
     rows = [{"pattern": p, "val_loss": v, "semantic_loss": v, "copy_loss": v,
              "source": "supernet"} for p, v in scored.items()]
@@ -180,9 +181,11 @@ def write_supernet(folder: Path, scored: dict[str, float], proxies: dict[str, fl
               "source": "sweep", "status": "completed", "fidelity": 1.0, SEED_PARAM: 0}
              for p, v in proxies.items()]
     pd.DataFrame(rows).to_parquet(folder / "trials.parquet")
-    (folder / "supernet.json").write_text(json.dumps(
-        {"train_flops": train_flops, "eval_flops": eval_flops, "tokens": 1000, "seed": 0,
-         "steps": 10, "wall_s": 36.0}))
+    meta = {"train_flops": train_flops, "eval_flops": eval_flops, "tokens": 1000, "seed": 0,
+            "steps": 10, "wall_s": 36.0}
+    if monitor_flops is not None:
+        meta["monitor_flops"] = monitor_flops
+    (folder / "supernet.json").write_text(json.dumps(meta))
     return folder
 
 
@@ -190,13 +193,14 @@ def test_supernet_rows_charge_its_compute_and_top_k_adds_the_real_proxies(tmp_pa
     grid = make_grid(FOUR)  # total 8
     # the supernet scores P1 first (wrong); its top-2 real proxies put P0 first (right)
     folder = write_supernet(tmp_path / "net", {"P0": 1.2, "P1": 1.1, "P2": 3, "P3": 4},
-                            {"P1": 2.0, "P0": 1.0}, train_flops=1.5, eval_flops=0.5)
+                            {"P1": 2.0, "P0": 1.0}, train_flops=1.25, eval_flops=0.5,
+                            monitor_flops=0.25)
     net = se.load_supernet(folder)
     _, rows = se.evaluate(grid, "semantic_loss", "min", seeds=1, budget=1.0, nets=[net],
                           strategies=())
     by_name = {r.strategy: r for r in rows}
     assert by_name["supernet"].fractions == [math.inf]
-    # 2 (supernet) + 2 proxies of the grid's cost 1 each = 4 of 8
+    # 2 (supernet: training, scoring and monitoring) + 2 proxies of the grid's cost 1 = 4 of 8
     assert by_name["supernet+top-k"].fractions == [pytest.approx(0.5)]
 
 
@@ -296,7 +300,7 @@ def test_committed_supernet_runs_are_charged_their_own_and_their_proxies_compute
     for folder in PLACEMENT_NETS:
         net = se.load_supernet(folder)
         meta = json.loads((folder / "supernet.json").read_text())
-        assert net.flops == meta["train_flops"] + meta["eval_flops"]
+        assert net.flops == meta["train_flops"] + meta["eval_flops"]  # no monitor_flops then
         trials = pd.read_parquet(folder / "trials.parquet")
         proxies = trials[trials["source"] == "sweep"]
         assert len(proxies) == 2 * meta["top_k"]  # each top-k pattern at the space's two seeds
