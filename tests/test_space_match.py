@@ -20,7 +20,7 @@ from archsearch.sweep.results import metrics_of
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = sorted(ROOT.glob("search_spaces/*.yaml"))
 MATCHED_SPACES = ("quickstart.yaml", "ratio_placement.yaml", "calibration.yaml",
-                  "gpu_sweep.yaml")
+                  "gpu_sweep.yaml", "placement_grid.yaml", "supernet_quickstart.yaml")
 
 # Six 4-layer stacks whose sizes differ by up to ~40%; MATCH is filled in per test.
 TINY = """\
