@@ -366,9 +366,10 @@ def load_supernet(folder: str | Path, share: float = 1.0) -> SupernetRun:
         raise ArchsearchError(f"{trials_file}: no row with source = {SUPERNET_SOURCE}")
     proxies = full_budget(trials[trials["source"] == SWEEP_SOURCE])
     # monitor_flops: the evaluations it reports while training, as a sweep trial does (newer
-    # folders record it; older ones did not spend it separately)
+    # folders record it; older ones did not spend it separately); finetune_flops: each subnet's
+    # own training steps before scoring (supernet.finetune_steps; absent or 0 without)
     flops = sum(float(meta.get(key, 0.0)) for key in ("train_flops", "eval_flops",
-                                                       "monitor_flops"))
+                                                       "monitor_flops", "finetune_flops"))
     return SupernetRun(path, scored.reset_index(drop=True), proxies.reset_index(drop=True), flops,
                        float(meta.get("wall_s", math.nan)) * share, int(meta.get("seed", 0)))
 

@@ -347,6 +347,9 @@ class SupernetSection:
     # more candidates than this: score the top of a beam search over placements instead
     max_scored: int = checked(64, positive)
     beam_width: int = checked(4, positive)  # placements kept per step of the beam search
+    # before scoring, train each subnet this many steps alone from the shared weights (its own
+    # optimiser, the same batches for every subnet; the supernet's weights are left as they are)
+    finetune_steps: int = checked(0, non_negative)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ Probes are not run for subnets: the probe protocol fine-tunes a copy of the mode
 (``evaluation.probe_steps`` steps each), which for dozens of subnets costs more than training
 the supernet did. Their columns are absent from supernet rows (NaN in the table).
 
+With ``supernet.finetune_steps``, each subnet is first trained a few steps alone on its copy of
+the shared weights (``finetune.py``).
+
 Which subnets: every candidate, or, when there are more than ``supernet.max_scored``, the top of
 a beam search over placements at each of the candidates' layer counts (``beam.py``).
 """
@@ -13,7 +16,7 @@ a beam search over placements at each of the candidates' layer counts (``beam.py
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +26,9 @@ from archsearch.data.evaluate import token_losses
 from archsearch.model.cost import cost_report, forward_flops_per_token
 from archsearch.space.schema import EvaluationSection
 from archsearch.supernet.model import Subnet, SupernetLM
+
+if TYPE_CHECKING:
+    from archsearch.supernet.finetune import FineTune
 
 Scorer = Callable[[Subnet], float]
 
@@ -38,9 +44,13 @@ def eval_flops(subnet: Subnet, data: PreparedData) -> float:
 
 def score_subnet(supernet: SupernetLM, subnet: Subnet, data: PreparedData,
                  evaluation: EvaluationSection, device: torch.device,
-                 match_columns: dict[str, float]) -> dict[str, Any]:
-    """The metrics and cost columns a sweep trial of this pattern reports (probes aside)."""
+                 match_columns: dict[str, float],
+                 finetune: FineTune | None = None) -> dict[str, Any]:
+    """The metrics and cost columns a sweep trial of this pattern reports (probes aside);
+    with ``finetune``, of the subnet after its own fine-tuning steps (on a copy)."""
     model = supernet.extract(subnet).to(device)
+    if finetune is not None:
+        finetune(model, device)
     metrics = evaluate(model, data, evaluation, device=str(device), probes=False)
     costs = cost_report(subnet.config, data.seq_len)
     return {

@@ -36,10 +36,11 @@ from archsearch.space import SearchSpace
 from archsearch.space.schema import SupernetSection
 from archsearch.space.trial import Budget
 from archsearch.supernet.beam import beam_search
+from archsearch.supernet.finetune import FineTune, finetune_batches
 from archsearch.supernet.model import Subnet, SupernetLM, layout_for
 from archsearch.supernet.score import eval_flops, score_subnet, val_loss_scorer
 from archsearch.supernet.subnets import SubnetCatalog, SubnetSampler, trial_for
-from archsearch.trainer import Report, TrialDiverged, lr_at, make_optimizer
+from archsearch.trainer import Report, TrialDiverged, autocast_dtype, lr_at, make_optimizer
 
 WEIGHTS_FILE = "supernet.safetensors"
 STATE_FILE = "trainer_state.pt"
@@ -124,8 +125,13 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
         if done == budget.steps:
             checkpoint = workdir / f"checkpoint_{done:07d}"
             _save(model, optimizer, progress, checkpoint)
-            scores = score_all(model, catalog, space, data, device)
+            finetune = FineTune(finetune_batches(data, training.batch_size, seed, done,
+                                                 options.finetune_steps),
+                                training, autocast_dtype(anchor, device))
+            scores = score_all(model, catalog, space, data, device, finetune)
             summary = {"train_flops": progress.train_flops, "eval_flops": scores["eval_flops"],
+                       "finetune_flops": scores["finetune_flops"],
+                       "finetune_steps": options.finetune_steps,
                        "tokens": done * budget.tokens_per_step, "seed": seed, "steps": done,
                        "subnet_steps": progress.subnet_steps,
                        "monitor_flops": progress.monitor_flops,
@@ -220,19 +226,25 @@ class _PlacementScorer:
 
 
 def score_all(model: SupernetLM, catalog: SubnetCatalog, space: SearchSpace,
-              data: PreparedData, device: torch.device) -> dict[str, Any]:
-    """Rows (pattern layers + metrics) of every subnet to rank, and the scoring FLOPs."""
+              data: PreparedData, device: torch.device,
+              finetune: FineTune | None = None) -> dict[str, Any]:
+    """Rows (pattern layers + metrics) of every subnet to rank, the scoring FLOPs, and the
+    FLOPs of fine-tuning each subnet first (``finetune``, when it has steps)."""
     model.eval()
     subnets, spent = patterns_to_score(model, catalog, data, space.spec.supernet, device)
+    if finetune is not None and not finetune.steps:
+        finetune = None
     rows = []
+    tuned = 0.0
     with torch.no_grad():
         for subnet in subnets:
             equivalent = catalog.equivalent_trial(subnet.layers)
             row = score_subnet(model, subnet, data, equivalent.evaluation, device,
-                               equivalent.match_columns(subnet.config))
+                               equivalent.match_columns(subnet.config), finetune)
             rows.append({"layers": list(subnet.layers), "metrics": row})
             spent += eval_flops(subnet, data)
-    return {"rows": rows, "eval_flops": spent}
+            tuned += finetune.flops(subnet) if finetune is not None else 0.0
+    return {"rows": rows, "eval_flops": spent, "finetune_flops": tuned}
 
 
 def _save(model: SupernetLM, optimizer: torch.optim.Optimizer, progress: Progress,
