@@ -173,7 +173,7 @@ def test_kendall_tau_on_a_known_permutation():
 
 def write_supernet(folder: Path, scored: dict[str, float], proxies: dict[str, float],
                    train_flops: float, eval_flops: float, monitor_flops: float | None = None,
-                   ) -> Path:
+                   finetune_flops: float | None = None) -> Path:
     folder.mkdir(parents=True)
     rows = [{"pattern": p, "val_loss": v, "semantic_loss": v, "copy_loss": v,
              "source": "supernet"} for p, v in scored.items()]
@@ -185,6 +185,8 @@ def write_supernet(folder: Path, scored: dict[str, float], proxies: dict[str, fl
             "steps": 10, "wall_s": 36.0}
     if monitor_flops is not None:
         meta["monitor_flops"] = monitor_flops
+    if finetune_flops is not None:
+        meta["finetune_flops"] = finetune_flops
     (folder / "supernet.json").write_text(json.dumps(meta))
     return folder
 
@@ -193,14 +195,14 @@ def test_supernet_rows_charge_its_compute_and_top_k_adds_the_real_proxies(tmp_pa
     grid = make_grid(FOUR)  # total 8
     # the supernet scores P1 first (wrong); its top-2 real proxies put P0 first (right)
     folder = write_supernet(tmp_path / "net", {"P0": 1.2, "P1": 1.1, "P2": 3, "P3": 4},
-                            {"P1": 2.0, "P0": 1.0}, train_flops=1.25, eval_flops=0.5,
-                            monitor_flops=0.25)
+                            {"P1": 2.0, "P0": 1.0}, train_flops=1.0, eval_flops=0.5,
+                            monitor_flops=0.25, finetune_flops=0.25)
     net = se.load_supernet(folder)
     _, rows = se.evaluate(grid, "semantic_loss", "min", seeds=1, budget=1.0, nets=[net],
                           strategies=())
     by_name = {r.strategy: r for r in rows}
     assert by_name["supernet"].fractions == [math.inf]
-    # 2 (supernet: training, scoring and monitoring) + 2 proxies of the grid's cost 1 = 4 of 8
+    # 2 (supernet: training, scoring, monitoring, fine-tuning) + 2 grid-cost-1 proxies = 4 of 8
     assert by_name["supernet+top-k"].fractions == [pytest.approx(0.5)]
 
 

@@ -21,13 +21,17 @@ from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.space import SearchSpace
 from archsearch.supernet.beam import beam_search
 from archsearch.supernet.model import Subnet, SupernetLM, layout_for
+from archsearch.data import evaluate, prepare_data
+from archsearch.model.cost import train_flops_per_token
+from archsearch.supernet.finetune import FineTune, finetune_batches
 from archsearch.supernet.subnets import (
     SubnetCatalog,
     SubnetSampler,
     SupernetError,
     check_space,
+    trial_for,
 )
-from archsearch.supernet.train import read_scores, train_supernet
+from archsearch.supernet.train import read_scores, score_all, train_supernet
 
 # 4 layers, 6 candidates (all A, all G, 1:1 and 3:1 at two placements), sizes matched by the MLP
 TINY = """
@@ -348,3 +352,71 @@ def test_a_diverging_supernet_is_one_line_naming_the_cause(tmp_path):
     assert last.startswith("archsearch supernet: error: the supernet's training failed: "
                            "TrialDiverged: supernet training loss became nan")
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- fine-tuning before scoring
+
+
+def test_finetuning_starts_every_subnet_from_the_shared_weights_and_is_charged(data_cache):
+    space = _space(finetune_steps=2, sandwich=False, distill=0.0, warmup_fraction=0.0)
+    anchor = trial_for(space, space.candidates[0].pattern, 0)
+    data = prepare_data(anchor.data, anchor.evaluation, data_cache)
+    catalog = SubnetCatalog(space, 0, data.vocab_size)
+    torch.manual_seed(0)
+    model = SupernetLM(layout_for(catalog.configs, share_mlp=False))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    training = anchor.training
+    batches = finetune_batches(data, training.batch_size, 0, first_step=6, steps=2)
+    # the stream's batches of steps 6 and 7, whatever was read before
+    stream = data.train_batches(training.batch_size, 0)
+    for _ in range(6):
+        next(stream)
+    assert all(torch.equal(a, b) for a, b in zip(batches[0], next(stream), strict=True))
+    finetune = FineTune(batches, training)
+    cpu = torch.device("cpu")
+
+    tuned = score_all(model, catalog, space, data, cpu, finetune)
+    # the supernet's own weights are exactly as they were
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # each subnet starts from the shared weights: the last one, scored after five others were
+    # fine-tuned, equals it fine-tuned alone from a fresh extraction
+    last = catalog.candidates[-1]
+    extracted = model.extract(last)
+    finetune(extracted, cpu)
+    reference = evaluate(extracted, data, anchor.evaluation, probes=False)
+    assert reference["val_loss"] == tuned["rows"][-1]["metrics"]["val_loss"]
+    # fine-tuning trained the subnets: every loss moved, and down
+    plain = score_all(model, catalog, space, data, cpu, None)
+    for got, untuned in zip(tuned["rows"], plain["rows"], strict=True):
+        assert got["metrics"]["val_loss"] < untuned["metrics"]["val_loss"]
+    # charged: each subnet's training FLOPs per token x 2 steps x 4 x 16 tokens
+    seq_len = data.seq_len
+    expected = sum(train_flops_per_token(s.config, seq_len) * 2 * 4 * 16
+                   for s in catalog.candidates)
+    assert tuned["finetune_flops"] == pytest.approx(expected, rel=1e-12)
+    assert plain["finetune_flops"] == 0.0
+
+
+def _plain_sampling() -> dict[str, object]:
+    return {"sandwich": False, "distill": 0.0, "warmup_fraction": 0.0}
+
+
+def test_finetune_steps_reach_the_summary_and_are_checked(tmp_path, data_cache):
+    space = _space(finetune_steps=1, **_plain_sampling())
+    reports = _train(space, tmp_path, data_cache)
+    scores = read_scores(reports[-1][1])
+    assert scores is not None
+    summary = scores["summary"]
+    assert summary["finetune_steps"] == 1 and summary["finetune_flops"] > 0
+    # one step (4 x 16 tokens) of every candidate's training FLOPs per token
+    anchor = trial_for(space, space.candidates[0].pattern, 0)
+    vocab = prepare_data(anchor.data, anchor.evaluation, data_cache).vocab_size
+    per_step = sum(train_flops_per_token(c, 16) * 4 * 16 for c in
+                   SubnetCatalog(space, 0, vocab).configs)
+    assert summary["finetune_flops"] == pytest.approx(per_step, rel=1e-12)
+    text = TINY.replace("supernet: {sandwich: true, distill: 0.5, warmup_fraction: 0.2}",
+                        "supernet: {finetune_steps: -1}")
+    with pytest.raises(SpaceError) as err:
+        SearchSpace.from_text(text, "tiny.yaml")
+    assert "supernet.finetune_steps: must not be negative, got -1" in str(err.value) and "\n" not in str(err.value)
