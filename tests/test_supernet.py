@@ -134,7 +134,7 @@ def test_shared_mlps_are_one_module_per_position_and_checkpoint_once():
 
 
 def test_sampling_is_seeded_and_stays_within_the_space():
-    for sampling in ("candidates", "per_layer"):
+    for sampling in ("candidates", "per_layer", "stratified"):
         space = _space(sampling=sampling, sandwich=False)
         catalog = SubnetCatalog(space, 0, VOCAB)
         candidates = {c.layers for c in space.candidates}
@@ -150,6 +150,10 @@ def test_sampling_is_seeded_and_stays_within_the_space():
         assert {tuple(sorted(d)) for d in drawn} <= counts  # the candidates' ratios only
         if sampling == "candidates":
             assert set(drawn) == candidates
+        elif sampling == "stratified":  # every round of 6 steps trains each candidate once
+            rounds = [drawn[i:i + len(candidates)] for i in range(0, 198, len(candidates))]
+            assert all(sorted(r) == sorted(candidates) for r in rounds)
+            assert len({tuple(r) for r in rounds}) > 10  # in a fresh order each round
         else:  # placements beyond the candidates, at the candidates' counts
             assert len(set(drawn) - candidates) > 3
         for step in range(10):

@@ -336,8 +336,9 @@ class SupernetSection:
 
     tokens: int | None = checked(None, positive)  # training tokens; default: training.tokens
     # which subnet a step trains: one of the candidates, or a random placement of a candidate's
-    # layer counts (each symbol as often as in some candidate, at random positions)
-    sampling: Literal["candidates", "per_layer"] = "candidates"
+    # layer counts (each symbol as often as in some candidate, at random positions), or the
+    # candidates in rounds (stratified: each round every candidate once, in a seeded order)
+    sampling: Literal["candidates", "per_layer", "stratified"] = "candidates"
     # each step also trains the most- and the least-attention candidate (3 subnets a step)
     sandwich: bool = False
     # weight of the KL term from the most-attention subnet (in-place distillation); 0 = none

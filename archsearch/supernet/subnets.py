@@ -118,7 +118,7 @@ class SubnetSampler:
 
     def random(self, rng: np.random.Generator) -> Subnet:
         catalog = self.catalog
-        if self.options.sampling == "candidates":
+        if self.options.sampling in ("candidates", "stratified"):
             return catalog.candidates[int(rng.integers(len(catalog.candidates)))]
         profiles = catalog.count_profiles
         counts = profiles[int(rng.integers(len(profiles)))]
@@ -126,10 +126,20 @@ class SubnetSampler:
         rng.shuffle(layers)
         return catalog.subnet(tuple(layers))
 
+    def stratified(self, step: int) -> Subnet:
+        """Step ``step``'s candidate when every round of ``len(candidates)`` steps trains each
+        candidate once, in an order drawn from (seed, round): no candidate is trained twice
+        more than another, where independent draws leave some untrained for many steps."""
+        candidates = self.catalog.candidates
+        round_index, position = divmod(step, len(candidates))
+        order = np.random.default_rng([self.seed, round_index, 1]).permutation(len(candidates))
+        return candidates[int(order[position])]
+
     def draw(self, step: int) -> list[Subnet]:
         """[most attention, least attention, random] with sandwich sampling, else [random]."""
         rng = np.random.default_rng([self.seed, step])
-        pick = self.random(rng)
+        pick = self.stratified(step) if self.options.sampling == "stratified" \
+            else self.random(rng)
         if not self.options.sandwich:
             return [pick]
         return [self.catalog.most_attention(), self.catalog.least_attention(), pick]
