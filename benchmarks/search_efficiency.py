@@ -19,7 +19,8 @@ nothing is trained. Strategies, each over ``--seeds`` search seeds:
   ``search.asha`` settings (the schema's defaults when the space has none), and a stopped trial
   costs only the steps it ran. As in a sweep, Optuna is told a stopped trial's partial values.
 - ``supernet`` / ``supernet+top-k``: folders written by ``archsearch supernet`` (one per seed):
-  the supernet's training + scoring (+ monitoring, where recorded) FLOPs from supernet.json;
+  the supernet's training + scoring (+ monitoring and per-subnet fine-tuning, where recorded)
+  FLOPs from supernet.json;
   its answer is its best-scored
   pattern, and with top-k the best of the real proxies it then trained (their compute added).
 
@@ -342,7 +343,7 @@ class SupernetRun:
     path: Path
     scored: pd.DataFrame  # source == supernet: one row per scored pattern
     proxies: pd.DataFrame  # source == sweep: the top-k real proxies (may be empty)
-    flops: float  # training + scoring (+ monitoring) FLOPs of the supernet itself
+    flops: float  # training + scoring (+ monitoring, fine-tuning) FLOPs of the supernet itself
     device_s: float
     seed: int
 
