@@ -298,11 +298,16 @@ PLACEMENT_NETS = sorted((ROOT / "docs" / "results").glob("placement_grid-superne
 
 def test_committed_supernet_runs_are_charged_their_own_and_their_proxies_compute():
     grid = se.load_grid(PLACEMENT)
-    assert len(grid.patterns) == 21 and len(PLACEMENT_NETS) == 15
+    assert len(grid.patterns) == 21 and len(PLACEMENT_NETS) == 30
+    fine_tuned = 0
     for folder in PLACEMENT_NETS:
         net = se.load_supernet(folder)
         meta = json.loads((folder / "supernet.json").read_text())
-        assert net.flops == meta["train_flops"] + meta["eval_flops"]  # no monitor_flops then
+        # every part it recorded: the first 15 folders predate monitor_flops and finetune_flops
+        parts = [meta["train_flops"], meta["eval_flops"], meta.get("monitor_flops", 0.0),
+                 meta.get("finetune_flops", 0.0)]
+        assert net.flops == pytest.approx(sum(parts), rel=1e-12)
+        fine_tuned += meta.get("finetune_steps", 0) > 0
         trials = pd.read_parquet(folder / "trials.parquet")
         proxies = trials[trials["source"] == "sweep"]
         assert len(proxies) == 2 * meta["top_k"]  # each top-k pattern at the space's two seeds
@@ -311,6 +316,7 @@ def test_committed_supernet_runs_are_charged_their_own_and_their_proxies_compute
         expected = sum(float(grid.trial(p, int(s))["flops"])
                        for p, s in zip(proxies["pattern"], proxies[SEED_PARAM], strict=True))
         assert flops == pytest.approx(expected, rel=1e-12)
+    assert fine_tuned == 10  # the -ft10 and -ft20 folders charge their subnets' fine-tuning
 
 
 def test_a_grid_without_cost_columns_is_refused_naming_the_column(tmp_path):

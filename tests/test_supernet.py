@@ -15,15 +15,15 @@ import pytest
 import torch
 
 from archsearch import analysis as A
+from archsearch.data import evaluate, prepare_data
 from archsearch.errors import ArchsearchError, SpaceError
 from archsearch.model import HybridLM
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
+from archsearch.model.cost import train_flops_per_token
 from archsearch.space import SearchSpace
 from archsearch.supernet.beam import beam_search
-from archsearch.supernet.model import Subnet, SupernetLM, layout_for
-from archsearch.data import evaluate, prepare_data
-from archsearch.model.cost import train_flops_per_token
 from archsearch.supernet.finetune import FineTune, finetune_batches
+from archsearch.supernet.model import Subnet, SupernetLM, layout_for
 from archsearch.supernet.subnets import (
     SubnetCatalog,
     SubnetSampler,
