@@ -24,6 +24,8 @@ from archsearch.space import SearchSpace
 from archsearch.supernet.beam import beam_search
 from archsearch.supernet.finetune import FineTune, finetune_batches
 from archsearch.supernet.model import Subnet, SupernetLM, layout_for
+from archsearch.supernet.render import supernet_summary
+from archsearch.supernet.run import SupernetOutcome
 from archsearch.supernet.subnets import (
     SubnetCatalog,
     SubnetSampler,
@@ -419,6 +421,8 @@ def test_finetune_steps_reach_the_summary_and_are_checked(tmp_path, data_cache):
     per_step = sum(train_flops_per_token(c, 16) * 4 * 16 for c in
                    SubnetCatalog(space, 0, vocab).configs)
     assert summary["finetune_flops"] == pytest.approx(per_step, rel=1e-12)
+    printed = supernet_summary(SupernetOutcome("out", [], summary | {"scored": 6, "top_k": 0}))
+    assert f"fine-tuning {summary['finetune_flops']:.3g} FLOPs (1 step a subnet)" in printed
     text = TINY.replace("supernet: {sandwich: true, distill: 0.5, warmup_fraction: 0.2}",
                         "supernet: {finetune_steps: -1}")
     with pytest.raises(SpaceError) as err:

@@ -14,10 +14,13 @@ def supernet_summary(outcome: SupernetOutcome) -> str:
         return (f"{outcome.folder}\ninterrupted: continue with 'archsearch resume "
                 f"{outcome.folder}'")
     s = outcome.summary
+    steps = s.get("finetune_steps", 0)
+    tuned = (f", fine-tuning {s['finetune_flops']:.3g} FLOPs ({steps} "
+             f"step{'s' if steps != 1 else ''} a subnet)" if steps else "")
     lines = [outcome.folder,
              (f"supernet: {s['steps']} steps, {s['tokens']:,} tokens, seed {s['seed']}; "
-              f"training {s['train_flops']:.3g} FLOPs, scoring {s['eval_flops']:.3g} FLOPs, "
-              f"{s['wall_s']:.0f} s; {s['scored']} patterns scored")]
+              f"training {s['train_flops']:.3g} FLOPs, scoring {s['eval_flops']:.3g} FLOPs"
+              f"{tuned}, {s['wall_s']:.0f} s; {s['scored']} patterns scored")]
     scored = [r for r in outcome.rows if r.get(SOURCE) == SUPERNET_SOURCE]
     lines.append(_table("as subnets (val / semantic / copy loss)", scored))
     proxies = [r for r in outcome.rows if r.get(SOURCE) != SUPERNET_SOURCE]
