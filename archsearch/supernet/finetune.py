@@ -50,16 +50,16 @@ class FineTune:
     def __call__(self, model: HybridLM, device: torch.device) -> list[float]:
         """Train ``model`` in place; returns its training loss at every step."""
         optimizer = make_optimizer(model, self.training)
-        losses = []
+        losses: list[torch.Tensor] = []
         model.train()
         with torch.enable_grad():  # scoring runs under no_grad
             for step, (inputs, targets) in enumerate(self.batches):
                 loss = train_step(model, optimizer, inputs.to(device), targets.to(device),
                                   lr_at(step, self.steps, self.training),
                                   self.training.grad_clip, self.amp)
-                losses.append(float(loss))
+                losses.append(loss)
         model.eval()
-        return losses
+        return [float(x) for x in torch.stack(losses).cpu()] if losses else []  # one sync
 
     def flops(self, subnet: Subnet) -> float:
         """Training FLOPs of fine-tuning ``subnet``: per token, times the tokens of its steps."""
