@@ -423,6 +423,7 @@ def test_finetune_steps_reach_the_summary_and_are_checked(tmp_path, data_cache):
     assert summary["finetune_flops"] == pytest.approx(per_step, rel=1e-12)
     printed = supernet_summary(SupernetOutcome("out", [], summary | {"scored": 6, "top_k": 0}))
     assert f"fine-tuning {summary['finetune_flops']:.3g} FLOPs (1 step a subnet)" in printed
+    assert "no seed intervals" in printed and "--top-k" in printed  # a shortlist, said so
     text = TINY.replace("supernet: {sandwich: true, distill: 0.5, warmup_fraction: 0.2}",
                         "supernet: {finetune_steps: -1}")
     with pytest.raises(SpaceError) as err:

@@ -7,6 +7,11 @@ from typing import Any
 from archsearch.supernet.run import SOURCE, SUPERNET_SOURCE, SupernetOutcome
 
 SHOWN = 10  # ranked patterns printed
+# a subnet's score is one estimate from shared weights: no seed noise behind it, and its order
+# agreed with trained proxies only at Kendall tau ~0.4 where measured (docs/SUPERNET.md)
+ESTIMATES_CAVEAT = ("  (estimates from shared weights, no seed intervals: they ordered patterns "
+                    "like trained proxies only at\n  Kendall tau +0.38 on the placement grid, "
+                    "docs/SUPERNET.md; a shortlist, not an answer: use --top-k)")
 
 
 def supernet_summary(outcome: SupernetOutcome) -> str:
@@ -23,9 +28,11 @@ def supernet_summary(outcome: SupernetOutcome) -> str:
               f"{tuned}, {s['wall_s']:.0f} s; {s['scored']} patterns scored")]
     scored = [r for r in outcome.rows if r.get(SOURCE) == SUPERNET_SOURCE]
     lines.append(_table("as subnets (val / semantic / copy loss)", scored))
+    lines.append(ESTIMATES_CAVEAT)
     proxies = [r for r in outcome.rows if r.get(SOURCE) != SUPERNET_SOURCE]
     if proxies:
         lines.append(_table("top-k as proxies", proxies))
+        lines.append(f"the proxies ranked with seed intervals: archsearch recommend {outcome.folder}")
     return "\n".join(lines)
 
 
