@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from archsearch.pattern.symbols import BUILTIN_KINDS, BUILTIN_WINDOWS
 from archsearch.metrics import CATEGORY_NAMES, PROBE_NAMES
+from archsearch.pattern.symbols import BUILTIN_KINDS, BUILTIN_WINDOWS
 from archsearch.space.rules import (
     MIN_SEQ_LEN,
     at_least,
