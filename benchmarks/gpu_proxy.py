@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_throughput import environment, free_memory, step_times, sync
 
+from archsearch.model import gdn
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
@@ -181,11 +182,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="steps after the first, untimed")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--gdn-conv", choices=["torch", "fla"], default=gdn.COMPILED_CONV,
+                        help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
+    parser.add_argument("--gates", choices=["kernel", "compiled"],
+                        default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
+                        help="beta and g inside fla's kernel or in the compiled graph "
+                             "(gdn.GATES_IN_KERNEL)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
     space = SearchSpace.load(args.space)
     patterns = args.patterns or default_patterns(space)
-    print(f"{args.space}: {environment(device)}", flush=True)
+    print(f"{args.space}: {environment(device)}; GDN conv {args.gdn_conv}, gates in "
+          f"{args.gates}", flush=True)
     rows = []
     for mode in args.modes:
         for pattern in patterns:

@@ -51,6 +51,10 @@ OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
 # q/k/v copies but whose weight-gradient reduction it compiles poorly). Measured on an H100,
 # 24 x 1024 GGGA at T=2048: 127.8k tokens/s with "fla", 118.8k with "torch" (docs/GPU.md).
 COMPILED_CONV = "fla"
+# Where a compiled `project` leaves beta and the decay g: True hands fla the raw a, b and fla's
+# chunk kernel computes both (and their gradients); False computes them in the compiled graph
+# (`gdn_gates`, fused by inductor) and fla gets g, beta. Same maths; benchmark `--gates`.
+GATES_IN_KERNEL = True
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -61,6 +65,13 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 # The raw-gates rule (fla computes beta and g inside its kernel on CUDA), with fla's Triton and
 # TileLang kernels kept outside any compiled graph.
 chunk_rule_from_raw_gates = torch.compiler.disable(gated_delta_rule_from_raw_gates)
+
+
+@torch.compiler.disable
+def chunk_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
+               beta: torch.Tensor, scale: float) -> torch.Tensor:
+    """The chunked rule (q/k L2-normalised in the kernel) from gates computed before it."""
+    return gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True)[0]
 
 
 @torch.compiler.disable  # the dispatched (fla) conv runs between compiled graphs
@@ -134,12 +145,16 @@ class GatedDeltaNet(nn.Module):
         q = q.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
         k = k.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
         v = v.reshape(batch, seq, spec.v_heads, spec.head_dim_v).contiguous()
+        if not GATES_IN_KERNEL:  # (g, beta) in the places of (a, b): see GATES_IN_KERNEL
+            a, b = gdn_gates(a, b, self.A_log, self.dt_bias, spec.allow_neg_eigval)
         return q, k, v, a.contiguous(), b.contiguous(), gate
 
     def recurrence(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor
     ) -> torch.Tensor:
         """The gated delta rule over whole sequences from ``project``'s outputs (no cache)."""
+        if not GATES_IN_KERNEL:
+            return chunk_rule(q, k, v, a, b, scale=self.spec.head_dim_k**-0.5)
         return chunk_rule_from_raw_gates(
             q, k, v, a, b, self.A_log, self.dt_bias,
             scale=self.spec.head_dim_k**-0.5, allow_neg_eigval=self.spec.allow_neg_eigval,
