@@ -65,14 +65,19 @@ def small_blocks() -> ConvBlocks:
 
 
 def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int, W: int,
-                activation: str | None, strided: bool, blocks: ConvBlocks) -> dict[str, float]:
-    """y, dx, dweight of ours vs the float64 definition on the same (rounded) inputs."""
+                activation: str | None, strided: bool, blocks: ConvBlocks,
+                weight_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """y, dx, dweight of ours vs the float64 definition on the same (rounded) inputs.
+
+    ``weight_dtype`` (default: ``dtype``) differs in training under autocast: bf16 activations,
+    an fp32 conv weight.
+    """
     from archsearch_kernels.triton_conv import causal_conv1d_triton
 
     gen = torch.Generator().manual_seed(B * 1000 + T + W)
     # strided: x is a column slice of a wider tensor, as GDN's q|k|v is of in_proj's output
     wide = torch.randn(B, T, D + 7, generator=gen).to(dtype)
-    weight = (torch.randn(D, W, generator=gen) * W**-0.5).to(dtype)
+    weight = (torch.randn(D, W, generator=gen) * W**-0.5).to(weight_dtype or dtype)
     dy = torch.randn(B, T, D, generator=gen).to(dtype)
 
     ref_x = wide[..., 3:3 + D].double().requires_grad_()
@@ -88,7 +93,7 @@ def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int
     w_dev = weight.to(device).requires_grad_()
     y = causal_conv1d_triton(x, w_dev, activation=activation, blocks=blocks)
     y.backward(dy.to(device))
-    assert y.dtype == dtype and y.is_contiguous() and w_dev.grad.dtype == dtype
+    assert y.dtype == dtype and y.is_contiguous() and w_dev.grad.dtype == weight.dtype
     if strided:  # the gradient reaches only the viewed columns of the wide tensor
         dx = wide_dev.grad[..., 3:3 + D]
         assert not wide_dev.grad[..., :3].any() and not wide_dev.grad[..., 3 + D:].any()
@@ -121,11 +126,23 @@ def test_triton_conv_matches_float64(device: torch.device, dtype: torch.dtype, W
 
 @gpu
 def test_triton_conv_default_blocks(device: torch.device) -> None:
-    """The shipped tile sizes: two time chunks (T = 300 > 256), a partial d-block (D = 200)."""
+    """The shipped tile sizes: two time chunks (T = 300 > 256), a partial d-block (D = 200);
+    bf16 x with an fp32 weight, as GDN's conv runs under autocast."""
     from archsearch_kernels.triton_conv import DEFAULT_BLOCKS
 
-    errors = conv_errors(device, torch.bfloat16, 2, 300, 200, 4, "silu", True, DEFAULT_BLOCKS)
-    assert_under("triton conv, default blocks, bf16", errors, tolerance(torch.bfloat16, device))
+    errors = conv_errors(device, torch.bfloat16, 2, 300, 200, 4, "silu", True, DEFAULT_BLOCKS,
+                         weight_dtype=torch.float32)
+    assert_under("triton conv, default blocks, bf16 x, fp32 weight", errors, tolerance(torch.bfloat16, device))
+
+
+@gpu
+@pytest.mark.parametrize("T", [1, 3, 40])
+def test_triton_conv_short_sequences(device: torch.device, T: int) -> None:
+    """Sequences shorter than the kernel width, a tile, or the time chunk (which then shrinks)."""
+    from archsearch_kernels.triton_conv import DEFAULT_BLOCKS
+
+    errors = conv_errors(device, torch.float32, 2, T, 24, 4, "silu", True, DEFAULT_BLOCKS)
+    assert_under(f"triton conv, T={T}, fp32", errors, tolerance(torch.float32, device))
 
 
 @gpu

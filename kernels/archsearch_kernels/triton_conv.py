@@ -202,7 +202,10 @@ def _backward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     B, T, D = x.shape
     W = weight.shape[1]
-    n_chunks = triton.cdiv(T, blocks.time_chunk)
+    # a chunk longer than the sequence would only walk masked tiles (the kernel's trip count is
+    # fixed); clamping it to T's power of two recompiles only for short sequences
+    chunk = min(blocks.time_chunk, max(blocks.bwd_t, triton.next_power_of_2(T)))
+    n_chunks = triton.cdiv(T, chunk)
     dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     partials = torch.empty((n_chunks * B, W, D), dtype=torch.float32, device=x.device)
     grid = (n_chunks, triton.cdiv(D, blocks.bwd_d), B)
@@ -210,7 +213,7 @@ def _backward(
         x, weight, dy, dx, partials, T, D,
         x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), dy.stride(0), dy.stride(1),
         W=W, W_PAD=triton.next_power_of_2(W), SILU=silu,
-        BLOCK_T=blocks.bwd_t, BLOCK_D=blocks.bwd_d, TIME_CHUNK=blocks.time_chunk,
+        BLOCK_T=blocks.bwd_t, BLOCK_D=blocks.bwd_d, TIME_CHUNK=chunk,
         num_warps=blocks.bwd_warps,
     )
     dweight = partials.sum(0).t().to(weight.dtype)
