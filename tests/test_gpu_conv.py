@@ -66,17 +66,18 @@ def small_blocks() -> ConvBlocks:
 
 def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int, W: int,
                 activation: str | None, strided: bool, blocks: ConvBlocks,
-                weight_dtype: torch.dtype | None = None) -> dict[str, float]:
+                weight_dtype: torch.dtype | None = None, pad: int = 7) -> dict[str, float]:
     """y, dx, dweight of ours vs the float64 definition on the same (rounded) inputs.
 
     ``weight_dtype`` (default: ``dtype``) differs in training under autocast: bf16 activations,
-    an fp32 conv weight.
+    an fp32 conv weight. The wide tensor's rows are ``D + pad`` long: odd by default (unaligned
+    rows), a multiple of 8 to take the kernels' 8-aligned path as GDN's rows do.
     """
     from archsearch_kernels.triton_conv import causal_conv1d_triton
 
     gen = torch.Generator().manual_seed(B * 1000 + T + W)
     # strided: x is a column slice of a wider tensor, as GDN's q|k|v is of in_proj's output
-    wide = torch.randn(B, T, D + 7, generator=gen).to(dtype)
+    wide = torch.randn(B, T, D + pad, generator=gen).to(dtype)
     weight = (torch.randn(D, W, generator=gen) * W**-0.5).to(weight_dtype or dtype)
     dy = torch.randn(B, T, D, generator=gen).to(dtype)
 
@@ -89,7 +90,7 @@ def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int
     x = wide_dev[..., 3:3 + D]
     if not strided:
         x = x.detach().contiguous().requires_grad_()
-    assert (x.stride(1) == D + 7) == strided
+    assert (x.stride(1) == D + pad) == strided
     w_dev = weight.to(device).requires_grad_()
     y = causal_conv1d_triton(x, w_dev, activation=activation, blocks=blocks)
     y.backward(dy.to(device))
@@ -127,11 +128,11 @@ def test_triton_conv_matches_float64(device: torch.device, dtype: torch.dtype, W
 @gpu
 def test_triton_conv_default_blocks(device: torch.device) -> None:
     """The shipped tile sizes: two time chunks (T = 300 > 256), a partial d-block (D = 200);
-    bf16 x with an fp32 weight, as GDN's conv runs under autocast."""
+    bf16 x with an fp32 weight, as GDN's conv runs under autocast; rows 216 = 8 x 27 wide."""
     from archsearch_kernels.triton_conv import DEFAULT_BLOCKS
 
     errors = conv_errors(device, torch.bfloat16, 2, 300, 200, 4, "silu", True, DEFAULT_BLOCKS,
-                         weight_dtype=torch.float32)
+                         weight_dtype=torch.float32, pad=16)
     assert_under("triton conv, default blocks, bf16 x, fp32 weight", errors, tolerance(torch.bfloat16, device))
 
 

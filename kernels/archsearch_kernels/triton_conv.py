@@ -50,10 +50,10 @@ class ConvBlocks:
     times alternatives on the GPU.
     """
 
-    fwd_t: int = 64
+    fwd_t: int = 32
     fwd_d: int = 128
     fwd_warps: int = 4
-    bwd_t: int = 32
+    bwd_t: int = 8
     bwd_d: int = 128
     bwd_warps: int = 4
     time_chunk: int = 256
@@ -69,10 +69,11 @@ class ConvBlocks:
             )
 
 
-# Defaults: 64 x 128 forward tiles give 8 KB of bf16 per program (16-byte vector loads along D,
-# 8 rows per warp) and thousands of programs at GDN's shapes; the backward keeps ~6 fp32 tiles
-# live, so its tile is half as tall to stay near 128 registers a thread (two or more programs per
-# SM to hide load latency). Untuned: the lead measures on the GPU.
+# Defaults, from ptxas's report for sm_90a (bf16, W=4, SiLU, rows 8-aligned; no GPU run yet):
+# a thread holds 8 contiguous bf16 (one 16-byte load per tile) of a 128-wide d-tile over 4 warps.
+# Forward 32 x 128: 122 registers, no spills (64 x 128: 168). Backward 8 x 128: 168 registers,
+# no spills, 17 vector loads per tile (the shifted x loads are partly merged by the compiler);
+# at 32 x 128 it spilled (255 registers + 296 bytes), as the compiler hoists every shifted load.
 DEFAULT_BLOCKS = ConvBlocks()
 
 
@@ -82,8 +83,10 @@ def _conv_fwd_kernel(
     T, D,
     stride_xb, stride_xt, stride_wd, stride_ww,
     W: tl.constexpr, SILU: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    ALIGN: tl.constexpr,
 ):
     pid_t, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    stride_xb, stride_xt = stride_xb * ALIGN, stride_xt * ALIGN  # see _alignment
     offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
@@ -123,9 +126,11 @@ def _conv_bwd_kernel(
     T, D,
     stride_xb, stride_xt, stride_wd, stride_ww, stride_dyb, stride_dyt,
     W: tl.constexpr, W_PAD: tl.constexpr, SILU: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TIME_CHUNK: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TIME_CHUNK: tl.constexpr, ALIGN: tl.constexpr,
 ):
     pid_c, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    stride_xb, stride_xt = stride_xb * ALIGN, stride_xt * ALIGN  # see _alignment
+    stride_dyb, stride_dyt = stride_dyb * ALIGN, stride_dyt * ALIGN
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
     x_base = x_ptr + pid_b.to(tl.int64) * stride_xb
@@ -184,14 +189,31 @@ def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+def _alignment(*strides: int) -> int:
+    """The largest power of two up to 16 dividing every stride (in elements).
+
+    The kernels get the strides divided by it and multiply back by it as a constexpr, which tells
+    Triton each row starts that many elements apart from an aligned one: 16-byte vector loads.
+    Triton only learns "divisible by 16" of an integer argument by itself, and GDN's q|k|v rows
+    are often just a multiple of 8 (the 12 x 512 proxy's in_proj row is 2312 = 8 * 289 wide):
+    without this the loads would be 2 bytes each.
+    """
+    align = 16
+    for stride in strides:
+        while stride % align:
+            align //= 2
+    return align
+
+
 def _forward(x: torch.Tensor, weight: torch.Tensor, silu: bool, blocks: ConvBlocks) -> torch.Tensor:
     B, T, D = x.shape
     y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     grid = (triton.cdiv(T, blocks.fwd_t), triton.cdiv(D, blocks.fwd_d), B)
+    align = _alignment(x.stride(0), x.stride(1))
     _conv_fwd_kernel[grid](
         x, weight, y, T, D,
-        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1),
-        W=weight.shape[1], SILU=silu, BLOCK_T=blocks.fwd_t, BLOCK_D=blocks.fwd_d,
+        x.stride(0) // align, x.stride(1) // align, weight.stride(0), weight.stride(1),
+        W=weight.shape[1], SILU=silu, BLOCK_T=blocks.fwd_t, BLOCK_D=blocks.fwd_d, ALIGN=align,
         num_warps=blocks.fwd_warps,
     )
     return y
@@ -209,11 +231,13 @@ def _backward(
     dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     partials = torch.empty((n_chunks * B, W, D), dtype=torch.float32, device=x.device)
     grid = (n_chunks, triton.cdiv(D, blocks.bwd_d), B)
+    align = _alignment(x.stride(0), x.stride(1), dy.stride(0), dy.stride(1))
     _conv_bwd_kernel[grid](
         x, weight, dy, dx, partials, T, D,
-        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), dy.stride(0), dy.stride(1),
+        x.stride(0) // align, x.stride(1) // align, weight.stride(0), weight.stride(1),
+        dy.stride(0) // align, dy.stride(1) // align,
         W=W, W_PAD=triton.next_power_of_2(W), SILU=silu,
-        BLOCK_T=blocks.bwd_t, BLOCK_D=blocks.bwd_d, TIME_CHUNK=chunk,
+        BLOCK_T=blocks.bwd_t, BLOCK_D=blocks.bwd_d, TIME_CHUNK=chunk, ALIGN=align,
         num_warps=blocks.bwd_warps,
     )
     dweight = partials.sum(0).t().to(weight.dtype)
