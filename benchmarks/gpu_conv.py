@@ -74,10 +74,10 @@ def sweep_blocks() -> list[ConvBlocks]:
     from archsearch_kernels.triton_conv import ConvBlocks
 
     fwd = [ConvBlocks(fwd_t=t, fwd_d=d, fwd_warps=w)
-           for t, d, w in ((32, 128, 4), (128, 128, 8), (32, 256, 4), (64, 256, 8))]
+           for t, d, w in ((64, 128, 4), (16, 128, 4), (32, 256, 4), (64, 256, 8))]
     bwd = [ConvBlocks(bwd_t=t, bwd_d=d, bwd_warps=w, time_chunk=chunk)
-           for t, d, w in ((32, 128, 4), (16, 128, 4), (16, 256, 4), (32, 64, 2), (32, 256, 8),
-                           (64, 128, 8), (16, 64, 2))
+           for t, d, w in ((8, 128, 4), (8, 256, 4), (16, 128, 4), (8, 64, 2), (16, 64, 4),
+                           (32, 128, 4))
            for chunk in (128, 256, 1024)]
     return fwd + bwd
 
