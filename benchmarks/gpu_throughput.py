@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile 2 steps of every model")
     parser.add_argument("--sdpa", choices=["default", "flash", "cudnn"], default="default",
                         help="SDPA backend for every attention layer (default: torch's choice)")
-    parser.add_argument("--gdn-conv", choices=["torch", "fla"], default="fla",
+    parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default="fla",
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
     args = parser.parse_args()
 

@@ -35,6 +35,7 @@ from archsearch_kernels import (
     gdn_gates,
     recurrent_gated_delta_rule,
     short_conv,
+    triton_short_conv,
 )
 from torch import nn
 
@@ -50,6 +51,9 @@ OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
 # graph break) or "torch" (our shifted multiply-adds, which inductor fuses with the SiLU and the
 # q/k/v copies but whose weight-gradient reduction it compiles poorly). Measured on an H100,
 # 24 x 1024 GGGA at T=2048: 127.8k tokens/s with "fla", 118.8k with "torch" (docs/GPU.md).
+# "triton" is our own fused Triton conv (archsearch_kernels.triton_conv, through a graph break
+# like fla's); it replaces fla's in `project` whether compiled or not. GPU figures pending.
+CONV_CHOICES = ("fla", "torch", "triton")
 COMPILED_CONV = "fla"
 # Where a compiled `project` leaves beta and the decay g: True hands fla the raw a, b and fla's
 # chunk kernel computes both (and their gradients); False computes them in the compiled graph
@@ -77,6 +81,11 @@ def chunk_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tenso
 @torch.compiler.disable  # the dispatched (fla) conv runs between compiled graphs
 def _dispatched_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return short_conv(x, weight, activation="silu")[0]
+
+
+@torch.compiler.disable  # our Triton conv, like fla's, runs between compiled graphs
+def _triton_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return triton_short_conv(x, weight, activation="silu")
 
 
 class GatedRMSNorm(nn.Module):
@@ -131,12 +140,14 @@ class GatedDeltaNet(nn.Module):
         """Projections and SiLU conv: contiguous (q, k, v, raw a, raw b, gate) for ``recurrence``.
 
         The conv is the dispatched kernel (fla's on CUDA), run between compiled graphs, unless
-        ``COMPILED_CONV`` asks for the plain-torch one inside the graph.
+        ``COMPILED_CONV`` asks for the plain-torch one inside the graph or for our Triton one.
         """
         spec = self.spec
         batch, seq, _ = x.shape
         qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
-        if torch.compiler.is_compiling() and COMPILED_CONV == "torch":
+        if COMPILED_CONV == "triton":  # reads the strided q|k|v view in place
+            qkv = _triton_conv(qkv, self.conv_weight)
+        elif torch.compiler.is_compiling() and COMPILED_CONV == "torch":
             qkv, _ = causal_conv1d(qkv, self.conv_weight, activation="silu")
         else:
             qkv = _dispatched_conv(qkv, self.conv_weight)

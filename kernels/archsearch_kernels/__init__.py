@@ -1,7 +1,8 @@
 """archsearch's own gated-delta-rule and short-convolution kernels (plain torch; fla on CUDA).
 
 Importing this package never imports fla or triton: fla is only loaded by `dispatch` when the
-inputs are on CUDA, so CPU-only machines need neither.
+inputs are on CUDA, and our Triton conv (`triton_conv`) by `triton_short_conv` on first use, so
+CPU-only machines need neither.
 """
 
 from .dispatch import (
@@ -13,6 +14,7 @@ from .dispatch import (
     recurrent_gated_delta_rule,
     select_backend,
     short_conv,
+    triton_short_conv,
 )
 from .gated_delta_rule import chunk_gated_delta_rule, l2norm
 from .recurrent import fused_recurrent_gated_delta_rule, reference_gated_delta_rule
@@ -33,4 +35,5 @@ __all__ = [
     "reference_gated_delta_rule",
     "select_backend",
     "short_conv",
+    "triton_short_conv",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "recurrent_gated_delta_rule",
     "select_backend",
     "short_conv",
+    "triton_short_conv",
 ]
 
 BACKEND_ENV_VAR = "ARCHSEARCH_KERNELS"
@@ -222,3 +223,16 @@ def short_conv(
         )
         return y, (final[..., 1:] if final is not None else None)
     return causal_conv1d(x, weight, initial_state, output_final_state, activation)
+
+
+def triton_short_conv(
+    x: torch.Tensor, weight: torch.Tensor, activation: str | None = "silu"
+) -> torch.Tensor:
+    """Our Triton causal conv over whole sequences (no state; forward and backward): y only.
+
+    For training on CUDA (or CPU tensors under ``TRITON_INTERPRET=1``). Triton is imported here,
+    on first use, never by importing this package.
+    """
+    from .triton_conv import causal_conv1d_triton
+
+    return causal_conv1d_triton(x, weight, activation=activation)

@@ -1,0 +1,275 @@
+"""Our Triton causal depthwise conv (GDN's short conv) for training: forward and backward.
+
+y[b, t, d] = act( sum_w weight[d, w] * x[b, t - (W-1) + w, d] ), zeros before t = 0, as in
+`short_conv.causal_conv1d` (weight[:, -1] multiplies the current token) but with no carried
+state: this is the full-sequence training path; decoding keeps `short_conv` / fla.
+
+Why our own: fla's kernel pair costs about twice the memory bound at GDN's shapes (its backward
+alone ~5x; docs/GPU.md). Both kernels here are memory-bound tile loops:
+
+- forward: one program per (t-block, d-block, batch row) reads the W shifted x tiles (the
+  overlap comes from L1/L2, so HBM sees x about once), accumulates in fp32, applies SiLU and
+  writes y once. Only x and weight are saved for backward (no y, no pre-activation: recomputing
+  the pre-activation costs W^2 FMAs per element, far cheaper than storing and reading it).
+- backward: one kernel gives dx and the weight-gradient partials. With ds = dy * act'(pre):
+      dx[t] = sum_w weight[d, w] * ds[t + (W-1) - w]   (ds = 0 past T)
+      dw[d, w] = sum_{b,t} ds[b, t, d] * x[b, t - (W-1) + w, d]
+  A program needs ds at W consecutive shifts of its rows; Triton cannot shift a register tile
+  along time, so it recomputes the pre-activation at each shift from shifted x loads (cache hits)
+  rather than writing ds to memory. Each program walks a TIME_CHUNK of rows in BLOCK_T steps and
+  keeps its dw sums in registers, writing one fp32 partial [W, BLOCK_D] per (chunk, batch row):
+  torch sums the partials in a fixed order (deterministic, no atomics), and per-chunk rather
+  than per-tile partials keep that extra traffic small (at B=32, T=1024, D=1536 with chunks of
+  256: 0.8 MB against ~300 MB of dy, x and dx).
+
+x may be any strided [B, T, D] view with unit last stride (GDN's q|k|v is a split of in_proj's
+output, rows wider than D): reading it in place saves a copy. This module imports triton; the
+package `__init__` does not import it, and `dispatch.triton_short_conv` loads it on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["DEFAULT_BLOCKS", "ConvBlocks", "causal_conv1d_triton"]
+
+_ACTIVATIONS = (None, "silu", "swish")
+
+
+@dataclass(frozen=True)
+class ConvBlocks:
+    """Tile sizes and warps of both kernels (powers of two; time_chunk a multiple of bwd_t).
+
+    Fixed rather than autotuned: the weight-gradient partials' count depends on the time chunk,
+    so it must be known before launch, and fixed choices keep the kernel usable under CUDA-graph
+    capture and Triton's CPU interpreter without a tuning pass. `benchmarks/gpu_conv.py --sweep`
+    times alternatives on the GPU.
+    """
+
+    fwd_t: int = 32
+    fwd_d: int = 128
+    fwd_warps: int = 4
+    bwd_t: int = 8
+    bwd_d: int = 128
+    bwd_warps: int = 4
+    time_chunk: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("fwd_t", "fwd_d", "fwd_warps", "bwd_t", "bwd_d", "bwd_warps", "time_chunk"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0 and value & (value - 1) == 0):
+                raise ValueError(f"ConvBlocks.{name} must be a positive power of two; got {value!r}")
+        if self.time_chunk % self.bwd_t:
+            raise ValueError(
+                f"ConvBlocks.time_chunk ({self.time_chunk}) must be a multiple of bwd_t ({self.bwd_t})"
+            )
+
+
+# Defaults, from ptxas's report for sm_90a (bf16, W=4, SiLU, rows 8-aligned; no GPU run yet):
+# a thread holds 8 contiguous bf16 (one 16-byte load per tile) of a 128-wide d-tile over 4 warps.
+# Forward 32 x 128: 122 registers, no spills (64 x 128: 168). Backward 8 x 128: 168 registers,
+# no spills, 17 vector loads per tile (the shifted x loads are partly merged by the compiler);
+# at 32 x 128 it spilled (255 registers + 296 bytes), as the compiler hoists every shifted load.
+DEFAULT_BLOCKS = ConvBlocks()
+
+
+@triton.jit
+def _conv_fwd_kernel(
+    x_ptr, w_ptr, y_ptr,
+    T, D,
+    stride_xb, stride_xt, stride_wd, stride_ww,
+    W: tl.constexpr, SILU: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    ALIGN: tl.constexpr,
+):
+    pid_t, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    stride_xb, stride_xt = stride_xb * ALIGN, stride_xt * ALIGN  # see _alignment
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    x_base = x_ptr + pid_b.to(tl.int64) * stride_xb  # int64: B*T*row can pass 2^31
+    acc = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+    for w in tl.static_range(W):
+        t_src = offs_t - (W - 1) + w
+        mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
+        xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :], mask=mask, other=0.0)
+        wv = tl.load(w_ptr + offs_d * stride_wd + w * stride_ww, mask=mask_d, other=0.0)
+        acc += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+    if SILU:
+        acc = acc * tl.sigmoid(acc)
+    y_base = y_ptr + pid_b.to(tl.int64) * T * D
+    mask_out = (offs_t < T)[:, None] & mask_d[None, :]
+    tl.store(y_base + offs_t[:, None] * D + offs_d[None, :], acc.to(y_ptr.dtype.element_ty),
+             mask=mask_out)
+
+
+@triton.jit
+def _pre_activation(x_base, w_ptr, t_out, offs_d, mask_d, T, stride_xt, stride_wd, stride_ww,
+                    W: tl.constexpr):
+    """fp32 sum_w weight[d, w] * x[t_out - (W-1) + w, d] for a [rows, BLOCK_D] tile of times."""
+    pre = tl.zeros((t_out.shape[0], offs_d.shape[0]), dtype=tl.float32)
+    for w in tl.static_range(W):
+        t_src = t_out - (W - 1) + w
+        mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
+        xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :], mask=mask, other=0.0)
+        wv = tl.load(w_ptr + offs_d * stride_wd + w * stride_ww, mask=mask_d, other=0.0)
+        pre += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+    return pre
+
+
+@triton.jit
+def _conv_bwd_kernel(
+    x_ptr, w_ptr, dy_ptr, dx_ptr, dw_part_ptr,
+    T, D,
+    stride_xb, stride_xt, stride_wd, stride_ww, stride_dyb, stride_dyt,
+    W: tl.constexpr, W_PAD: tl.constexpr, SILU: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TIME_CHUNK: tl.constexpr, ALIGN: tl.constexpr,
+):
+    pid_c, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    stride_xb, stride_xt = stride_xb * ALIGN, stride_xt * ALIGN  # see _alignment
+    stride_dyb, stride_dyt = stride_dyb * ALIGN, stride_dyt * ALIGN
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    x_base = x_ptr + pid_b.to(tl.int64) * stride_xb
+    dy_base = dy_ptr + pid_b.to(tl.int64) * stride_dyb
+    dx_base = dx_ptr + pid_b.to(tl.int64) * T * D
+    w_rows = tl.arange(0, W_PAD)
+    dw_acc = tl.zeros((W_PAD, BLOCK_D), dtype=tl.float32)
+    # a fixed trip count (rows past T are masked): the last chunk of a T that is not a multiple
+    # of TIME_CHUNK idles for a few tiles, which is cheaper than a data-dependent loop bound
+    for i in range(TIME_CHUNK // BLOCK_T):
+        offs_t = pid_c * TIME_CHUNK + i * BLOCK_T + tl.arange(0, BLOCK_T)
+        dx_acc = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+        # shift j: ds at times t + j, which dx[t] needs with weight[:, W-1-j]
+        for j in tl.static_range(W):
+            t_ds = offs_t + j
+            mask_ds = (t_ds < T)[:, None] & mask_d[None, :]
+            ds = tl.load(dy_base + t_ds[:, None] * stride_dyt + offs_d[None, :], mask=mask_ds,
+                         other=0.0).to(tl.float32)
+            if SILU:
+                pre = _pre_activation(x_base, w_ptr, t_ds, offs_d, mask_d, T, stride_xt,
+                                      stride_wd, stride_ww, W)
+                sig = tl.sigmoid(pre)
+                ds = ds * sig * (1.0 + pre * (1.0 - sig))
+            wv = tl.load(w_ptr + offs_d * stride_wd + (W - 1 - j) * stride_ww, mask=mask_d,
+                         other=0.0)
+            dx_acc += ds * wv.to(tl.float32)[None, :]
+            if j == 0:  # ds at the program's own rows: each (b, t) enters dw exactly once
+                for w in tl.static_range(W):
+                    t_src = offs_t - (W - 1) + w
+                    mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
+                    xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :],
+                                 mask=mask, other=0.0)
+                    col = tl.sum(ds * xv.to(tl.float32), axis=0)
+                    dw_acc += tl.where((w_rows == w)[:, None], col[None, :], 0.0)
+        mask_out = (offs_t < T)[:, None] & mask_d[None, :]
+        tl.store(dx_base + offs_t[:, None] * D + offs_d[None, :],
+                 dx_acc.to(dx_ptr.dtype.element_ty), mask=mask_out)
+    # partials [n_chunks * B, W, D], row (chunk, batch) = pid_c * B + pid_b
+    part = pid_c * tl.num_programs(2) + pid_b
+    part_base = dw_part_ptr + part.to(tl.int64) * W * D
+    mask_w = (w_rows < W)[:, None] & mask_d[None, :]
+    tl.store(part_base + w_rows[:, None] * D + offs_d[None, :], dw_acc, mask=mask_w)
+
+
+def _check(x: torch.Tensor, weight: torch.Tensor, activation: str | None) -> None:
+    if x.dim() != 3:
+        raise ValueError(f"x must be [B, T, D]; got {tuple(x.shape)}")
+    if weight.dim() != 2 or weight.shape[0] != x.shape[2]:
+        raise ValueError(f"weight must be [D, W] with D={x.shape[2]}; got {tuple(weight.shape)}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}; got {activation!r}")
+
+
+def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
+    """The kernels index the last dim densely; other strides are passed through."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _alignment(*strides: int) -> int:
+    """The largest power of two up to 16 dividing every stride (in elements).
+
+    The kernels get the strides divided by it and multiply back by it as a constexpr, which tells
+    Triton each row starts that many elements apart from an aligned one: 16-byte vector loads.
+    Triton only learns "divisible by 16" of an integer argument by itself, and GDN's q|k|v rows
+    are often just a multiple of 8 (the 12 x 512 proxy's in_proj row is 2312 = 8 * 289 wide):
+    without this the loads would be 2 bytes each.
+    """
+    align = 16
+    for stride in strides:
+        while stride % align:
+            align //= 2
+    return align
+
+
+def _forward(x: torch.Tensor, weight: torch.Tensor, silu: bool, blocks: ConvBlocks) -> torch.Tensor:
+    B, T, D = x.shape
+    y = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    grid = (triton.cdiv(T, blocks.fwd_t), triton.cdiv(D, blocks.fwd_d), B)
+    align = _alignment(x.stride(0), x.stride(1))
+    _conv_fwd_kernel[grid](
+        x, weight, y, T, D,
+        x.stride(0) // align, x.stride(1) // align, weight.stride(0), weight.stride(1),
+        W=weight.shape[1], SILU=silu, BLOCK_T=blocks.fwd_t, BLOCK_D=blocks.fwd_d, ALIGN=align,
+        num_warps=blocks.fwd_warps,
+    )
+    return y
+
+
+def _backward(
+    x: torch.Tensor, weight: torch.Tensor, dy: torch.Tensor, silu: bool, blocks: ConvBlocks
+) -> tuple[torch.Tensor, torch.Tensor]:
+    B, T, D = x.shape
+    W = weight.shape[1]
+    # a chunk longer than the sequence would only walk masked tiles (the kernel's trip count is
+    # fixed); clamping it to T's power of two recompiles only for short sequences
+    chunk = min(blocks.time_chunk, max(blocks.bwd_t, triton.next_power_of_2(T)))
+    n_chunks = triton.cdiv(T, chunk)
+    dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    partials = torch.empty((n_chunks * B, W, D), dtype=torch.float32, device=x.device)
+    grid = (n_chunks, triton.cdiv(D, blocks.bwd_d), B)
+    align = _alignment(x.stride(0), x.stride(1), dy.stride(0), dy.stride(1))
+    _conv_bwd_kernel[grid](
+        x, weight, dy, dx, partials, T, D,
+        x.stride(0) // align, x.stride(1) // align, weight.stride(0), weight.stride(1),
+        dy.stride(0) // align, dy.stride(1) // align,
+        W=W, W_PAD=triton.next_power_of_2(W), SILU=silu,
+        BLOCK_T=blocks.bwd_t, BLOCK_D=blocks.bwd_d, TIME_CHUNK=chunk, ALIGN=align,
+        num_warps=blocks.bwd_warps,
+    )
+    dweight = partials.sum(0).t().to(weight.dtype)
+    return dx, dweight
+
+
+class _CausalConv1d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, silu: bool,
+                blocks: ConvBlocks) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.silu, ctx.blocks = silu, blocks
+        return _forward(x, weight, silu, blocks)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        x, weight = ctx.saved_tensors
+        dx, dweight = _backward(x, weight, _unit_last_stride(dy), ctx.silu, ctx.blocks)
+        return dx, dweight, None, None
+
+
+def causal_conv1d_triton(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    activation: str | None = "silu",
+    blocks: ConvBlocks = DEFAULT_BLOCKS,
+) -> torch.Tensor:
+    """act(causal depthwise conv) of x [B, T, D] with weight [D, W] -> y [B, T, D] (x's dtype).
+
+    x needs a unit last stride only (a copy is made otherwise); no initial or final state.
+    fp32 accumulation; dweight comes back in weight's dtype. CUDA tensors (or CPU tensors under
+    TRITON_INTERPRET=1, which the GPU tests use to check the maths anywhere).
+    """
+    _check(x, weight, activation)
+    return _CausalConv1d.apply(_unit_last_stride(x), weight, activation is not None, blocks)
