@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="steps after the first, untimed")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--gdn-conv", choices=["torch", "fla"], default=gdn.COMPILED_CONV,
+    parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
     parser.add_argument("--gates", choices=["kernel", "compiled"],
                         default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
