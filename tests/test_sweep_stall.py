@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from archsearch.sweep import run_sweep
-from archsearch.sweep.stall import STALL_FILE, StallTimer, previous_stall
+from archsearch.sweep.stall import STALL_FILE, StallTimer, previous_stall, remove_unfired
 from archsearch.testing.standin import SyntheticTrainer
 
 HANGING_CHILD = """
@@ -82,3 +82,16 @@ def test_a_hung_trial_is_ended_retried_and_the_sweep_finishes(tmp_path: Path) ->
     assert "_wait_forever" in (tmp_path / "sweeps" / "stall" / named).read_text()
     kept = sorted((tmp_path / "sweeps" / "stall").rglob("stall_traceback*.txt"))
     assert kept and all("_wait_forever" in k.read_text() for k in kept)
+
+
+def test_unfired_timer_files_copied_into_a_run_are_removed(tmp_path: Path) -> None:
+    """Ray copies an armed timer's file along with a trial's checkpoints; only fired ones stay."""
+    run = tmp_path / "runs" / "001"
+    armed = run / "t0000" / STALL_FILE
+    fired = run / "t0001" / STALL_FILE
+    for path, text in ((armed, "archsearch: header only\n"),
+                       (fired, "archsearch: header\nTimeout (0:04:00)!\nThread 0x1 ...\n")):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    assert remove_unfired(run) == 1
+    assert not armed.exists() and fired.exists()

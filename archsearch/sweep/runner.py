@@ -35,9 +35,9 @@ from archsearch.sweep.asha import make_scheduler
 from archsearch.sweep.checkpoints import RUNS_DIR, latest_checkpoints, next_run_name
 from archsearch.sweep.folder import (
     AUTOTUNE_FILE,
-    SCALE_FILE,
     CURVES_FILE,
     JOURNAL_FILE,
+    SCALE_FILE,
     SPACE_FILE,
     SWEEP_FILE,
     TRIALS_FILE,
@@ -54,6 +54,7 @@ from archsearch.sweep.results import (
     read_table,
 )
 from archsearch.sweep.search import SweepSearch, grid_points, make_sampler, num_samples
+from archsearch.sweep.stall import remove_unfired
 from archsearch.sweep.status import ENDED
 from archsearch.sweep.tables import load_tables
 from archsearch.sweep.tracking import tracker_callbacks
@@ -202,6 +203,8 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
             interrupted = True
         if options.address is None and max_gpus(space.spec.resources) > 0:
             _keep_autotune(folder)
+        if not folder.remote:  # timer files a trial's checkpoints carried along but never fired
+            remove_unfired(folder.local / RUNS_DIR / writer.run)
         # Through Ray Client (ray://) the writer ran on the cluster, on a copy of these tables:
         # take what it wrote before writing ours, so neither copy loses rows to the other.
         writer.absorb_files()

@@ -62,6 +62,20 @@ class StallTimer:
             self.path.unlink(missing_ok=True)  # ended normally: nothing stalled
 
 
+def remove_unfired(run_folder: Path) -> int:
+    """Delete the armed-but-never-fired stall files Ray copied into a run's trial folders.
+
+    Ray copies a trial's folder to ``<sweep>/runs/<run>/<trial>`` while the trial runs (at each
+    checkpoint), the armed timer's file with it; the trial removes its own file when it ends
+    normally, but not the copy. Called when a run ends; returns how many were removed."""
+    removed = 0
+    for path in Path(run_folder).glob(f"*/{STALL_FILE}"):
+        if "Timeout (" not in path.read_text(encoding="utf-8", errors="replace"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def previous_stall(folder: Path, shown_as: str | None = None) -> str:
     """For a retry: if the previous attempt in ``folder`` stalled, its stacks are kept under a
     numbered name and the returned note says where ('' when it did not stall), naming the folder
