@@ -42,11 +42,12 @@ from archsearch.space.build import hybrid_config
 from archsearch.train_step import GraphedTrainStep, make_optimizer, train_step
 
 # substrings of kernel names, first match wins (lower-cased); GDN before matmul: fla's kernels
-# have "chunk" / "fwd" in their names, TileLang's "main_kernel"
+# have "chunk" / "fwd" in their names; TileLang names its kernels "main_kernel" or, for fla's GDN
+# backward kernel under Triton 3.6, "kernel_kernel"; "_conv_" is our Triton short conv
 KERNEL_KINDS = (
     ("GDN (fla / TileLang)", ("chunk", "gated_delta", "wy_", "solve_tril", "kkt", "l2norm",
                               "causal_conv", "fused_recurrent", "tilelang", "main_kernel",
-                              "recompute_w_u", "prepare_wy")),
+                              "recompute_w_u", "prepare_wy", "kernel_kernel", "_conv_")),
     ("attention", ("flash", "fmha", "cudnn", "sdpa", "attention", "attn")),
     ("matmul", ("gemm", "nvjet", "xmma", "cutlass", "cublas", "sm90_", "matmul")),
     ("optimizer", ("adam", "multi_tensor", "foreach")),

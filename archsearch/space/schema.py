@@ -186,8 +186,9 @@ class TrainingSection:
     seed: int = checked(0, seed_value)
     checkpoint_every: int = checked(50, positive)  # optimiser steps between checkpoints
     # GPU only: after 3 eager steps, capture the training step once as a CUDA graph and replay it
-    # (docs/GPU.md, "CUDA graphs"); a capture that fails falls back to eager steps
-    cuda_graphs: bool = False
+    # (docs/GPU.md, "CUDA graphs": 1.7-1.9x the hybrids' tokens/s at proxy size, results bitwise
+    # equal to eager steps); a capture that fails falls back to eager steps and says why
+    cuda_graphs: bool = True
 
 
 @dataclass(frozen=True)
