@@ -5,22 +5,33 @@ y[b, t, d] = act( sum_w weight[d, w] * x[b, t - (W-1) + w, d] ), zeros before t 
 state: this is the full-sequence training path; decoding keeps `short_conv` / fla.
 
 Why our own: fla's kernel pair costs about twice the memory bound at GDN's shapes (its backward
-alone ~5x; docs/GPU.md). Both kernels here are memory-bound tile loops:
+alone ~5x; docs/GPU.md). The kernels here are memory-bound tile loops:
 
 - forward: one program per (t-block, d-block, batch row) reads the W shifted x tiles (the
   overlap comes from L1/L2, so HBM sees x about once), accumulates in fp32, applies SiLU and
   writes y once. Only x and weight are saved for backward (no y, no pre-activation: recomputing
-  the pre-activation costs W^2 FMAs per element, far cheaper than storing and reading it).
-- backward: one kernel gives dx and the weight-gradient partials. With ds = dy * act'(pre):
-      dx[t] = sum_w weight[d, w] * ds[t + (W-1) - w]   (ds = 0 past T)
+  the pre-activation costs W FMAs per element, far cheaper than storing and reading it).
+- backward, two kernels. With ds = dy * act'(pre):
       dw[d, w] = sum_{b,t} ds[b, t, d] * x[b, t - (W-1) + w, d]
-  A program needs ds at W consecutive shifts of its rows; Triton cannot shift a register tile
-  along time, so it recomputes the pre-activation at each shift from shifted x loads (cache hits)
-  rather than writing ds to memory. Each program walks a TIME_CHUNK of rows in BLOCK_T steps and
-  keeps its dw sums in registers, writing one fp32 partial [W, BLOCK_D] per (chunk, batch row):
-  torch sums the partials in a fixed order (deterministic, no atomics), and per-chunk rather
-  than per-tile partials keep that extra traffic small (at B=32, T=1024, D=1536 with chunks of
-  256: 0.8 MB against ~300 MB of dy, x and dx).
+      dx[t] = sum_w weight[d, w] * ds[t + (W-1) - w]   (ds = 0 past T)
+  dx needs ds at W consecutive shifts of its rows, and Triton cannot shift a register tile along
+  time, so ds goes through memory: a fp32 scratch [B, T, D], written once and read back by
+  shifted loads that mostly hit cache.
+  1. ds step, one program per (time chunk, d-block, batch row): per BLOCK_T-row tile it loads
+     the W shifted x tiles once, forms the pre-activation, ds = dy * act'(pre), stores ds, and
+     adds sum_t ds * x_w from the same x tiles to its weight-gradient sums. It keeps those sums
+     in registers over its TIME_CHUNK rows and writes one fp32 partial [W, BLOCK_D] per (chunk,
+     batch row): torch sums the partials in a fixed order (deterministic, no atomics), and
+     per-chunk rather than per-tile partials keep that extra traffic small (at B=32, T=1024,
+     D=1536 with chunks of 256: 0.8 MB).
+  2. dx step, one program per (t-block, d-block, batch row): W shifted loads of ds, fp32 sums,
+     dx cast to x's dtype and stored.
+  HBM traffic of the backward at that shape: x, dy and dx 100 MB each (bf16), ds 200 MB written
+  and read back, ~700 MB (~150 us at 4.8 TB/s). The first version kept ds in registers by
+  recomputing the pre-activation at each of the W shifts: W^2 shifted x loads and ~W^3 FMAs per
+  element against 2W loads and ~3W FMAs here, in 8-row tiles to stay clear of spills.
+  The scratch is a plain `torch.empty` inside the autograd function: no host syncs, so the
+  backward can be captured in a CUDA graph.
 
 x may be any strided [B, T, D] view with unit last stride (GDN's q|k|v is a split of in_proj's
 output, rows wider than D): reading it in place saves a copy. This module imports triton; the
