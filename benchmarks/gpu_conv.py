@@ -4,12 +4,22 @@ Shapes (bf16, W = 4, SiLU): the 12 x 512 calibration proxy's GDN conv (B=32, T=1
 and the 24 x 1024 throughput benchmark's (B=16, T=2048, C=3072; `gpu_throughput.proxy_config`).
 As in the GDN layer, x is the q|k|v column slice of a wider in_proj output (row stride > C).
 
-Prints per shape and implementation: median microseconds of the forward alone and of forward +
-backward (dx and dweight: `torch.autograd.grad`), CUDA events around each call after a warm-up;
-the ratio to fla; the bandwidth that time means for the least traffic the op needs (fwd: read x,
-write y; fwd+bwd: x twice, y, dy, dx); and the max abs error of y, dx, dweight against float64
-(our torch conv in float64 on the same bf16 inputs). ``--sweep`` also times other tile sizes of
-ours (`triton_conv.ConvBlocks`), to choose the defaults.
+Prints per shape and implementation, for the forward alone and for forward + backward (dx and
+dweight: `torch.autograd.grad`):
+- "event us": median microseconds between CUDA events around each call after a warm-up. This
+  includes host time whenever the wrapper's Python outlasts the kernels (fla's does), so it
+  understates what a graphed training step sees of the cheaper-on-device implementation;
+- "kernel us": the device time of every kernel (and memset/memcpy) one call launches, summed
+  and averaged over the calls (torch.profiler, CUDA activity), and "launches", their count per
+  call. This is what a CUDA-graph step pays, so "kern/fla" (kernel time over fla's) is the ratio
+  that predicts the training step;
+- "ev/fla": the event times' ratio to fla; "GB/s": the bandwidth the kernel time means for the
+  least traffic the op needs (fwd: read x, write y; fwd+bwd: x twice, y, dy, dx);
+- the max abs error of y, dx, dweight against float64 (our torch conv in float64 on the same
+  bf16 inputs).
+Pairs are fwd/fwd+bwd. ``--sweep`` also times other tile sizes of ours
+(`triton_conv.ConvBlocks`), to choose the defaults. On the CPU (the interpreter smoke test)
+there are no kernel times: wall-clock times stand in for both.
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_conv.py [--sweep]
     PYTHONPATH=$PWD:$PWD/kernels TRITON_INTERPRET=1 python benchmarks/gpu_conv.py --device cpu \\
@@ -70,21 +80,24 @@ def implementations(device: torch.device, sweep: bool) -> dict[str, ConvFn]:
 
 
 def sweep_blocks() -> list[ConvBlocks]:
-    """Forward tiles (backward at its default), then backward tiles and time chunks."""
+    """One kernel's tiles at a time, the others at their defaults: forward; ds step (with time
+    chunks); dx step. Every choice here compiles without register spills for bf16, W = 4."""
     from archsearch_kernels.triton_conv import ConvBlocks
 
     fwd = [ConvBlocks(fwd_t=t, fwd_d=d, fwd_warps=w)
            for t, d, w in ((64, 128, 4), (16, 128, 4), (32, 256, 4), (64, 256, 8))]
-    bwd = [ConvBlocks(bwd_t=t, bwd_d=d, bwd_warps=w, time_chunk=chunk)
-           for t, d, w in ((8, 128, 4), (8, 256, 4), (16, 128, 4), (8, 64, 2), (16, 64, 4),
-                           (32, 128, 4))
-           for chunk in (128, 256, 1024)]
-    return fwd + bwd
+    ds = [ConvBlocks(ds_t=t, ds_d=d, ds_warps=w, time_chunk=chunk)
+          for t, d, w in ((16, 128, 4), (8, 128, 4), (32, 128, 4), (16, 64, 2), (32, 64, 4),
+                          (16, 256, 8))
+          for chunk in (128, 256, 1024)]
+    dx = [ConvBlocks(dx_t=t, dx_d=d, dx_warps=w)
+          for t, d, w in ((16, 128, 4), (32, 64, 2), (32, 256, 8), (64, 64, 4))]
+    return fwd + ds + dx
 
 
 def describe(b: ConvBlocks) -> str:
-    return (f"fwd {b.fwd_t}x{b.fwd_d}/{b.fwd_warps}w bwd {b.bwd_t}x{b.bwd_d}/{b.bwd_warps}w "
-            f"chunk {b.time_chunk}")
+    return (f"f{b.fwd_t}x{b.fwd_d}/{b.fwd_warps} ds{b.ds_t}x{b.ds_d}/{b.ds_warps} "
+            f"c{b.time_chunk} dx{b.dx_t}x{b.dx_d}/{b.dx_warps}")
 
 
 def median_us(fn: Callable[[], object], reps: int, warmup: int, device: torch.device) -> float:
@@ -108,6 +121,24 @@ def median_us(fn: Callable[[], object], reps: int, warmup: int, device: torch.de
     return statistics.median(start.elapsed_time(end) * 1e3 for start, end in events)
 
 
+def kernel_us(fn: Callable[[], object], reps: int, device: torch.device) -> tuple[float, float]:
+    """(device microseconds, launches) per call of fn: its kernels, memsets and copies, summed.
+
+    The profiler records every kernel on the device while fn runs; the mean over reps calls
+    after a warm-up (the caller's) leaves out compilation and autotuning.
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize(device)
+    on_device = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    return sum(e.time_range.elapsed_us() for e in on_device) / reps, len(on_device) / reps
+
+
 def run_shape(label: str, B: int, T: int, C: int, row: int, impls: dict[str, ConvFn],
               device: torch.device, reps: int, warmup: int) -> None:
     gen = torch.Generator(device=device).manual_seed(0)
@@ -129,9 +160,9 @@ def run_shape(label: str, B: int, T: int, C: int, row: int, impls: dict[str, Con
     print(f"\n{label}: x [{B}, {T}, {C}] (row stride {row}), W={WIDTH}, bf16, SiLU; "
           f"at {HBM_TBPS} TB/s the least traffic takes {traffic['fwd'] / HBM_TBPS / 1e6:.0f} us "
           f"fwd, {traffic['fwd+bwd'] / HBM_TBPS / 1e6:.0f} us fwd+bwd")
-    print(f"{'implementation':<52} {'fwd us':>8} {'fwd+bwd':>8} {'vs fla':>12} {'GB/s':>11} "
-          f"{'err y':>8} {'err dx':>8} {'err dw':>8}")
-    fla_times = None
+    print(f"{'implementation':<40} {'event us':>14} {'kernel us':>14} {'launches':>9} "
+          f"{'ev/fla':>10} {'kern/fla':>10} {'GB/s':>10} {'err y':>8} {'err dx':>8} {'err dw':>8}")
+    fla_times = fla_kernel = None
     for name, conv in impls.items():
         def forward(conv: ConvFn = conv) -> None:
             with torch.no_grad():
@@ -147,18 +178,29 @@ def run_shape(label: str, B: int, T: int, C: int, row: int, impls: dict[str, Con
             del out
             times = (median_us(forward, reps, warmup, device),
                      median_us(forward_backward, reps, warmup, device))
+            if device.type == "cuda":
+                (fwd_k, fwd_n), (both_k, both_n) = (kernel_us(forward, reps, device),
+                                                    kernel_us(forward_backward, reps, device))
+                kernel, launches = (fwd_k, both_k), f"{fwd_n:.0f}/{both_n:.0f}"
+            else:
+                kernel, launches = times, "-"
         except Exception as err:  # noqa: BLE001 - report a failing implementation, keep going
-            print(f"{name:<52} failed: {type(err).__name__}: {err}")
+            print(f"{name:<40} failed: {type(err).__name__}: {err}")
             continue
         if name == "fla":
-            fla_times = times
-        ratio = "" if fla_times is None else "/".join(
-            f"{t / f:.2f}" for t, f in zip(times, fla_times))
-        bandwidth = "/".join(f"{traffic[k] / (t * 1e3):.0f}" for k, t in zip(traffic, times))
-        print(f"{name:<52} {times[0]:>8.1f} {times[1]:>8.1f} {ratio:>12} {bandwidth:>11} "
-              + " ".join(f"{e:>8.1e}" for e in errors), flush=True)
+            fla_times, fla_kernel = times, kernel
+
+        def pair(values: tuple[float, ...], fmt: str = ".0f") -> str:
+            return "/".join(f"{v:{fmt}}" for v in values)
+
+        ratios = ["" if ref_t is None else pair([t / f for t, f in zip(ts, ref_t)], ".2f")
+                  for ts, ref_t in ((times, fla_times), (kernel, fla_kernel))]
+        bandwidth = pair([traffic[k] / (t * 1e3) for k, t in zip(traffic, kernel)])
+        print(f"{name:<40} {pair(times):>14} {pair(kernel):>14} {launches:>9} {ratios[0]:>10} "
+              f"{ratios[1]:>10} {bandwidth:>10} " + " ".join(f"{e:>8.1e}" for e in errors),
+              flush=True)
     print(f"(max |ref|: y {ref[0].abs().max():.2f}, dx {ref[1].abs().max():.2f}, "
-          f"dw {ref[2].abs().max():.1f}; 'vs fla' and 'GB/s' are fwd/fwd+bwd)")
+          f"dw {ref[2].abs().max():.1f}; pairs are fwd/fwd+bwd)")
 
 
 def parse_shape(text: str) -> tuple[str, int, int, int, int]:

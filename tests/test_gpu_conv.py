@@ -61,7 +61,7 @@ def small_blocks() -> ConvBlocks:
     """Tiles far smaller than the shapes below: several t, d and time-chunk blocks, partial ones."""
     from archsearch_kernels.triton_conv import ConvBlocks
 
-    return ConvBlocks(fwd_t=16, fwd_d=32, bwd_t=8, bwd_d=32, time_chunk=32)
+    return ConvBlocks(fwd_t=16, fwd_d=32, ds_t=8, ds_d=32, time_chunk=32, dx_t=16, dx_d=32)
 
 
 def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int, W: int,
@@ -155,8 +155,8 @@ def test_triton_conv_rejects_bad_input(device: torch.device) -> None:
         causal_conv1d_triton(x, w, activation="gelu")
     with pytest.raises(ValueError, match=r"weight must be \[D, W\] with D=3"):
         causal_conv1d_triton(x, torch.zeros(4, 4, device=device))
-    with pytest.raises(ValueError, match="time_chunk .* multiple of bwd_t"):
-        ConvBlocks(bwd_t=64, time_chunk=32)
+    with pytest.raises(ValueError, match="time_chunk .* multiple of ds_t"):
+        ConvBlocks(ds_t=64, time_chunk=32)
     with pytest.raises(ValueError, match="fwd_d must be a positive power of two"):
         ConvBlocks(fwd_d=96)
 

@@ -5,22 +5,33 @@ y[b, t, d] = act( sum_w weight[d, w] * x[b, t - (W-1) + w, d] ), zeros before t 
 state: this is the full-sequence training path; decoding keeps `short_conv` / fla.
 
 Why our own: fla's kernel pair costs about twice the memory bound at GDN's shapes (its backward
-alone ~5x; docs/GPU.md). Both kernels here are memory-bound tile loops:
+alone ~5x; docs/GPU.md). The kernels here are memory-bound tile loops:
 
 - forward: one program per (t-block, d-block, batch row) reads the W shifted x tiles (the
   overlap comes from L1/L2, so HBM sees x about once), accumulates in fp32, applies SiLU and
   writes y once. Only x and weight are saved for backward (no y, no pre-activation: recomputing
-  the pre-activation costs W^2 FMAs per element, far cheaper than storing and reading it).
-- backward: one kernel gives dx and the weight-gradient partials. With ds = dy * act'(pre):
-      dx[t] = sum_w weight[d, w] * ds[t + (W-1) - w]   (ds = 0 past T)
+  the pre-activation costs W FMAs per element, far cheaper than storing and reading it).
+- backward, two kernels. With ds = dy * act'(pre):
       dw[d, w] = sum_{b,t} ds[b, t, d] * x[b, t - (W-1) + w, d]
-  A program needs ds at W consecutive shifts of its rows; Triton cannot shift a register tile
-  along time, so it recomputes the pre-activation at each shift from shifted x loads (cache hits)
-  rather than writing ds to memory. Each program walks a TIME_CHUNK of rows in BLOCK_T steps and
-  keeps its dw sums in registers, writing one fp32 partial [W, BLOCK_D] per (chunk, batch row):
-  torch sums the partials in a fixed order (deterministic, no atomics), and per-chunk rather
-  than per-tile partials keep that extra traffic small (at B=32, T=1024, D=1536 with chunks of
-  256: 0.8 MB against ~300 MB of dy, x and dx).
+      dx[t] = sum_w weight[d, w] * ds[t + (W-1) - w]   (ds = 0 past T)
+  dx needs ds at W consecutive shifts of its rows, and Triton cannot shift a register tile along
+  time, so ds goes through memory: a fp32 scratch [B, T, D], written once and read back by
+  shifted loads that mostly hit cache.
+  1. ds step, one program per (time chunk, d-block, batch row): per BLOCK_T-row tile it loads
+     the W shifted x tiles once, forms the pre-activation, ds = dy * act'(pre), stores ds, and
+     adds sum_t ds * x_w from the same x tiles to its weight-gradient sums. It keeps those sums
+     in registers over its TIME_CHUNK rows and writes one fp32 partial [W, BLOCK_D] per (chunk,
+     batch row): torch sums the partials in a fixed order (deterministic, no atomics), and
+     per-chunk rather than per-tile partials keep that extra traffic small (at B=32, T=1024,
+     D=1536 with chunks of 256: 0.8 MB).
+  2. dx step, one program per (t-block, d-block, batch row): W shifted loads of ds, fp32 sums,
+     dx cast to x's dtype and stored.
+  HBM traffic of the backward at that shape: x, dy and dx 100 MB each (bf16), ds 200 MB written
+  and read back, ~700 MB (~150 us at 4.8 TB/s). The first version kept ds in registers by
+  recomputing the pre-activation at each of the W shifts: W^2 shifted x loads and ~W^3 FMAs per
+  element against 2W loads and ~3W FMAs here, in 8-row tiles to stay clear of spills.
+  The scratch is a plain `torch.empty` inside the autograd function: no host syncs, so the
+  backward can be captured in a CUDA graph.
 
 x may be any strided [B, T, D] view with unit last stride (GDN's q|k|v is a split of in_proj's
 output, rows wider than D): reading it in place saves a copy. This module imports triton; the
@@ -42,38 +53,44 @@ _ACTIVATIONS = (None, "silu", "swish")
 
 @dataclass(frozen=True)
 class ConvBlocks:
-    """Tile sizes and warps of both kernels (powers of two; time_chunk a multiple of bwd_t).
+    """Tile sizes and warps of the three kernels (powers of two; time_chunk a multiple of ds_t).
 
-    Fixed rather than autotuned: the weight-gradient partials' count depends on the time chunk,
-    so it must be known before launch, and fixed choices keep the kernel usable under CUDA-graph
-    capture and Triton's CPU interpreter without a tuning pass. `benchmarks/gpu_conv.py --sweep`
-    times alternatives on the GPU.
+    fwd_*: the forward; ds_*: backward step 1 (ds and the weight-gradient partials, one partial
+    per time_chunk rows); dx_*: backward step 2 (dx from ds). Fixed rather than autotuned: the
+    partials' count depends on the time chunk, so it must be known before launch, and fixed
+    choices keep the kernels usable under CUDA-graph capture and Triton's CPU interpreter without
+    a tuning pass. `benchmarks/gpu_conv.py --sweep` times alternatives on the GPU.
     """
 
     fwd_t: int = 32
     fwd_d: int = 128
     fwd_warps: int = 4
-    bwd_t: int = 8
-    bwd_d: int = 128
-    bwd_warps: int = 4
+    ds_t: int = 16
+    ds_d: int = 128
+    ds_warps: int = 4
     time_chunk: int = 256
+    dx_t: int = 32
+    dx_d: int = 128
+    dx_warps: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("fwd_t", "fwd_d", "fwd_warps", "bwd_t", "bwd_d", "bwd_warps", "time_chunk"):
+        for name in ("fwd_t", "fwd_d", "fwd_warps", "ds_t", "ds_d", "ds_warps", "time_chunk",
+                     "dx_t", "dx_d", "dx_warps"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0 and value & (value - 1) == 0):
                 raise ValueError(f"ConvBlocks.{name} must be a positive power of two; got {value!r}")
-        if self.time_chunk % self.bwd_t:
+        if self.time_chunk % self.ds_t:
             raise ValueError(
-                f"ConvBlocks.time_chunk ({self.time_chunk}) must be a multiple of bwd_t ({self.bwd_t})"
+                f"ConvBlocks.time_chunk ({self.time_chunk}) must be a multiple of ds_t ({self.ds_t})"
             )
 
 
 # Defaults, from ptxas's report for sm_90a (bf16, W=4, SiLU, rows 8-aligned; no GPU run yet):
 # a thread holds 8 contiguous bf16 (one 16-byte load per tile) of a 128-wide d-tile over 4 warps.
-# Forward 32 x 128: 122 registers, no spills (64 x 128: 168). Backward 8 x 128: 168 registers,
-# no spills, 17 vector loads per tile (the shifted x loads are partly merged by the compiler);
-# at 32 x 128 it spilled (255 registers + 296 bytes), as the compiler hoists every shifted load.
+# The compiler issues every shifted load of a tile up front, so registers grow with the tile.
+# Forward 32 x 128: 122 registers, no spills (64 x 128: 168). ds step 16 x 128: 145 registers
+# (32 x 128: 254, at the limit; 64 x 128 spills 268 bytes). dx step 32 x 128: 167 registers
+# (16 x 128: 96; 64 x 128 spills 144 bytes). None spills at the defaults.
 DEFAULT_BLOCKS = ConvBlocks()
 
 
@@ -107,72 +124,83 @@ def _conv_fwd_kernel(
 
 
 @triton.jit
-def _pre_activation(x_base, w_ptr, t_out, offs_d, mask_d, T, stride_xt, stride_wd, stride_ww,
-                    W: tl.constexpr):
-    """fp32 sum_w weight[d, w] * x[t_out - (W-1) + w, d] for a [rows, BLOCK_D] tile of times."""
-    pre = tl.zeros((t_out.shape[0], offs_d.shape[0]), dtype=tl.float32)
-    for w in tl.static_range(W):
-        t_src = t_out - (W - 1) + w
-        mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
-        xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :], mask=mask, other=0.0)
-        wv = tl.load(w_ptr + offs_d * stride_wd + w * stride_ww, mask=mask_d, other=0.0)
-        pre += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
-    return pre
-
-
-@triton.jit
-def _conv_bwd_kernel(
-    x_ptr, w_ptr, dy_ptr, dx_ptr, dw_part_ptr,
+def _conv_ds_dw_kernel(
+    x_ptr, w_ptr, dy_ptr, ds_ptr, dw_part_ptr,
     T, D,
     stride_xb, stride_xt, stride_wd, stride_ww, stride_dyb, stride_dyt,
     W: tl.constexpr, W_PAD: tl.constexpr, SILU: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TIME_CHUNK: tl.constexpr, ALIGN: tl.constexpr,
 ):
+    """Backward, step 1: ds = dy * act'(pre) into fp32 scratch, and the weight-gradient partials."""
     pid_c, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     stride_xb, stride_xt = stride_xb * ALIGN, stride_xt * ALIGN  # see _alignment
     stride_dyb, stride_dyt = stride_dyb * ALIGN, stride_dyt * ALIGN
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
-    x_base = x_ptr + pid_b.to(tl.int64) * stride_xb
+    x_base = x_ptr + pid_b.to(tl.int64) * stride_xb  # int64: B*T*row can pass 2^31
     dy_base = dy_ptr + pid_b.to(tl.int64) * stride_dyb
-    dx_base = dx_ptr + pid_b.to(tl.int64) * T * D
+    ds_base = ds_ptr + pid_b.to(tl.int64) * T * D
     w_rows = tl.arange(0, W_PAD)
     dw_acc = tl.zeros((W_PAD, BLOCK_D), dtype=tl.float32)
     # a fixed trip count (rows past T are masked): the last chunk of a T that is not a multiple
     # of TIME_CHUNK idles for a few tiles, which is cheaper than a data-dependent loop bound
     for i in range(TIME_CHUNK // BLOCK_T):
         offs_t = pid_c * TIME_CHUNK + i * BLOCK_T + tl.arange(0, BLOCK_T)
-        dx_acc = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
-        # shift j: ds at times t + j, which dx[t] needs with weight[:, W-1-j]
-        for j in tl.static_range(W):
-            t_ds = offs_t + j
-            mask_ds = (t_ds < T)[:, None] & mask_d[None, :]
-            ds = tl.load(dy_base + t_ds[:, None] * stride_dyt + offs_d[None, :], mask=mask_ds,
-                         other=0.0).to(tl.float32)
-            if SILU:
-                pre = _pre_activation(x_base, w_ptr, t_ds, offs_d, mask_d, T, stride_xt,
-                                      stride_wd, stride_ww, W)
-                sig = tl.sigmoid(pre)
-                ds = ds * sig * (1.0 + pre * (1.0 - sig))
-            wv = tl.load(w_ptr + offs_d * stride_wd + (W - 1 - j) * stride_ww, mask=mask_d,
-                         other=0.0)
-            dx_acc += ds * wv.to(tl.float32)[None, :]
-            if j == 0:  # ds at the program's own rows: each (b, t) enters dw exactly once
-                for w in tl.static_range(W):
-                    t_src = offs_t - (W - 1) + w
-                    mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
-                    xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :],
-                                 mask=mask, other=0.0)
-                    col = tl.sum(ds * xv.to(tl.float32), axis=0)
-                    dw_acc += tl.where((w_rows == w)[:, None], col[None, :], 0.0)
         mask_out = (offs_t < T)[:, None] & mask_d[None, :]
-        tl.store(dx_base + offs_t[:, None] * D + offs_d[None, :],
-                 dx_acc.to(dx_ptr.dtype.element_ty), mask=mask_out)
+        ds = tl.load(dy_base + offs_t[:, None] * stride_dyt + offs_d[None, :], mask=mask_out,
+                     other=0.0).to(tl.float32)
+        if SILU:  # d silu(p) / dp = sig(p) * (1 + p * (1 - sig(p)))
+            pre = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+            for w in tl.static_range(W):
+                t_src = offs_t - (W - 1) + w
+                mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
+                xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :], mask=mask,
+                             other=0.0)
+                wv = tl.load(w_ptr + offs_d * stride_wd + w * stride_ww, mask=mask_d, other=0.0)
+                pre += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+            sig = tl.sigmoid(pre)
+            ds = ds * sig * (1.0 + pre * (1.0 - sig))
+        tl.store(ds_base + offs_t[:, None] * D + offs_d[None, :], ds, mask=mask_out)
+        # the same shifted x tiles again (the compiler keeps or re-reads them from L1): each
+        # (b, t) enters dw once, at the tile holding t
+        for w in tl.static_range(W):
+            t_src = offs_t - (W - 1) + w
+            mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
+            xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :], mask=mask,
+                         other=0.0)
+            col = tl.sum(ds * xv.to(tl.float32), axis=0)
+            dw_acc += tl.where((w_rows == w)[:, None], col[None, :], 0.0)
     # partials [n_chunks * B, W, D], row (chunk, batch) = pid_c * B + pid_b
     part = pid_c * tl.num_programs(2) + pid_b
     part_base = dw_part_ptr + part.to(tl.int64) * W * D
     mask_w = (w_rows < W)[:, None] & mask_d[None, :]
     tl.store(part_base + w_rows[:, None] * D + offs_d[None, :], dw_acc, mask=mask_w)
+
+
+@triton.jit
+def _conv_dx_kernel(
+    ds_ptr, w_ptr, dx_ptr,
+    T, D,
+    stride_wd, stride_ww,
+    W: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """Backward, step 2: dx[t] = sum_j weight[d, W-1-j] * ds[t + j], ds = 0 past T."""
+    pid_t, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    offs_t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    ds_base = ds_ptr + pid_b.to(tl.int64) * T * D
+    acc = tl.zeros((BLOCK_T, BLOCK_D), dtype=tl.float32)
+    for j in tl.static_range(W):
+        t_ds = offs_t + j
+        mask = (t_ds < T)[:, None] & mask_d[None, :]
+        ds = tl.load(ds_base + t_ds[:, None] * D + offs_d[None, :], mask=mask, other=0.0)
+        wv = tl.load(w_ptr + offs_d * stride_wd + (W - 1 - j) * stride_ww, mask=mask_d, other=0.0)
+        acc += ds * wv.to(tl.float32)[None, :]
+    dx_base = dx_ptr + pid_b.to(tl.int64) * T * D
+    mask_out = (offs_t < T)[:, None] & mask_d[None, :]
+    tl.store(dx_base + offs_t[:, None] * D + offs_d[None, :], acc.to(dx_ptr.dtype.element_ty),
+             mask=mask_out)
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor, activation: str | None) -> None:
@@ -226,19 +254,24 @@ def _backward(
     W = weight.shape[1]
     # a chunk longer than the sequence would only walk masked tiles (the kernel's trip count is
     # fixed); clamping it to T's power of two recompiles only for short sequences
-    chunk = min(blocks.time_chunk, max(blocks.bwd_t, triton.next_power_of_2(T)))
+    chunk = min(blocks.time_chunk, max(blocks.ds_t, triton.next_power_of_2(T)))
     n_chunks = triton.cdiv(T, chunk)
-    dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    # fp32 ds: dx sums W products of it, and bf16 ds would add a rounding to every term
+    ds = torch.empty((B, T, D), dtype=torch.float32, device=x.device)
     partials = torch.empty((n_chunks * B, W, D), dtype=torch.float32, device=x.device)
-    grid = (n_chunks, triton.cdiv(D, blocks.bwd_d), B)
     align = _alignment(x.stride(0), x.stride(1), dy.stride(0), dy.stride(1))
-    _conv_bwd_kernel[grid](
-        x, weight, dy, dx, partials, T, D,
+    _conv_ds_dw_kernel[(n_chunks, triton.cdiv(D, blocks.ds_d), B)](
+        x, weight, dy, ds, partials, T, D,
         x.stride(0) // align, x.stride(1) // align, weight.stride(0), weight.stride(1),
         dy.stride(0) // align, dy.stride(1) // align,
         W=W, W_PAD=triton.next_power_of_2(W), SILU=silu,
-        BLOCK_T=blocks.bwd_t, BLOCK_D=blocks.bwd_d, TIME_CHUNK=chunk, ALIGN=align,
-        num_warps=blocks.bwd_warps,
+        BLOCK_T=blocks.ds_t, BLOCK_D=blocks.ds_d, TIME_CHUNK=chunk, ALIGN=align,
+        num_warps=blocks.ds_warps,
+    )
+    dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
+    _conv_dx_kernel[(triton.cdiv(T, blocks.dx_t), triton.cdiv(D, blocks.dx_d), B)](
+        ds, weight, dx, T, D, weight.stride(0), weight.stride(1),
+        W=W, BLOCK_T=blocks.dx_t, BLOCK_D=blocks.dx_d, num_warps=blocks.dx_warps,
     )
     dweight = partials.sum(0).t().to(weight.dtype)
     return dx, dweight
