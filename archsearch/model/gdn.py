@@ -52,7 +52,8 @@ OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
 # q/k/v copies but whose weight-gradient reduction it compiles poorly). Measured on an H100,
 # 24 x 1024 GGGA at T=2048: 127.8k tokens/s with "fla", 118.8k with "torch" (docs/GPU.md).
 # "triton" is our own fused Triton conv (archsearch_kernels.triton_conv, through a graph break
-# like fla's); it replaces fla's in `project` whether compiled or not. GPU figures pending.
+# like fla's); it replaces fla's in `project` whether compiled or not. Its first backward was
+# 3.7x slower than fla's on an H200 (docs/GPU.md); the staged-ds backward is not measured yet.
 CONV_CHOICES = ("fla", "torch", "triton")
 COMPILED_CONV = "fla"
 # Where a compiled `project` leaves beta and the decay g: True hands fla the raw a, b and fla's
