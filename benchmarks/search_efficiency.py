@@ -23,6 +23,14 @@ nothing is trained. Strategies, each over ``--seeds`` search seeds:
   FLOPs from supernet.json;
   its answer is its best-scored
   pattern, and with top-k the best of the real proxies it then trained (their compute added).
+- ``supernet+top-k (replayed from the grid)`` (``--replay-top-k K``): for a supernet folder that
+  trained no top-k proxies of its own, the proxies ``--top-k K`` would have trained are taken
+  from the grid: its K best patterns (``archsearch.supernet.run.best_patterns``, the rule
+  ``--top-k`` uses) at the seeds ``--top-k`` trains them with (the space restricted to those
+  patterns with its tuned seed kept, ``restricted_space(..., keep_tuned=True)``: every seed of
+  ``training.seed``'s choices, or its one fixed seed), each the grid's own trial of that pattern
+  and seed, charged as a real top-k proxy is (``proxy_cost``). The space is the supernet
+  folder's space.yaml, else the grid's.
 
 Compute: a proxy trial costs ``train_flops_per_token x tokens trained`` plus its validation
 forwards (``train_flops_per_token / 3 x validation tokens`` per evaluation; the cost model's
@@ -48,6 +56,7 @@ results and how to read them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import subprocess
@@ -65,6 +74,7 @@ from archsearch.analysis.load import load_sweep
 from archsearch.analysis.pareto import full_budget
 from archsearch.analysis.resolution import SEED_PARAM, resolve
 from archsearch.errors import ArchsearchError
+from archsearch.space import SearchSpace
 from archsearch.space.schema import AshaSection, Objective
 from archsearch.sweep.asha import Rungs
 
@@ -73,6 +83,7 @@ GOAL_TAU = 0.6  # issue 14: supernet vs grid ranking on val_loss
 TAU_METRICS = ("val_loss", "semantic_loss", "copy_loss")
 STRATEGIES = ("random", "tpe", "tpe+asha", "nsga2")
 SUPERNET_SOURCE, SWEEP_SOURCE = "supernet", "sweep"
+REPLAYED_TOP_K = "supernet+top-k (replayed from the grid)"
 # what a trial's compute is counted from: its cost per token, tokens trained, validation tokens,
 # steps (for its number of evaluations) and wall time
 COST_COLUMNS = ("train_flops_per_token", "tokens_seen", "n_tokens", "step", "wall_time_s")
@@ -98,6 +109,7 @@ class Grid:
     max_t: int  # evaluations of a full trial
     share: float = 1.0  # a trial's device share: resources.gpus, or resources.cpus without GPUs
     device: str = "CPU-core-h"  # what device-hours are
+    space: SearchSpace | None = None  # the grid's space.yaml (for --replay-top-k)
 
     @property
     def patterns(self) -> list[str]:
@@ -167,7 +179,7 @@ def load_grid(folder: str | Path) -> Grid:
     steps = trials["step"].astype(int)
     return Grid(trials, curves, tuple(spec.objectives), spec.search.asha or AshaSection(),
                 every, math.ceil(int(steps.max()) / every), float(share),
-                "GPU-h" if spec.resources.gpus else "CPU-core-h")
+                "GPU-h" if spec.resources.gpus else "CPU-core-h", sweep.space)
 
 
 def check_full_grid(trials: pd.DataFrame, where: str) -> None:
@@ -346,6 +358,8 @@ class SupernetRun:
     flops: float  # training + scoring (+ monitoring, fine-tuning) FLOPs of the supernet itself
     device_s: float
     seed: int
+    space: SearchSpace | None = None  # its space.yaml, when the folder has one
+    replayed: bool = False  # proxies taken from the grid by replay_top_k, not trained by it
 
 
 def load_supernet(folder: str | Path, share: float = 1.0) -> SupernetRun:
@@ -371,8 +385,42 @@ def load_supernet(folder: str | Path, share: float = 1.0) -> SupernetRun:
     # own training steps before scoring (supernet.finetune_steps; absent or 0 without)
     flops = sum(float(meta.get(key, 0.0)) for key in ("train_flops", "eval_flops",
                                                        "monitor_flops", "finetune_flops"))
+    space_file = path / "space.yaml"
+    space = (SearchSpace.from_text(space_file.read_text(), str(space_file))
+             if space_file.is_file() else None)
     return SupernetRun(path, scored.reset_index(drop=True), proxies.reset_index(drop=True), flops,
-                       float(meta.get("wall_s", math.nan)) * share, int(meta.get("seed", 0)))
+                       float(meta.get("wall_s", math.nan)) * share, int(meta.get("seed", 0)),
+                       space)
+
+
+def replay_top_k(grid: Grid, net: SupernetRun, k: int) -> SupernetRun:
+    """``net`` with, as its proxies, the grid's trials that ``archsearch supernet --top-k k``
+    would have trained (see the module docstring); a folder with proxies of its own keeps them."""
+    from archsearch.supernet.run import best_patterns, restricted_space
+    from archsearch.supernet.subnets import SEED_FIELD
+
+    if len(net.proxies):
+        return net
+    space = net.space or grid.space
+    if space is None:
+        raise ArchsearchError(f"{net.path}: --replay-top-k needs the space (a space.yaml in the "
+                              "supernet folder or the grid folder)")
+    best = best_patterns(net.scored.to_dict("records"), space, k)
+    rows = []
+    for params in restricted_space(space, best, keep_tuned=True).grid():
+        other = sorted(set(params) - {"pattern", SEED_FIELD})
+        if other:
+            raise ArchsearchError(f"--replay-top-k: the space tunes {other[0]}: top-k proxies "
+                                  "would train every value of it, which a grid of patterns x "
+                                  "seeds does not hold")
+        pattern, seed = str(params["pattern"]), int(params.get(SEED_FIELD,
+                                                                space.spec.training.seed))
+        if pattern not in grid.patterns or seed not in grid.seeds:
+            raise ArchsearchError(f"--replay-top-k: top-k proxy {pattern} (seed {seed}) of "
+                                  f"{net.path} is not in the grid")
+        rows.append(grid.trial(pattern, seed).to_dict() | {SEED_PARAM: seed,
+                                                            "source": SWEEP_SOURCE})
+    return dataclasses.replace(net, proxies=pd.DataFrame(rows), replayed=True)
 
 
 def proxy_cost(grid: Grid, proxies: pd.DataFrame) -> tuple[float, float]:
@@ -416,9 +464,9 @@ def supernet_runs(grid: Grid, nets: Sequence[SupernetRun], metric: str, mode: st
             flops, device = proxy_cost(grid, net.proxies)
             seeds = net.proxies.get(SEED_PARAM, pd.Series(0, index=net.proxies.index))
             best = answer(net.proxies.assign(seed=seeds), metric, mode)
-            out.setdefault("supernet+top-k", []).append(
-                Run("supernet+top-k", net.seed, [net.flops + flops],
-                    [net.device_s + device], [best]))
+            name = REPLAYED_TOP_K if net.replayed else "supernet+top-k"
+            out.setdefault(name, []).append(
+                Run(name, net.seed, [net.flops + flops], [net.device_s + device], [best]))
     return out
 
 
@@ -577,6 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run `archsearch supernet SPACE` for each of --supernet-seeds seeds")
     parser.add_argument("--supernet-seeds", type=int, default=5)
     parser.add_argument("--top-k", type=int, default=None, help="passed to --run-supernet")
+    parser.add_argument("--replay-top-k", type=int, default=None, metavar="K",
+                        help="for supernet folders without top-k proxies of their own: take the "
+                             "proxies --top-k K would train from the grid's trials")
     parser.add_argument("--supernet-storage", default="sweeps/search_efficiency",
                         help="where --run-supernet's folders go (one sub-folder per seed)")
     parser.add_argument("--supernet-set", action="append", default=[], metavar="KEY=VALUE",
@@ -614,6 +665,11 @@ def report(args: argparse.Namespace) -> int:
         folders += run_supernet_verb(args.run_supernet, args.supernet_seeds, args.top_k,
                                      Path(args.supernet_storage), args.supernet_set)
     nets = [load_supernet(f, grid.share) for f in folders]
+    if args.replay_top_k is not None:
+        if args.replay_top_k < 1 or not nets:
+            raise ArchsearchError("--replay-top-k needs K >= 1 and a supernet folder "
+                                  "(--supernet or --run-supernet)")
+        nets = [replay_top_k(grid, net, args.replay_top_k) for net in nets]
     found, rows = evaluate(grid, metric, mode, args.seeds, args.budget, nets, exact=args.exact,
                            concurrency=args.concurrency)
     resolution = resolve(grid.trials.assign(**{SEED_PARAM: grid.trials["seed"]}), metric, mode)
@@ -628,6 +684,13 @@ def report(args: argparse.Namespace) -> int:
           f"reduction {grid.asha.reduction_factor:g}, {grid.max_t} evaluations a trial")
     print()
     print(strategy_table(rows, grid.device))
+    for net in nets:
+        if net.replayed:
+            pairs = ", ".join(f"{p} seed {int(s)}" for p, s in
+                              zip(net.proxies[C.PATTERN], net.proxies[SEED_PARAM], strict=True))
+            print(f"{REPLAYED_TOP_K}: {net.path} trained no top-k proxies; the grid's trials "
+                  f"{pairs} stand for those --top-k {args.replay_top_k} would train, charged "
+                  f"their grid compute")
     tau_val = None
     if nets:
         print()

@@ -6,6 +6,7 @@ Synthetic grids whose answers are known by construction, plus the committed GPU 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -326,3 +327,76 @@ def test_a_grid_without_cost_columns_is_refused_naming_the_column(tmp_path):
     trials.drop(columns=["train_flops_per_token"]).to_parquet(folder / "trials.parquet")
     with pytest.raises(ArchsearchError, match="no train_flops_per_token column"):
         se.load_grid(folder)
+
+
+# -- --replay-top-k: a supernet's top-k proxies taken from the grid ------------------------------
+
+REPLAY_SPACE = """
+name: replay
+model: {depth: 4, d_model: 16, n_heads: 2}
+patterns: {candidates: ["A*4", "G*4", "(GA)*2", "GGGA"]}
+data: {corpus: builtin, seq_len: 16}
+training: {tokens: 1024, batch_size: 4, seed: SEED}
+objectives: [{metric: semantic_loss, mode: min}]
+"""
+
+
+def replay_grid(seed_spec: str) -> tuple[se.Grid, list[str]]:
+    """A synthetic grid over a real space's four patterns (best first), seeds 0 and 1."""
+    space = se.SearchSpace.from_text(REPLAY_SPACE.replace("SEED", seed_spec), "replay.yaml")
+    patterns = [c.pattern for c in space.candidates]
+    grid = make_grid({p: 1.0 + i for i, p in enumerate(patterns)})
+    return dataclasses.replace(grid, space=space), patterns
+
+
+@pytest.mark.parametrize(("seed_spec", "seeds"), [("{choices: [0, 1]}", [0, 1]),
+                                                  ("{choices: [1]}", [1]), ("0", [0])])
+def test_replayed_top_k_takes_the_grids_trials_at_the_seeds_top_k_would_train(
+        tmp_path, seed_spec, seeds):
+    grid, (p0, p1, p2, p3) = replay_grid(seed_spec)  # total compute 8, P0 best
+    # the supernet ranks p1 first, then p0 (its top 2), then the others
+    folder = write_supernet(tmp_path / "net", {p0: 1.2, p1: 1.1, p2: 3.0, p3: 4.0}, {},
+                            train_flops=1.0, eval_flops=1.0)
+    net = se.replay_top_k(grid, se.load_supernet(folder), 2)
+    assert net.replayed
+    assert sorted(zip(net.proxies["pattern"], net.proxies[SEED_PARAM])) == sorted(
+        (p, s) for p in (p0, p1) for s in seeds)
+    _, rows = se.evaluate(grid, "semantic_loss", "min", seeds=1, budget=1.0, nets=[net],
+                          strategies=())
+    by_name = {r.strategy: r for r in rows}
+    assert by_name["supernet"].fractions == [math.inf]  # its own answer p1 is wrong
+    # 2 (the supernet) + one grid trial of cost 1 per (pattern, seed) replayed; p0 is found
+    replayed = by_name["supernet+top-k (replayed from the grid)"]
+    assert replayed.fractions == [pytest.approx((2 + 2 * len(seeds)) / 8)]
+    assert replayed.device_s == [pytest.approx(36.0 + 10.0 * 2 * len(seeds))]
+
+
+def test_replay_keeps_a_folders_own_proxies_and_refuses_what_the_grid_lacks(tmp_path):
+    grid, (p0, p1, *_) = replay_grid("{choices: [0, 1]}")
+    own = write_supernet(tmp_path / "own", {p0: 1.0, p1: 2.0}, {p1: 2.0, p0: 1.0}, 1.0, 1.0)
+    net = se.load_supernet(own)
+    assert se.replay_top_k(grid, net, 2) is net  # trained its own: nothing replayed
+    _, rows = se.evaluate(grid, "semantic_loss", "min", 1, 1.0, nets=[net], strategies=())
+    assert "supernet+top-k" in {r.strategy for r in rows}
+    wider = replay_grid("{choices: [0, 1, 2]}")[0]
+    scored = write_supernet(tmp_path / "net", {p0: 1.0, p1: 2.0}, {}, 1.0, 1.0)
+    with pytest.raises(ArchsearchError, match=r"seed 2\) of .* is not in the grid"):
+        se.replay_top_k(dataclasses.replace(grid, space=wider.space), se.load_supernet(scored), 1)
+    with pytest.raises(ArchsearchError, match="--replay-top-k needs the space"):
+        se.replay_top_k(dataclasses.replace(grid, space=None), se.load_supernet(scored), 1)
+
+
+def test_command_line_replays_top_k_from_the_calibration_grid(tmp_path, capsys):
+    grid = se.load_grid(CALIBRATION)
+    means = grid.trials.groupby("pattern")["semantic_loss"].mean().sort_values()
+    folder = write_supernet(tmp_path / "net", means.to_dict(), {},  # scored in the grid's order
+                            train_flops=0.1 * grid.total_flops, eval_flops=0.0)
+    assert se.main([str(CALIBRATION), "--seeds", "1", "--supernet", str(folder),
+                    "--replay-top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    best = list(means.index[:2])  # the space's seeds are 0 and 1: both trials of each
+    replayed = sum(float(grid.trial(p, s)["flops"]) for p in best for s in (0, 1))
+    fraction = se.percent((0.1 * grid.total_flops + replayed) / grid.total_flops)
+    assert f"| supernet+top-k (replayed from the grid) | 1 | 100% | {fraction} |" in out
+    assert f"{best[1]} seed 0, {best[1]} seed 1 stand for those --top-k 2 would train" in out
+    assert se.main([str(CALIBRATION), "--replay-top-k", "2"]) == 2

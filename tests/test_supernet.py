@@ -109,6 +109,20 @@ def test_a_subnet_is_exactly_the_hybridlm_built_from_its_extracted_weights(share
     assert (outputs[0] - outputs[3]).abs().max() > 1e-3
 
 
+def test_compiled_blocks_are_set_on_every_block_and_the_cpu_runs_them_eagerly():
+    # supernet.compile on a CPU: the options are set (CUDA would compile), the numbers unchanged
+    configs = [_config("AGGA", 40), _config("GGAA", 32)]
+    torch.manual_seed(0)
+    supernet = SupernetLM(layout_for(configs, share_mlp=True))
+    x = torch.randint(0, 60, (2, 12))
+    eager = [supernet.logits(x, Subnet.of(c)) for c in configs]
+    assert supernet.compile_blocks() is supernet
+    blocks = [block for position in supernet.blocks for block in position.values()]
+    assert len(blocks) == 8 and all(b.compile_options is not None for b in blocks)
+    for config, expected in zip(configs, eager, strict=True):
+        torch.testing.assert_close(supernet.logits(x, Subnet.of(config)), expected, rtol=0, atol=0)
+
+
 def test_shared_mlps_are_one_module_per_position_and_checkpoint_once():
     configs = [_config("AG", 32), _config("GA", 24)]
     torch.manual_seed(0)
@@ -197,7 +211,8 @@ def test_bad_supernet_settings_are_one_line_errors():
                          ("{sampling: perlayer}", "did you mean 'per_layer'"),
                          ("{sandwitch: true}", "unknown key 'sandwitch'; did you mean 'sandwich'"),
                          ("{tokens: 0}", "supernet.tokens: must be positive"),
-                         ("{warmup_fraction: 1.0}", "supernet.warmup_fraction: must be in [0, 1)")]:
+                         ("{warmup_fraction: 1.0}", "supernet.warmup_fraction: must be in [0, 1)"),
+                         ("{compile: maybe}", "supernet.compile: expected true or false, got 'maybe'")]:
         text = TINY.replace("supernet: {sandwich: true, distill: 0.5, warmup_fraction: 0.2}",
                             f"supernet: {bad}")
         with pytest.raises(SpaceError) as err:

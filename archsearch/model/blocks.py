@@ -15,11 +15,18 @@ function; a GDN block is two (everything before the fla kernel, everything after
 norms, projections' epilogues, conv, gated norm, residuals and MLP fuse while fla's kernel runs
 between the graphs untouched. The functions are module-level and take the block as an argument:
 every block of one kind and width shares one compiled graph.
+
+Narrower MLPs (``mlp_weights``): a block can run its MLP on given weights instead of its own,
+``(gate_up [2w, d], down [d, w])``: the supernet's subnets use the first ``w`` hidden units of
+the widest MLP. The weights are sliced by the caller, outside any compiled graph, and enter the
+graphs as arguments with their width marked dynamic, so one graph serves every width. (Passed as
+module attributes instead, e.g. by ``torch.func.functional_call``, they would not: dynamo treats
+the shapes of nn.Module parameters and attributes as static and would compile once per width.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -29,9 +36,13 @@ from archsearch.model.attention import Attention
 from archsearch.model.cache import AttentionLayerCache, GDNLayerCache, LayerCache
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig, LayerSpec
 from archsearch.model.gdn import GatedDeltaNet
-from archsearch.model.mlp import RMSNorm, SwiGLU
+from archsearch.model.mlp import RMSNorm, SwiGLU, swiglu
 
 CompileOptions = dict[str, Any]
+MLPWeights = tuple[torch.Tensor, torch.Tensor]  # (gate_up [2w, d], down [d, w]): a narrower MLP
+# Compiled graphs per function: (attention, GDN) x widths x train/eval x grad modes can pass
+# torch's default of 8, after which dynamo silently falls back to eager for that function.
+RECOMPILE_LIMIT = 64
 _compiled: dict[tuple[Callable[..., Any], tuple[tuple[str, Any], ...]], Callable[..., Any]] = {}
 
 
@@ -43,6 +54,21 @@ def compiled(fn: Callable[..., Any], options: CompileOptions) -> Callable[..., A
     return _compiled[key]
 
 
+def compile_regions(blocks: Iterable[nn.Module], mode: str | None = None,
+                    dynamic_tokens: bool = True) -> None:
+    """Give every block in ``blocks`` the options of its compiled CUDA regions (in place).
+
+    ``dynamic_tokens``: batch size and length are symbolic, so evaluation batches and other
+    lengths reuse the training graphs. ``mode`` is torch.compile's.
+    """
+    options: CompileOptions = {"mode": mode, "dynamic": None if dynamic_tokens else False}
+    dynamo_config = torch._dynamo.config
+    if getattr(dynamo_config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
+        dynamo_config.recompile_limit = RECOMPILE_LIMIT
+    for block in blocks:
+        block.compile_options = options
+
+
 def mark_tokens_dynamic(*tensors: torch.Tensor) -> None:
     """Let compiled graphs take any batch size and length (dims 0 and 1) without recompiling."""
     for t in tensors:
@@ -50,15 +76,32 @@ def mark_tokens_dynamic(*tensors: torch.Tensor) -> None:
         torch._dynamo.maybe_mark_dynamic(t, 1)
 
 
+def mark_width_dynamic(weights: MLPWeights | None) -> None:
+    """Let compiled graphs take narrowed MLP weights of any width without recompiling."""
+    if weights is not None:
+        gate_up, down = weights
+        torch._dynamo.maybe_mark_dynamic(gate_up, 0)
+        torch._dynamo.maybe_mark_dynamic(down, 1)
+
+
+def _mlp(block: GDNBlock | AttentionBlock, x: torch.Tensor,
+         weights: MLPWeights | None) -> torch.Tensor:
+    return block.mlp(x) if weights is None else swiglu(x, *weights)
+
+
 def _gdn_project(block: GDNBlock, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return block.linear_attn.project(block.input_layernorm(x))
 
 
 def _gdn_finish(
-    block: GDNBlock, x: torch.Tensor, o: torch.Tensor, gate: torch.Tensor
+    block: GDNBlock,
+    x: torch.Tensor,
+    o: torch.Tensor,
+    gate: torch.Tensor,
+    mlp_weights: MLPWeights | None = None,
 ) -> torch.Tensor:
     x = x + block.linear_attn.finish(o, gate)
-    return x + block.mlp(block.post_attention_layernorm(x))
+    return x + _mlp(block, block.post_attention_layernorm(x), mlp_weights)
 
 
 def _attention_block(
@@ -66,12 +109,13 @@ def _attention_block(
     x: torch.Tensor,
     position_offset: int = 0,
     cache: AttentionLayerCache | None = None,
+    mlp_weights: MLPWeights | None = None,
 ) -> torch.Tensor:
     if block.pre_norm:
         x = x + block.self_attn(block.input_layernorm(x), position_offset, cache)
-        return x + block.mlp(block.post_attention_layernorm(x))
+        return x + _mlp(block, block.post_attention_layernorm(x), mlp_weights)
     x = x + block.post_attention_layernorm(block.self_attn(x, position_offset, cache))
-    return x + block.post_feedforward_layernorm(block.mlp(x))
+    return x + block.post_feedforward_layernorm(_mlp(block, x, mlp_weights))
 
 
 class GDNBlock(nn.Module):
@@ -91,15 +135,20 @@ class GDNBlock(nn.Module):
             child.reset_parameters()
 
     def forward(
-        self, x: torch.Tensor, position_offset: int = 0, cache: LayerCache | None = None
+        self,
+        x: torch.Tensor,
+        position_offset: int = 0,
+        cache: LayerCache | None = None,
+        mlp_weights: MLPWeights | None = None,
     ) -> torch.Tensor:
+        """``mlp_weights``: run the MLP on these (narrower) weights instead of its own."""
         assert cache is None or isinstance(cache, GDNLayerCache)
         if cache is None and x.is_cuda:
-            return self._forward_cuda(x)
+            return self._forward_cuda(x, mlp_weights)
         x = x + self.linear_attn(self.input_layernorm(x), cache)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        return x + _mlp(self, self.post_attention_layernorm(x), mlp_weights)
 
-    def _forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_cuda(self, x: torch.Tensor, mlp_weights: MLPWeights | None) -> torch.Tensor:
         """Whole sequences on CUDA: [compiled] project -> fla kernel -> [compiled] finish."""
         project, finish = _gdn_project, _gdn_finish
         if self.compile_options is not None:
@@ -110,7 +159,8 @@ class GDNBlock(nn.Module):
         o = self.linear_attn.recurrence(q, k, v, a, b)
         if self.compile_options is not None:
             mark_tokens_dynamic(o, gate)
-        return finish(self, x, o, gate)
+            mark_width_dynamic(mlp_weights)
+        return finish(self, x, o, gate, mlp_weights)
 
 
 class AttentionBlock(nn.Module):
@@ -135,13 +185,20 @@ class AttentionBlock(nn.Module):
             child.reset_parameters()
 
     def forward(
-        self, x: torch.Tensor, position_offset: int = 0, cache: LayerCache | None = None
+        self,
+        x: torch.Tensor,
+        position_offset: int = 0,
+        cache: LayerCache | None = None,
+        mlp_weights: MLPWeights | None = None,
     ) -> torch.Tensor:
+        """``mlp_weights``: run the MLP on these (narrower) weights instead of its own."""
         assert cache is None or isinstance(cache, AttentionLayerCache)
         if self.compile_options is not None and cache is None and x.is_cuda:
             mark_tokens_dynamic(x)
-            return compiled(_attention_block, self.compile_options)(self, x, position_offset)
-        return _attention_block(self, x, position_offset, cache)
+            mark_width_dynamic(mlp_weights)
+            return compiled(_attention_block, self.compile_options)(
+                self, x, position_offset, None, mlp_weights)
+        return _attention_block(self, x, position_offset, cache, mlp_weights)
 
 
 def make_block(config: HybridConfig, spec: LayerSpec) -> GDNBlock | AttentionBlock:

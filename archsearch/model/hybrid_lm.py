@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from archsearch.model.blocks import CompileOptions, make_block
+from archsearch.model.blocks import compile_regions, make_block
 from archsearch.model.cache import HybridCache
 from archsearch.model.config import HybridConfig
 from archsearch.model.loss import GPU_CHUNK_TOKENS, linear_cross_entropy
@@ -36,9 +36,6 @@ from archsearch.model.mlp import RMSNorm
 IGNORE_INDEX = -100  # targets equal to this contribute no loss (PyTorch's convention)
 # Largest logits slice materialised at once by the chunked loss: 2^25 floats = 128 MiB in fp32.
 LOSS_CHUNK_ELEMENTS = 1 << 25
-# Compiled graphs per function: (attention, GDN) x widths x train/eval x grad modes can pass
-# torch's default of 8, after which dynamo silently falls back to eager for that function.
-RECOMPILE_LIMIT = 64
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -81,12 +78,7 @@ class HybridLM(nn.Module):
         lengths reuse the training graphs instead of compiling again. ``mode`` is torch.compile's.
         Parameters and state-dict keys are unchanged; CPU inputs keep running uncompiled.
         """
-        options: CompileOptions = {"mode": mode, "dynamic": None if dynamic_tokens else False}
-        dynamo_config = torch._dynamo.config
-        if getattr(dynamo_config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
-            dynamo_config.recompile_limit = RECOMPILE_LIMIT
-        for block in self.layers:
-            block.compile_options = options
+        compile_regions(self.layers, mode, dynamic_tokens)
         return self
 
     def reset_parameters(self) -> None:

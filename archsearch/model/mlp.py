@@ -52,5 +52,12 @@ class SwiGLU(nn.Module):
             nn.init.normal_(linear.weight, mean=0.0, std=self.init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        return swiglu(x, self.gate_up_proj.weight, self.down_proj.weight)
+
+
+def swiglu(x: torch.Tensor, gate_up_weight: torch.Tensor, down_weight: torch.Tensor) -> torch.Tensor:
+    """SwiGLU's maths on given weights: ``gate_up_weight`` ``[2 * h, d]`` (gate rows first),
+    ``down_weight`` ``[d, h]``. The supernet runs narrower MLPs through it (a slice of the
+    widest MLP's weights, ``archsearch.supernet.model``)."""
+    gate, up = F.linear(x, gate_up_weight).chunk(2, dim=-1)
+    return F.linear(F.silu(gate) * up, down_weight)

@@ -352,6 +352,9 @@ class SupernetSection:
     # before scoring, train each subnet this many steps alone from the shared weights (its own
     # optimiser, the same batches for every subnet; the supernet's weights are left as they are)
     finetune_steps: int = checked(0, non_negative)
+    # CUDA: the blocks run as compiled regions, as a proxy's do (HybridLM.compile_blocks); one
+    # graph serves every subnet's MLP width. The CPU never compiles and ignores it
+    compile: bool = False
 
 
 @dataclass(frozen=True)

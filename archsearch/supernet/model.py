@@ -14,8 +14,15 @@ every subnet.
 Elastic MLP width. A space that matches sizes (``model.match`` with ``resize: mlp``) gives each
 pattern its own MLP width. The supernet's MLPs have the widest width any pattern needs, and a
 subnet of width ``w`` uses their first ``w`` hidden units (the first ``w`` gate rows, the first
-``w`` up rows, the first ``w`` down columns): the block's own code runs on those slices through
-``torch.func.functional_call``, so extracted weights give the same numbers.
+``w`` up rows, the first ``w`` down columns): the block's own code runs on those slices (its
+``mlp_weights`` argument), so extracted weights give the same numbers.
+
+Compiled blocks (``compile_blocks``, ``supernet.compile``; CUDA only): the blocks get the same
+compiled regions as ``HybridLM.compile_blocks``. The slicing stays outside the compiled graphs
+(an eager cat and view whose backward scatters into the full weights) and the slices enter the
+graphs as arguments with their width marked dynamic (``archsearch.model.blocks``): one graph for
+every narrower width, one for the full width (the weights as parameters, static), per function
+and grad mode, whichever subnets a step draws.
 
 Shared MLPs (``share_mlp``): the blocks of one position use one SwiGLU (the attention block's
 module, also set as the other blocks' ``mlp``); the norms stay per kind because the two kinds
@@ -33,10 +40,15 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from archsearch.model import HybridLM
-from archsearch.model.blocks import AttentionBlock, GDNBlock, make_block
+from archsearch.model.blocks import (
+    AttentionBlock,
+    GDNBlock,
+    MLPWeights,
+    compile_regions,
+    make_block,
+)
 from archsearch.model.config import HybridConfig, LayerSpec
 from archsearch.model.hybrid_lm import IGNORE_INDEX
 from archsearch.model.mlp import RMSNorm
@@ -117,6 +129,13 @@ class SupernetLM(nn.Module):
     def head_weight(self) -> torch.Tensor:
         return self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 
+    def compile_blocks(self, mode: str | None = None, dynamic_tokens: bool = True) -> SupernetLM:
+        """Compiled CUDA regions for every block, as ``HybridLM.compile_blocks`` (in place;
+        returns self). CPU inputs keep running uncompiled."""
+        compile_regions((block for position in self.blocks for block in position.values()),
+                        mode, dynamic_tokens)
+        return self
+
     # -- forward -------------------------------------------------------------------------------
 
     def hidden_states(self, input_ids: torch.Tensor, subnet: Subnet) -> torch.Tensor:
@@ -166,7 +185,10 @@ class SupernetLM(nn.Module):
         width = subnet.config.mlp_hidden
         for i, (position, symbol) in enumerate(zip(self.blocks, subnet.layers, strict=True)):
             block = position[symbol]
-            weights = dict(block.state_dict()) | _sliced_mlp(block, width)
+            narrowed = narrowed_mlp(block, width)
+            weights = dict(block.state_dict())
+            if narrowed is not None:
+                weights |= dict(zip(MLP_WEIGHTS, narrowed, strict=True))
             state |= {f"layers.{i}.{name}": t for name, t in weights.items()}
         state = {name: t.detach().clone() for name, t in state.items()}
         model.load_state_dict(state, strict=True, assign=True)
@@ -213,24 +235,21 @@ def layout_for(configs: list[HybridConfig], share_mlp: bool) -> SupernetLayout:
     return SupernetLayout(base, depths.pop(), specs, share_mlp)
 
 
-def _sliced_mlp(block: AttentionBlock | GDNBlock, width: int) -> dict[str, torch.Tensor]:
-    """The block's MLP weights narrowed to the first ``width`` hidden units ({} at full width)."""
+def narrowed_mlp(block: AttentionBlock | GDNBlock, width: int) -> MLPWeights | None:
+    """The block's MLP weights narrowed to the first ``width`` hidden units, as
+    (gate_up, down); None at full width (the block then runs its own MLP)."""
     full = block.mlp.down_proj.weight.shape[1]
     if width == full:
-        return {}
+        return None
     gate_up = block.mlp.gate_up_proj.weight
-    return {
-        # gate rows first, then up rows (archsearch.model.mlp.SwiGLU): keep the first w of each
-        "mlp.gate_up_proj.weight": torch.cat([gate_up[:width], gate_up[full:full + width]]),
-        "mlp.down_proj.weight": block.mlp.down_proj.weight[:, :width],
-    }
+    # gate rows first, then up rows (archsearch.model.mlp.SwiGLU): keep the first w of each
+    return (torch.cat([gate_up[:width], gate_up[full:full + width]]),
+            block.mlp.down_proj.weight[:, :width])
 
 
 def _run_block(block: AttentionBlock | GDNBlock, x: torch.Tensor, width: int) -> torch.Tensor:
-    narrowed = _sliced_mlp(block, width)
-    if not narrowed:
-        return block(x)
-    return functional_call(block, narrowed, (x,), strict=False)
+    # sliced here, eagerly, not inside the block's compiled graph: see the module docstring
+    return block(x, mlp_weights=narrowed_mlp(block, width))
 
 
 def _mixed_loss(logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None,

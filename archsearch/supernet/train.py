@@ -10,6 +10,12 @@ subnet, the first candidate, so the run reports what a trial reports. After the 
 subnet to rank is scored (``score.py``) and the scores travel in the final checkpoint
 (``scores.json``), with the FLOPs spent (``run.json``).
 
+With ``supernet.compile`` on a CUDA device the supernet's blocks run as compiled regions
+(``SupernetLM.compile_blocks``). The subnets extracted for monitoring, fine-tuning and scoring
+stay eager: an extracted ``HybridLM`` holds its MLP at its own width as parameters, whose shapes
+torch.compile treats as static, so compiling them would build graphs for every width to save
+seconds of forward passes.
+
 A checkpoint: ``supernet.safetensors`` (each shared tensor once), ``trainer_state.pt``
 (optimiser, step, FLOPs and wall time so far; loaded with ``weights_only=True``), and after the
 last step ``scores.json``.
@@ -75,6 +81,8 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
     data = prepare_data(anchor.data, anchor.evaluation, data_cache)
     catalog = SubnetCatalog(space, seed, data.vocab_size)
     model = SupernetLM(layout_for(catalog.configs, options.share_mlp)).to(device)
+    if options.compile and device.type == "cuda":
+        model.compile_blocks()  # the training forwards; see the module docstring for scoring
     training = anchor.training
     optimizer = make_optimizer(model, training)
     budget = supernet_budget(space)
