@@ -84,6 +84,9 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
     if options.compile and device.type == "cuda":
         model.compile_blocks()  # the training forwards; see the module docstring for scoring
     training = anchor.training
+    # the proxies' precision (bf16 autocast on CUDA under "auto"): subnets are scored as the
+    # sweep's proxies are trained, and fp32 on a GPU would also cost the supernet its speed
+    amp = autocast_dtype(anchor, device)
     optimizer = make_optimizer(model, training)
     budget = supernet_budget(space)
     progress = Progress()
@@ -102,12 +105,13 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
         inputs, targets = (t.to(device) for t in next(batches))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, budget.steps, training)
-        if step < warmup_steps:
-            loss, flops = model.mixture_loss(inputs, targets), _mixture_flops(catalog, seq_len)
-            trained = len(model.layout.specs)
-        else:
-            loss, flops, trained = _subnet_losses(model, sampler.draw(step), inputs, targets,
-                                                  options, catalog, seq_len)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            if step < warmup_steps:
+                loss = model.mixture_loss(inputs, targets)
+                flops, trained = _mixture_flops(catalog, seq_len), len(model.layout.specs)
+            else:
+                loss, flops, trained = _subnet_losses(model, sampler.draw(step), inputs, targets,
+                                                      options, catalog, seq_len)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip)
         optimizer.step()
@@ -134,8 +138,7 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
             checkpoint = workdir / f"checkpoint_{done:07d}"
             _save(model, optimizer, progress, checkpoint)
             finetune = FineTune(finetune_batches(data, training.batch_size, seed, done,
-                                                 options.finetune_steps),
-                                training, autocast_dtype(anchor, device))
+                                                 options.finetune_steps), training, amp)
             scores = score_all(model, catalog, space, data, device, finetune)
             summary = {"train_flops": progress.train_flops, "eval_flops": scores["eval_flops"],
                        "finetune_flops": scores["finetune_flops"],
