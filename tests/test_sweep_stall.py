@@ -72,14 +72,18 @@ def test_a_hung_trial_is_ended_retried_and_the_sweep_finishes(tmp_path: Path) ->
     began = time.monotonic()
     outcome = run_sweep(str(tmp_path / "space.yaml"), storage=str(tmp_path / "sweeps"),
                         train_fn=SyntheticTrainer(hang_pattern="AG"))
-    assert time.monotonic() - began < 120
+    assert time.monotonic() - began < 180  # not the hour a hung trial would otherwise hold it
     rows = {r["pattern"]: r for r in outcome.rows}
     assert rows["GA"]["status"] == "completed"
     hung = rows["AG"]
     assert hung["status"] == "failed" and hung["failures"] == 2  # the first run and one retry
-    assert "stopped reporting" in hung["note"]
-    named = hung["note"].split("its stacks: ")[1]  # relative to the sweep folder
+    # the last attempt stalled too: its error names its stacks (relative to the sweep folder);
+    # the retry's note names the first attempt's when the retry lived to report once
+    assert "stopped reporting" in hung["error"]
+    named = hung["error"].split("its stacks: ")[1]
     assert "_wait_forever" in (tmp_path / "sweeps" / "stall" / named).read_text()
+    if hung["note"]:
+        assert "stopped reporting" in hung["note"] and "stall_traceback-1.txt" in hung["note"]
     kept = sorted((tmp_path / "sweeps" / "stall").rglob("stall_traceback*.txt"))
     assert kept and all("_wait_forever" in k.read_text() for k in kept)
 

@@ -16,13 +16,16 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
+from archsearch.sweep.checkpoints import RUNS_DIR
 from archsearch.sweep.folder import CURVES_FILE, JOURNAL_FILE, TRIALS_FILE, SweepFolder
+from archsearch.sweep.stall import stall_error
 from archsearch.sweep.status import COMPLETED, FAILED, RUNNING, STOPPED, ended_status
 from archsearch.sweep.trainable import FAILURE, META, RUN_KEY
 
@@ -104,7 +107,12 @@ class ResultsWriter(Callback):
         self._finish(trial, classify(trial.last_result), _failure(trial.last_result))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, FAILED, error_line(trial))
+        trial_id = trial.config[RUN_KEY]["trial_id"]
+        shown = f"{RUNS_DIR}/{self.run}/{trial_id}"
+        folders = [Path(trial.local_path)] if trial.local_path else []
+        if not self.folder.remote:
+            folders.append(self.folder.local / shown)
+        self._finish(trial, FAILED, stall_error(folders, shown) or error_line(trial))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._row(trial)

@@ -15,6 +15,7 @@ thread holds the GIL.
 from __future__ import annotations
 
 import faulthandler
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -74,6 +75,24 @@ def remove_unfired(run_folder: Path) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def stall_error(folders: Iterable[Path], shown_as: str) -> str | None:
+    """For a trial that failed for good, seen from the driver: the one-line error when its last
+    attempt stalled (its fired stall file is in one of ``folders``), naming the file as the user
+    finds it (``shown_as``, the trial's folder in the sweep); None when it did not stall.
+
+    The retry's ``note`` cannot always say it: an attempt that stalls before its first report
+    never sends one, and the last attempt has no retry after it."""
+    for folder in folders:
+        try:
+            text = (Path(folder) / STALL_FILE).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if "Timeout (" in text:
+            return (f"stopped reporting for resources.stall_timeout and was ended; its stacks: "
+                    f"{shown_as}/{STALL_FILE}")
+    return None
 
 
 def previous_stall(folder: Path, shown_as: str | None = None) -> str:
