@@ -2,9 +2,9 @@
 blocks as compiled regions train like eager ones, and one set of graphs serves every subnet.
 
 Marked ``gpu``: run on the GPU machine with ``python -m pytest -m gpu tests/test_gpu_supernet.py``
-(CI deselects them). The supernet trains without autocast (fp32, fla's dots in tf32), as
-``train_supernet`` does; compiled and eager runs may differ by fused-kernel rounding, so they are
-compared at the bf16 bound of tests/test_gpu.py. GDN head shapes are test_gpu.py's, so fla's
+(CI deselects them). The supernet trains under bf16 autocast, as ``train_supernet`` does on CUDA;
+compiled and eager runs may differ by fused-kernel rounding, so they are compared at the bf16
+bound of tests/test_gpu.py. GDN head shapes are test_gpu.py's, so fla's
 autotuning on a fresh machine is shared with those tests.
 """
 
@@ -58,7 +58,8 @@ def train(net: SupernetLM, steps: list[list[Subnet]], device: torch.device) -> l
     for i, drawn in enumerate(steps):
         # another length every few steps: the token dims are dynamic too
         inputs, targets = batch(i, device, SEQ if i % 3 else SEQ - 37)
-        loss = sum(net.loss(inputs, targets, s)[0] for s in drawn) / len(drawn)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = sum(net.loss(inputs, targets, s)[0] for s in drawn) / len(drawn)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), training.grad_clip)
         optimizer.step()
@@ -108,3 +109,21 @@ def test_no_recompilation_after_the_first_subnets(cuda: torch.device) -> None:
     assert compiled_after_warmup > 0, "the blocks did not compile"
     train(net, [[s] for s in nets[2:]] + [[nets[1], nets[3]]], cuda)  # 128, 176, 144, 192
     assert counters["stats"]["unique_graphs"] == compiled_after_warmup
+
+
+@gpu
+def test_the_fused_training_loss_matches_the_logits_loss(cuda: torch.device) -> None:
+    """On CUDA the supernet trains on the fused linear cross-entropy: same value and gradients
+    as the cross entropy of its logits (fp32)."""
+    nets = subnets()
+    torch.manual_seed(0)
+    net = SupernetLM(layout_for([s.config for s in nets], share_mlp=False)).to(cuda)
+    inputs, targets = batch(7, cuda)
+    fused, logits = net.loss(inputs, targets, nets[0])
+    assert logits is None  # the fused path computed no logits
+    fused_grads = torch.autograd.grad(fused, [net.head_weight])
+    plain = torch.nn.functional.cross_entropy(
+        net.logits(inputs, nets[0]).float().reshape(-1, VOCAB), targets.reshape(-1))
+    plain_grads = torch.autograd.grad(plain, [net.head_weight])
+    assert rel_err(fused.detach(), plain.detach()) < 1e-4
+    assert rel_err(fused_grads[0], plain_grads[0]) < 1e-3

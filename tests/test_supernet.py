@@ -444,3 +444,25 @@ def test_finetune_steps_reach_the_summary_and_are_checked(tmp_path, data_cache):
     with pytest.raises(SpaceError) as err:
         SearchSpace.from_text(text, "tiny.yaml")
     assert "supernet.finetune_steps: must not be negative, got -1" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_fused_training_loss_equals_the_logits_loss() -> None:
+    """The fused loss a CUDA supernet trains on is the mean cross entropy over the targets that
+    count (float64 reference, some targets ignored), value and gradients."""
+    from archsearch.model.hybrid_lm import IGNORE_INDEX
+    from archsearch.supernet.model import fused_mean_loss
+
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 7, 16, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, generator=gen, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (3, 7), generator=gen)
+    targets[0, :3] = IGNORE_INDEX
+    fused = fused_mean_loss(hidden, weight, targets)
+    fused_grads = torch.autograd.grad(fused, (hidden, weight))
+    logits = torch.nn.functional.linear(hidden, weight).reshape(-1, 50)
+    plain = torch.nn.functional.cross_entropy(logits, targets.reshape(-1),
+                                              ignore_index=IGNORE_INDEX)
+    plain_grads = torch.autograd.grad(plain, (hidden, weight))
+    assert abs(fused.item() - plain.item()) < 1e-12
+    for a, b in zip(fused_grads, plain_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)

@@ -51,6 +51,7 @@ from archsearch.model.blocks import (
 )
 from archsearch.model.config import HybridConfig, LayerSpec
 from archsearch.model.hybrid_lm import IGNORE_INDEX
+from archsearch.model.loss import GPU_CHUNK_TOKENS, linear_cross_entropy
 from archsearch.model.mlp import RMSNorm
 
 MLP_WEIGHTS = ("mlp.gate_up_proj.weight", "mlp.down_proj.weight")
@@ -160,18 +161,25 @@ class SupernetLM(nn.Module):
 
     def loss(self, input_ids: torch.Tensor, targets: torch.Tensor, subnet: Subnet,
              teacher_logits: torch.Tensor | None = None, distill: float = 0.0
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss to train on, the subnet's logits detached).
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(loss to train on, the subnet's logits detached, or None when not computed).
 
         The training loss is the mean cross entropy, mixed with ``distill`` times the KL
         divergence from ``teacher_logits`` (in-place distillation) when those are given.
+        Without distillation, training on CUDA takes HybridLM's fused linear cross-entropy: no
+        [tokens, vocab] fp32 logits, and no logits returned (nothing would read them).
         """
+        if distill == 0 and _fused(input_ids):
+            return fused_mean_loss(self.hidden_states(input_ids, subnet), self.head_weight,
+                                   targets), None
         logits = self.logits(input_ids, subnet)
         return _mixed_loss(logits, targets, teacher_logits, distill), logits.detach()
 
     def mixture_loss(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = F.linear(self.mixture_hidden_states(input_ids), self.head_weight)
-        return _mixed_loss(logits, targets, None, 0.0)
+        hidden = self.mixture_hidden_states(input_ids)
+        if _fused(input_ids):
+            return fused_mean_loss(hidden, self.head_weight, targets)
+        return _mixed_loss(F.linear(hidden, self.head_weight), targets, None, 0.0)
 
     # -- export --------------------------------------------------------------------------------
 
@@ -250,6 +258,21 @@ def narrowed_mlp(block: AttentionBlock | GDNBlock, width: int) -> MLPWeights | N
 def _run_block(block: AttentionBlock | GDNBlock, x: torch.Tensor, width: int) -> torch.Tensor:
     # sliced here, eagerly, not inside the block's compiled graph: see the module docstring
     return block(x, mlp_weights=narrowed_mlp(block, width))
+
+
+def _fused(input_ids: torch.Tensor) -> bool:
+    """Whether a training loss takes the fused path (as ``HybridLM.loss`` decides)."""
+    return input_ids.is_cuda and torch.is_grad_enabled()
+
+
+def fused_mean_loss(hidden: torch.Tensor, head_weight: torch.Tensor,
+                    targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross entropy of ``hidden @ head_weight.T`` through the fused linear cross-entropy
+    (``model.loss``), over targets that are not ``IGNORE_INDEX``."""
+    flat = targets.reshape(-1)
+    total = linear_cross_entropy(hidden.reshape(-1, hidden.shape[-1]), head_weight, flat,
+                                 chunk_tokens=GPU_CHUNK_TOKENS, ignore_index=IGNORE_INDEX)
+    return total / (flat != IGNORE_INDEX).sum().clamp(min=1)
 
 
 def _mixed_loss(logits: torch.Tensor, targets: torch.Tensor, teacher: torch.Tensor | None,
