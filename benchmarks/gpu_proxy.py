@@ -16,6 +16,8 @@ kernels add up to much less than its wall time is launch-bound: the GPU waits on
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/calibration.yaml \\
         --profile
+    PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/calibration.yaml \\
+        --profile --modes graphs --set symbols.G.heads=6 --set symbols.G.head_dim_k=64  # 6 x 64, not 8 x 48
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/quickstart.yaml \\
         --device cpu --modes compiled --steps 2 --warmup 1          # smoke test (CPU: eager)
 """
@@ -39,6 +41,7 @@ from archsearch.model import gdn
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
+from archsearch.sweep.overrides import load_with_overrides
 from archsearch.train_step import GraphedTrainStep, make_optimizer, train_step
 
 # substrings of kernel names, first match wins (lower-cased); GDN before matmul: fla's kernels
@@ -183,6 +186,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="steps after the first, untimed")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of the space, as `archsearch sweep --set` does "
+                             "(e.g. symbols.G.head_dim_k=64)")
     parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
     parser.add_argument("--gates", choices=["kernel", "compiled"],
@@ -192,10 +198,10 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
-    space = SearchSpace.load(args.space)
+    space, _ = load_with_overrides(args.space, args.set)
     patterns = args.patterns or default_patterns(space)
-    print(f"{args.space}: {environment(device)}; GDN conv {args.gdn_conv}, gates in "
-          f"{args.gates}", flush=True)
+    print(f"{args.space} {' '.join(args.set)}: {environment(device)}; GDN conv {args.gdn_conv}, "
+          f"gates in {args.gates}", flush=True)
     rows = []
     for mode in args.modes:
         for pattern in patterns:
