@@ -13,7 +13,10 @@ backward kernel in 3 minutes, see docs/GPU.md), 16,384-token vocabulary (23M par
 16 x 2048 tokens; ``--modes eager compiled graphs`` times the plain trainer step, the one with
 ``HybridLM.compile_blocks``, and that one replayed as a CUDA graph (``archsearch.train_step``).
 ``--space SPACE --pattern P`` packs a search space's own proxy instead (resolved and size-matched
-as a sweep trains it, with its batch and length).
+as a sweep trains it, with its batch and length). ``--mps`` runs the workers under CUDA MPS
+(the script starts and quits the daemon; needs ``nvidia-cuda-mps-control`` on the machine):
+without MPS, processes sharing a GPU take turns on it, so packing only fills each other's idle
+gaps.
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py --device cpu --procs 2 \\
@@ -23,10 +26,14 @@ as a sweep trains it, with its batch and length).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +174,26 @@ def describe(results: list[WorkerResult]) -> str:
     return "\n    ".join(parts)
 
 
+@contextlib.contextmanager
+def mps_daemon(on: bool) -> Iterator[None]:
+    """CUDA MPS for the workers: without it the processes' kernels take turns on the GPU (time
+    slices), with it they can run side by side. Started before this process touches CUDA (the
+    workers inherit the pipe folder through the environment) and quit at the end."""
+    if not on:
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="archsearch-mps-"))
+    os.environ["CUDA_MPS_PIPE_DIRECTORY"] = str(folder / "pipe")
+    os.environ["CUDA_MPS_LOG_DIRECTORY"] = str(folder / "log")
+    for sub in ("pipe", "log"):
+        (folder / sub).mkdir()
+    subprocess.run(["nvidia-cuda-mps-control", "-d"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["nvidia-cuda-mps-control"], input=b"quit\n", check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--procs", type=int, default=4)
@@ -186,8 +213,14 @@ def main() -> None:
     parser.add_argument("--pattern", help="with --space: the candidate to pack")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--timeout", type=float, default=400.0)
+    parser.add_argument("--mps", action="store_true",
+                        help="run the workers under CUDA MPS (starts and quits the daemon)")
     args = parser.parse_args()
+    with mps_daemon(args.mps):
+        measure(args)
 
+
+def measure(args: argparse.Namespace) -> None:
     card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
     rows = []
     for mode in args.modes:
@@ -201,7 +234,8 @@ def main() -> None:
             else f"{args.depth} x {args.width} GGGA, vocab {args.vocab}")
     if args.space:
         packing_config(args)  # the space's batch and length, for the line below
-    print(f"\nPacking {args.procs} proxies on one GPU ({card}, torch {torch.__version__}): "
+    mps = ", under CUDA MPS" if args.mps else ""
+    print(f"\nPacking {args.procs} proxies on one GPU ({card}, torch {torch.__version__}{mps}): "
           f"{what}, batch {args.batch} x "
           f"{args.seq_len}, bf16, {args.steps} timed steps after {args.warmup} warm-up")
     print(f"{'mode':<9} {'params':>7} {'1 alone tok/s':>14} {f'{args.procs} packed tok/s':>16} "
