@@ -31,6 +31,7 @@ from archsearch.gpu import (
     limit_gpu_memory,
     out_of_memory_message,
 )
+from archsearch.model import gdn
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
 from archsearch.model.gdn import chunk_rule_from_raw_gates
 from archsearch.model.hybrid_lm import HybridLM
@@ -287,6 +288,24 @@ def test_compiled_blocks_match_eager(cuda: torch.device) -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
             model.loss(ids[:, :150], targets[:, :150]).backward()
     check_training("compiled vs eager (bf16)", model, results)
+
+
+@gpu
+@pytest.mark.parametrize("conv", ["fla", "triton"])
+def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark switches of gdn.py (gates computed before fla's kernel instead of inside
+    it; our Triton conv instead of fla's) give the defaults' loss and gradients (bf16 bound)."""
+    ids, targets = (t.to(cuda) for t in tokens(4))
+    results = []
+    for switched in (False, True):
+        monkeypatch.setattr(gdn, "GATES_IN_KERNEL", not switched)
+        monkeypatch.setattr(gdn, "COMPILED_CONV", conv if switched else "fla")
+        model = small_model("GGAG").to(cuda).compile_blocks()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model.loss(ids, targets)
+        results.append([loss, *torch.autograd.grad(loss, list(model.parameters()))])
+    check_training(f"gates before the kernel, conv {conv} vs defaults (bf16)", model, results)
 
 
 @gpu
