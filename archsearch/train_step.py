@@ -15,7 +15,11 @@ tensors; so is every later step. The optimiser is ``capturable``, with its learn
 tensor that is filled before each replay. Every call trains exactly one step on its batch.
 
 If the capture fails (a kernel that cannot be captured, a shape that changes), the step says why
-in ``note`` and goes on eagerly: a sweep loses speed, never a trial.
+in ``note`` and goes on eagerly: a sweep loses speed, never a trial. A capture that would not fit
+the process's memory is not tried (``graph_memory_note``): the graph's pool keeps every buffer of
+the step allocated, about ``GRAPH_MEMORY_FACTOR`` times the eager step's peak (measured on an
+H200: 21.6 against 7.4 GiB reserved for a 23M proxy, docs/GPU.md), and running out of memory in
+the middle of a capture is not something to recover from.
 """
 
 from __future__ import annotations
@@ -26,6 +30,29 @@ from archsearch.model import HybridLM
 from archsearch.space.schema import TrainingSection
 
 WARMUP_STEPS = 3  # eager steps before the capture (PyTorch's recipe asks for a few)
+GRAPH_MEMORY_FACTOR = 3.0  # a graphed step's reserved memory / the eager step's peak (measured)
+
+
+def graph_memory_note(eager_peak_bytes: int, limit_bytes: int) -> str | None:
+    """Why a graph of this step would not fit (None when it would): its estimated memory,
+    ``GRAPH_MEMORY_FACTOR`` x the eager step's peak, against what the process may use."""
+    need = GRAPH_MEMORY_FACTOR * eager_peak_bytes
+    if need <= limit_bytes:
+        return None
+    gib = 1024**3
+    return (f"no CUDA graph: it would need about {need / gib:.1f} GiB ({GRAPH_MEMORY_FACTOR:g} x "
+            f"the eager step's {eager_peak_bytes / gib:.1f} GiB) and this process may use "
+            f"{limit_bytes / gib:.1f} GiB; steps run eagerly (a larger resources.gpus share, or "
+            f"training.cuda_graphs: false to say so)")
+
+
+def _memory_limit(device: torch.device) -> int:
+    """Bytes this process may hold on ``device``: its per-process cap (``limit_gpu_memory``),
+    and no more than the card has free beside what the process already reserved."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    cap = int(torch.cuda.get_per_process_memory_fraction(device) * total)
+    free, _ = torch.cuda.mem_get_info(device)
+    return min(cap, free + torch.cuda.memory_reserved(device))
 
 
 def make_optimizer(model: torch.nn.Module, training: TrainingSection,
@@ -158,6 +185,11 @@ class GraphedTrainStep:
     def _capture(self, inputs: torch.Tensor, targets: torch.Tensor) -> bool:
         """Record one step with this batch's tensors as the graph's inputs; False on failure."""
         torch.cuda.synchronize(inputs.device)
+        too_big = graph_memory_note(torch.cuda.max_memory_reserved(inputs.device),
+                                    _memory_limit(inputs.device))
+        if too_big is not None:
+            self.note, self._failed = too_big, True
+            return False
         # the warm-up's cached blocks would otherwise stay reserved beside the graph's own pool
         # (peak reserved 29.8 GiB against 10.7 GiB eager for a 12 x 512 proxy on an H200)
         torch.cuda.empty_cache()

@@ -344,6 +344,24 @@ def test_cuda_graph_steps_match_eager_steps(cuda: torch.device, dtype: torch.dty
 
 
 @gpu
+def test_a_graph_without_room_is_not_captured(cuda: torch.device,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the graph would not fit the process's memory, steps stay eager, say why once, and
+    train (the memory check runs on the real eager peak; the limit is made tiny)."""
+    from archsearch import train_step as steps
+    from archsearch.space.schema import TrainingSection
+
+    monkeypatch.setattr(steps, "_memory_limit", lambda device: 1)
+    training = TrainingSection(lr=3e-3)
+    model = small_model("GGAG").to(cuda).compile_blocks()
+    optimizer = steps.make_optimizer(model, training, capturable=True)
+    step = steps.GraphedTrainStep(model, optimizer, training.grad_clip, torch.bfloat16)
+    losses = [step(*(t.to(cuda) for t in tokens(20 + i)), training.lr) for i in range(6)]
+    assert not step.replaying and "no CUDA graph" in step.note
+    assert all(torch.isfinite(loss) for loss in losses)
+
+
+@gpu
 def test_incremental_decoding_on_gpu(cuda: torch.device) -> None:
     """Prefill (fla chunk with a final state) then single-token steps (fla fused recurrent)."""
     model = small_model("GGAG").to(cuda)
