@@ -66,18 +66,23 @@ class Result:
 # -- models ------------------------------------------------------------------------------------
 
 
-def proxy_config(depth: int, width: int, unit: str, vocab: int) -> HybridConfig:
-    """A ``depth`` x ``width`` proxy repeating ``unit`` (A, GGGA or G); see the module docstring."""
+def proxy_config(depth: int, width: int, unit: str, vocab: int,
+                 gdn_head: tuple[int, int] | None = None) -> HybridConfig:
+    """A ``depth`` x ``width`` proxy repeating ``unit`` (A, GGGA or G); see the module docstring.
+    ``gdn_head``: GDN key and value head widths instead of 3/4 and 3/2 of the attention head's."""
     heads = max(1, width // HEAD_DIM)
     head_dim = width // heads
     head_dim_k = head_dim * 3 // 4
+    head_dim_v = 2 * head_dim_k
+    if gdn_head is not None:
+        head_dim_k, head_dim_v = gdn_head
     return HybridConfig.from_pattern(
         (unit * depth)[:depth],
         vocab_size=vocab,
         d_model=width,
         mlp_hidden=-(-round(width * 8 / 3) // 64) * 64,
         attention=AttentionSpec(heads=heads, kv_heads=heads, head_dim=head_dim),
-        gdn=GDNSpec(heads=heads, v_heads=heads, head_dim_k=head_dim_k, head_dim_v=2 * head_dim_k),
+        gdn=GDNSpec(heads=heads, v_heads=heads, head_dim_k=head_dim_k, head_dim_v=head_dim_v),
     )
 
 
@@ -314,10 +319,17 @@ def main() -> None:
                         help="SDPA backend for every attention layer (default: torch's choice)")
     parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default="fla",
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
+    parser.add_argument("--gdn-head", nargs=2, type=int, metavar=("K", "V"),
+                        help="GDN key and value head widths (default 3/4 and 3/2 of attention's); "
+                             "FlashQLA, when installed, takes K = V = 128 with --gates compiled")
+    parser.add_argument("--gates", choices=["kernel", "compiled"],
+                        default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
+                        help="beta and g inside fla's kernel or in the compiled graph "
+                             "(gdn.GATES_IN_KERNEL)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    gdn.COMPILED_CONV = args.gdn_conv
+    gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
     if args.sdpa == "flash":  # set before anything compiles: graphs bake the backend in
         torch.backends.cuda.enable_cudnn_sdp(False)
     elif args.sdpa == "cudnn":
@@ -349,7 +361,8 @@ def main() -> None:
             for mode in args.modes:
                 for pattern in args.patterns:
                     result = Result(size, seq_len, pattern, mode)
-                    config = proxy_config(depth, width, PATTERNS[pattern], args.vocab)
+                    config = proxy_config(depth, width, PATTERNS[pattern], args.vocab,
+                                          tuple(args.gdn_head) if args.gdn_head else None)
                     try:
                         measure(config, seq_len, tokens, mode == "compiled", args, device,
                                 peak_flops, result)
@@ -361,8 +374,10 @@ def main() -> None:
                     print("row: " + format_row(result, attention_baseline(results, result)),
                           flush=True)
     peak_text = f"{peak:g} TFLOP/s bf16 peak" if peak else "no peak known: MFU not computed"
-    print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, GDN conv "
-                         f"{args.gdn_conv}, fused linear-CE loss, fused AdamW, grad clip; MFU vs "
+    heads = f"GDN heads {args.gdn_head[0]} / {args.gdn_head[1]}, " if args.gdn_head else ""
+    print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
+                         f"gates in {args.gates}, GDN conv {args.gdn_conv}, fused linear-CE loss, "
+                         f"fused AdamW, grad clip; MFU vs "
                          f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "
                          f"the same size, T and mode")
 
