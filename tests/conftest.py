@@ -44,3 +44,15 @@ def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = root / "sweeps" / "tiny"
     assert (folder / "trials.parquet").is_file(), done.stdout[-3000:]
     return folder
+
+
+@pytest.fixture
+def cuda():
+    """The GPU for the ``gpu``-marked tests (skipped without one); they exercise fla there."""
+    import torch
+    from archsearch_kernels import fla_available
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    assert fla_available(), "the GPU tests exercise fla: install flash-linear-attention"
+    return torch.device("cuda")

@@ -20,7 +20,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from archsearch_kernels import fla_available
 
 from archsearch.errors import ArchsearchError
 from archsearch.gpu import (
@@ -73,14 +72,6 @@ def check(label: str, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]], tol: 
     print(f"\n{label}: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
     bad = {k: v for k, v in errors.items() if not v < tol}
     assert not bad, f"{label}: relative errors over {tol:g}: {bad}"
-
-
-@pytest.fixture
-def cuda() -> torch.device:
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    assert fla_available(), "the GPU tests exercise fla: install flash-linear-attention"
-    return torch.device("cuda")
 
 
 # -- CPU: fused linear cross-entropy maths ---------------------------------------------------------

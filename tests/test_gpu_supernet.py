@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from archsearch_kernels import fla_available
 from torch._dynamo.utils import counters
 
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
@@ -28,14 +27,6 @@ SPECS = {"A": AttentionSpec(heads=2, kv_heads=1, head_dim=64),
 # six subnets at five MLP widths (192 is the supernet's full width)
 SUBNETS = [("GGGA", 192), ("GAGA", 160), ("AAAA", 128), ("GGAG", 176), ("AGGG", 144),
            ("GAAG", 192)]
-
-
-@pytest.fixture
-def cuda() -> torch.device:
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    assert fla_available(), "the GPU tests exercise fla: install flash-linear-attention"
-    return torch.device("cuda")
 
 
 def subnets() -> list[Subnet]:
