@@ -35,9 +35,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_throughput import environment, free_memory, step_times, sync
+from gpu_throughput import (
+    add_gdn_switches,
+    apply_gdn_switches,
+    environment,
+    free_memory,
+    step_times,
+    sync,
+)
 
-from archsearch.model import gdn
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
@@ -189,15 +195,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field of the space, as `archsearch sweep --set` does "
                              "(e.g. symbols.G.head_dim_k=64)")
-    parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
-                        help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
-    parser.add_argument("--gates", choices=["kernel", "compiled"],
-                        default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
-                        help="beta and g inside fla's kernel or in the compiled graph "
-                             "(gdn.GATES_IN_KERNEL)")
+    add_gdn_switches(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
-    gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
+    apply_gdn_switches(args)
     space, _ = load_with_overrides(args.space, args.set)
     patterns = args.patterns or default_patterns(space)
     print(f"{args.space} {' '.join(args.set)}: {environment(device)}; GDN conv {args.gdn_conv}, "

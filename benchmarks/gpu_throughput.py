@@ -86,6 +86,21 @@ def proxy_config(depth: int, width: int, unit: str, vocab: int,
     )
 
 
+def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
+    """``--gdn-conv`` and ``--gates``: gdn.py's benchmark switches (see its module constants)."""
+    parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
+                        help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
+    parser.add_argument("--gates", choices=["kernel", "compiled"],
+                        default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
+                        help="beta and g inside fla's kernel or in the compiled graph "
+                             "(gdn.GATES_IN_KERNEL)")
+
+
+def apply_gdn_switches(args: argparse.Namespace) -> None:
+    """Set the switches before any model is built or compiled (graphs bake them in)."""
+    gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
+
+
 def parse_size(text: str) -> tuple[int, int]:
     depth, width = text.lower().split("x")
     return int(depth), int(width)
@@ -317,19 +332,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile 2 steps of every model")
     parser.add_argument("--sdpa", choices=["default", "flash", "cudnn"], default="default",
                         help="SDPA backend for every attention layer (default: torch's choice)")
-    parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default="fla",
-                        help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
+    add_gdn_switches(parser)
     parser.add_argument("--gdn-head", nargs=2, type=int, metavar=("K", "V"),
                         help="GDN key and value head widths (default 3/4 and 3/2 of attention's); "
                              "FlashQLA, when installed, takes K = V = 128 with --gates compiled")
-    parser.add_argument("--gates", choices=["kernel", "compiled"],
-                        default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
-                        help="beta and g inside fla's kernel or in the compiled graph "
-                             "(gdn.GATES_IN_KERNEL)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
+    apply_gdn_switches(args)
     if args.sdpa == "flash":  # set before anything compiles: graphs bake the backend in
         torch.backends.cuda.enable_cudnn_sdp(False)
     elif args.sdpa == "cudnn":
