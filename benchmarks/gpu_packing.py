@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,9 @@ def mps_daemon(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        raise SystemExit("--mps: nvidia-cuda-mps-control is not on PATH (CUDA MPS is part of the "
+                         "CUDA toolkit / driver utilities; this machine has none)")
     folder = Path(tempfile.mkdtemp(prefix="archsearch-mps-"))
     os.environ["CUDA_MPS_PIPE_DIRECTORY"] = str(folder / "pipe")
     os.environ["CUDA_MPS_LOG_DIRECTORY"] = str(folder / "log")

@@ -466,3 +466,23 @@ def test_fused_training_loss_equals_the_logits_loss() -> None:
     assert abs(fused.item() - plain.item()) < 1e-12
     for a, b in zip(fused_grads, plain_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_subnets_are_scored_under_the_proxies_autocast(data_cache):
+    """A sweep trial evaluates under its training precision (bf16 autocast on CUDA); a subnet's
+    score is computed the same way, not in fp32 beside it."""
+    space = _space(sandwich=False, distill=0.0, warmup_fraction=0.0)
+    anchor = trial_for(space, space.candidates[0].pattern, 0)
+    data = prepare_data(anchor.data, anchor.evaluation, data_cache)
+    catalog = SubnetCatalog(space, 0, data.vocab_size)
+    torch.manual_seed(0)
+    model = SupernetLM(layout_for(catalog.configs, share_mlp=False))
+    cpu = torch.device("cpu")
+    scored = score_all(model, catalog, space, data, cpu, None, amp=torch.bfloat16)
+    first = catalog.candidates[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        as_a_trial = evaluate(model.extract(first), data, anchor.evaluation, probes=False)
+    in_fp32 = evaluate(model.extract(first), data, anchor.evaluation, probes=False)
+    got = scored["rows"][0]["metrics"]["val_loss"]
+    assert got == as_a_trial["val_loss"]
+    assert got != in_fp32["val_loss"]

@@ -353,8 +353,9 @@ class SupernetSection:
     # optimiser, the same batches for every subnet; the supernet's weights are left as they are)
     finetune_steps: int = checked(0, non_negative)
     # CUDA: the blocks run as compiled regions, as a proxy's do (HybridLM.compile_blocks); one
-    # graph serves every subnet's MLP width. The CPU never compiles and ignores it
-    compile: bool = False
+    # graph serves every subnet's MLP width. The CPU never compiles and ignores it. On by
+    # default since its GPU tests passed on an H200 (tests/test_gpu_supernet.py)
+    compile: bool = True
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
             raise TrialDiverged(f"supernet training loss became {train_loss} by step {done}")
         progress.wall_s = time.perf_counter() - started
         progress.monitor_flops += eval_flops(catalog.candidates[0], data)
-        metrics = _anchor_metrics(model, catalog.candidates[0], data, anchor, device) | {
+        metrics = _anchor_metrics(model, catalog.candidates[0], data, anchor, device, amp) | {
             "train_loss": train_loss, "step": done, "fidelity": done / budget.steps,
             "tokens_seen": done * budget.tokens_per_step, "total_steps": budget.steps,
             "supernet_train_flops": progress.train_flops,
@@ -139,7 +139,7 @@ def train_supernet(space: SearchSpace, seed: int, report: Report, workdir: Path,
             _save(model, optimizer, progress, checkpoint)
             finetune = FineTune(finetune_batches(data, training.batch_size, seed, done,
                                                  options.finetune_steps), training, amp)
-            scores = score_all(model, catalog, space, data, device, finetune)
+            scores = score_all(model, catalog, space, data, device, finetune, amp)
             summary = {"train_flops": progress.train_flops, "eval_flops": scores["eval_flops"],
                        "finetune_flops": scores["finetune_flops"],
                        "finetune_steps": options.finetune_steps,
@@ -198,9 +198,10 @@ def _mixture_flops(catalog: SubnetCatalog, seq_len: int) -> float:
 
 
 def _anchor_metrics(model: SupernetLM, subnet: Subnet, data: PreparedData, anchor: Any,
-                    device: torch.device) -> dict[str, float]:
+                    device: torch.device, amp: torch.dtype | None) -> dict[str, float]:
     extracted = model.extract(subnet).to(device)
-    return evaluate(extracted, data, anchor.evaluation, device=str(device), probes=False)
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        return evaluate(extracted, data, anchor.evaluation, device=str(device), probes=False)
 
 
 def patterns_to_score(model: SupernetLM, catalog: SubnetCatalog, data: PreparedData,
@@ -238,9 +239,21 @@ class _PlacementScorer:
 
 def score_all(model: SupernetLM, catalog: SubnetCatalog, space: SearchSpace,
               data: PreparedData, device: torch.device,
-              finetune: FineTune | None = None) -> dict[str, Any]:
+              finetune: FineTune | None = None, amp: torch.dtype | None = None
+              ) -> dict[str, Any]:
     """Rows (pattern layers + metrics) of every subnet to rank, the scoring FLOPs, and the
-    FLOPs of fine-tuning each subnet first (``finetune``, when it has steps)."""
+    FLOPs of fine-tuning each subnet first (``finetune``, when it has steps).
+
+    ``amp``: the autocast dtype the proxies train and evaluate under (``autocast_dtype``; bf16
+    on CUDA), so that a subnet's score is computed as a sweep trial's evaluation computes it.
+    """
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        return _score_all(model, catalog, space, data, device, finetune)
+
+
+def _score_all(model: SupernetLM, catalog: SubnetCatalog, space: SearchSpace,
+               data: PreparedData, device: torch.device,
+               finetune: FineTune | None) -> dict[str, Any]:
     model.eval()
     subnets, spent = patterns_to_score(model, catalog, data, space.spec.supernet, device)
     if finetune is not None and not finetune.steps:
