@@ -92,12 +92,17 @@ def sweep_blocks() -> list[ConvBlocks]:
           for chunk in (128, 256, 1024)]
     dx = [ConvBlocks(dx_t=t, dx_d=d, dx_warps=w)
           for t, d, w in ((16, 128, 4), (32, 64, 2), (32, 256, 8), (64, 64, 4))]
-    return fwd + ds + dx
+    # the weight-gradient sums kept elementwise until the chunk's end: a [W, t, d] fp32 tile
+    chunk_sums = [ConvBlocks(ds_t=t, ds_d=d, ds_warps=w, time_chunk=256, dw_sum="chunk")
+                  for t, d, w in ((16, 128, 4), (8, 128, 4), (16, 64, 2), (8, 64, 2),
+                                  (32, 128, 8), (16, 256, 8))]
+    return fwd + ds + dx + chunk_sums
 
 
 def describe(b: ConvBlocks) -> str:
     return (f"f{b.fwd_t}x{b.fwd_d}/{b.fwd_warps} ds{b.ds_t}x{b.ds_d}/{b.ds_warps} "
-            f"c{b.time_chunk} dx{b.dx_t}x{b.dx_d}/{b.dx_warps}")
+            f"c{b.time_chunk}{'' if b.dw_sum == 'tile' else ' dw-chunk'} "
+            f"dx{b.dx_t}x{b.dx_d}/{b.dx_warps}")
 
 
 def median_us(fn: Callable[[], object], reps: int, warmup: int, device: torch.device) -> float:

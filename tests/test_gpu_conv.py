@@ -57,11 +57,12 @@ def max_rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out - ref).abs().max() / ref.abs().max().clamp(min=1e-30)).item()
 
 
-def small_blocks() -> ConvBlocks:
+def small_blocks(dw_sum: str = "tile") -> ConvBlocks:
     """Tiles far smaller than the shapes below: several t, d and time-chunk blocks, partial ones."""
     from archsearch_kernels.triton_conv import ConvBlocks
 
-    return ConvBlocks(fwd_t=16, fwd_d=32, ds_t=8, ds_d=32, time_chunk=32, dx_t=16, dx_d=32)
+    return ConvBlocks(fwd_t=16, fwd_d=32, ds_t=8, ds_d=32, time_chunk=32, dx_t=16, dx_d=32,
+                      dw_sum=dw_sum)
 
 
 def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int, W: int,
@@ -118,11 +119,14 @@ def assert_under(label: str, errors: dict[str, float], tol: float) -> None:
 @pytest.mark.parametrize("W", [2, 3, 4])
 @pytest.mark.parametrize("activation", [None, "silu"])
 @pytest.mark.parametrize(("B", "strided"), [(1, False), (3, True)], ids=["B1", "B3-strided"])
+@pytest.mark.parametrize("dw_sum", ["tile", "chunk"])
 def test_triton_conv_matches_float64(device: torch.device, dtype: torch.dtype, W: int,
-                                     activation: str | None, B: int, strided: bool) -> None:
+                                     activation: str | None, B: int, strided: bool,
+                                     dw_sum: str) -> None:
     """T = 75 is a multiple of no tile (16, 8) nor time chunk (32); D = 40 of no d-tile (32)."""
-    errors = conv_errors(device, dtype, B, 75, 40, W, activation, strided, small_blocks())
-    assert_under(f"triton conv {dtype} W={W} {activation} B={B}", errors, tolerance(dtype, device))
+    errors = conv_errors(device, dtype, B, 75, 40, W, activation, strided, small_blocks(dw_sum))
+    assert_under(f"triton conv {dtype} W={W} {activation} B={B} dw {dw_sum}", errors,
+                 tolerance(dtype, device))
 
 
 @gpu

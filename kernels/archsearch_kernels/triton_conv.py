@@ -23,7 +23,10 @@ alone ~5x; docs/GPU.md). The kernels here are memory-bound tile loops:
      in registers over its TIME_CHUNK rows and writes one fp32 partial [W, BLOCK_D] per (chunk,
      batch row): torch sums the partials in a fixed order (deterministic, no atomics), and
      per-chunk rather than per-tile partials keep that extra traffic small (at B=32, T=1024,
-     D=1536 with chunks of 256: 0.8 MB).
+     D=1536 with chunks of 256: 0.8 MB). Summing over a tile's rows is a reduction across
+     warps, W of them per tile; on the H200 this step ran at about 7x its memory bound, so
+     `ConvBlocks.dw_sum = "chunk"` instead accumulates the products elementwise in registers and
+     reduces once per chunk (to be timed: `benchmarks/gpu_conv.py --sweep`).
   2. dx step, one program per (t-block, d-block, batch row): W shifted loads of ds, fp32 sums,
      dx cast to x's dtype and stored.
   HBM traffic of the backward at that shape: x, dy and dx 100 MB each (bf16), ds 200 MB written
@@ -72,8 +75,14 @@ class ConvBlocks:
     dx_t: int = 32
     dx_d: int = 128
     dx_warps: int = 4
+    # ds step: sum each tile's dw products over its rows right away ("tile": W cross-warp
+    # reductions per tile), or accumulate them elementwise in a [W, ds_t, ds_d] fp32 register
+    # tile and reduce once per time chunk ("chunk": more registers, no reduction in the loop)
+    dw_sum: str = "tile"
 
     def __post_init__(self) -> None:
+        if self.dw_sum not in ("tile", "chunk"):
+            raise ValueError(f"ConvBlocks.dw_sum must be 'tile' or 'chunk'; got {self.dw_sum!r}")
         for name in ("fwd_t", "fwd_d", "fwd_warps", "ds_t", "ds_d", "ds_warps", "time_chunk",
                      "dx_t", "dx_d", "dx_warps"):
             value = getattr(self, name)
@@ -130,6 +139,7 @@ def _conv_ds_dw_kernel(
     stride_xb, stride_xt, stride_wd, stride_ww, stride_dyb, stride_dyt,
     W: tl.constexpr, W_PAD: tl.constexpr, SILU: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TIME_CHUNK: tl.constexpr, ALIGN: tl.constexpr,
+    DW_AT_END: tl.constexpr,
 ):
     """Backward, step 1: ds = dy * act'(pre) into fp32 scratch, and the weight-gradient partials."""
     pid_c, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
@@ -142,6 +152,8 @@ def _conv_ds_dw_kernel(
     ds_base = ds_ptr + pid_b.to(tl.int64) * T * D
     w_rows = tl.arange(0, W_PAD)
     dw_acc = tl.zeros((W_PAD, BLOCK_D), dtype=tl.float32)
+    if DW_AT_END:  # ConvBlocks.dw_sum == "chunk"
+        dw_tile = tl.zeros((W_PAD, BLOCK_T, BLOCK_D), dtype=tl.float32)
     # a fixed trip count (rows past T are masked): the last chunk of a T that is not a multiple
     # of TIME_CHUNK idles for a few tiles, which is cheaper than a data-dependent loop bound
     for i in range(TIME_CHUNK // BLOCK_T):
@@ -168,8 +180,14 @@ def _conv_ds_dw_kernel(
             mask = ((t_src >= 0) & (t_src < T))[:, None] & mask_d[None, :]
             xv = tl.load(x_base + t_src[:, None] * stride_xt + offs_d[None, :], mask=mask,
                          other=0.0)
-            col = tl.sum(ds * xv.to(tl.float32), axis=0)
-            dw_acc += tl.where((w_rows == w)[:, None], col[None, :], 0.0)
+            if DW_AT_END:
+                dw_tile += tl.where((w_rows == w)[:, None, None],
+                                    (ds * xv.to(tl.float32))[None, :, :], 0.0)
+            else:
+                col = tl.sum(ds * xv.to(tl.float32), axis=0)
+                dw_acc += tl.where((w_rows == w)[:, None], col[None, :], 0.0)
+    if DW_AT_END:
+        dw_acc = tl.sum(dw_tile, axis=1)
     # partials [n_chunks * B, W, D], row (chunk, batch) = pid_c * B + pid_b
     part = pid_c * tl.num_programs(2) + pid_b
     part_base = dw_part_ptr + part.to(tl.int64) * W * D
@@ -266,7 +284,7 @@ def _backward(
         dy.stride(0) // align, dy.stride(1) // align,
         W=W, W_PAD=triton.next_power_of_2(W), SILU=silu,
         BLOCK_T=blocks.ds_t, BLOCK_D=blocks.ds_d, TIME_CHUNK=chunk, ALIGN=align,
-        num_warps=blocks.ds_warps,
+        DW_AT_END=blocks.dw_sum == "chunk", num_warps=blocks.ds_warps,
     )
     dx = torch.empty((B, T, D), dtype=x.dtype, device=x.device)
     _conv_dx_kernel[(triton.cdiv(T, blocks.dx_t), triton.cdiv(D, blocks.dx_d), B)](
