@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from archsearch_kernels import fla_warps
 
 from archsearch.model import gdn
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
@@ -87,18 +89,24 @@ def proxy_config(depth: int, width: int, unit: str, vocab: int,
 
 
 def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
-    """``--gdn-conv`` and ``--gates``: gdn.py's benchmark switches (see its module constants)."""
+    """``--gdn-conv``, ``--gates``: gdn.py's benchmark switches (see its module constants);
+    ``--fla-warps``: fla's TileLang backward at padded narrow heads (archsearch_kernels.fla_warps)."""
     parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
     parser.add_argument("--gates", choices=["kernel", "compiled"],
                         default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
                         help="beta and g inside fla's kernel or in the compiled graph "
                              "(gdn.GATES_IN_KERNEL)")
+    parser.add_argument("--fla-warps", choices=["four", "fla"],
+                        default=os.environ.get(fla_warps.WARPS_ENV_VAR, "four") or "four",
+                        help="fla's TileLang GDN backward at heads narrower than its 64-wide "
+                             "tiles: four warps (ours) or fla's two ($ARCHSEARCH_FLA_WARPS)")
 
 
 def apply_gdn_switches(args: argparse.Namespace) -> None:
     """Set the switches before any model is built or compiled (graphs bake them in)."""
     gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
+    os.environ[fla_warps.WARPS_ENV_VAR] = args.fla_warps  # read by fla_warps at every build
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -386,7 +394,8 @@ def main() -> None:
     peak_text = f"{peak:g} TFLOP/s bf16 peak" if peak else "no peak known: MFU not computed"
     heads = f"GDN heads {args.gdn_head[0]} / {args.gdn_head[1]}, " if args.gdn_head else ""
     print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
-                         f"gates in {args.gates}, GDN conv {args.gdn_conv}, fused linear-CE loss, "
+                         f"gates in {args.gates}, GDN conv {args.gdn_conv}, "
+                         f"fla warps {args.fla_warps}, fused linear-CE loss, "
                          f"fused AdamW, grad clip; MFU vs "
                          f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "
                          f"the same size, T and mode")

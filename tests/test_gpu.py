@@ -136,7 +136,8 @@ def test_message_parts() -> None:
 # -- GPU: fla's chunk kernel vs our torch kernel ---------------------------------------------------
 
 
-def gdn_inputs(device: torch.device, dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+def gdn_inputs(device: torch.device, dtype: torch.dtype, seed: int = 0, K: int = K,
+               V: int = V) -> list[torch.Tensor]:
     """q, k (unnormalised: the kernels L2-normalise), v, log decay g <= 0, beta in (0, 2), h0."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     q = torch.randn(B, T, H, K, generator=gen)
@@ -153,7 +154,7 @@ def run_rule(inputs: list[torch.Tensor], backend: str) -> list[torch.Tensor]:
     from archsearch_kernels import gated_delta_rule
 
     q, k, v, g, beta, h0 = inputs
-    o, hT = gated_delta_rule(q, k, v, g, beta, scale=K**-0.5, initial_state=h0,
+    o, hT = gated_delta_rule(q, k, v, g, beta, scale=q.shape[-1] ** -0.5, initial_state=h0,
                              output_final_state=True, use_qk_l2norm_in_kernel=True,
                              backend=backend)
     gen = torch.Generator(device="cpu").manual_seed(1)
@@ -172,6 +173,28 @@ def test_fla_chunk_matches_torch_kernel(cuda: torch.device, dtype: torch.dtype) 
     ours = run_rule(gdn_inputs(cuda, dtype), "torch")
     check(f"fla {dtype} vs fp64", dict(zip(names, zip(fla, exact))), TOL[dtype])
     check(f"torch {dtype} vs fp64", dict(zip(names, zip(ours, exact))), TOL[dtype])
+
+
+@gpu
+def test_fla_with_four_warps_at_padded_heads(cuda: torch.device,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calibration proxies' GDN heads (K 48, V 96: tiles padded to 64) with fla's TileLang
+    backward built with four warps (archsearch_kernels.fla_warps) and with fla's own two: both
+    against float64, in bf16."""
+    from archsearch_kernels import fla_warps
+
+    if not fla_warps.install():
+        pytest.skip("fla's TileLang backend is not in this install (it is used on Hopper)")
+    names = ["o", "final state", "dq", "dk", "dv", "dg", "dbeta", "dh0"]
+    exact = run_rule(gdn_inputs(cuda, torch.float64, K=48, V=96), "torch")
+    errors = {}
+    for warps in ("four", "fla"):
+        monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, warps)
+        got = run_rule(gdn_inputs(cuda, torch.bfloat16, K=48, V=96), "fla")
+        check(f"fla bf16 K48/V96, {warps} warps, vs fp64", dict(zip(names, zip(got, exact))),
+              TOL[torch.bfloat16])
+        errors[warps] = max(rel_err(a, b) for a, b in zip(got, exact))
+    assert errors["four"] <= BF16_FLOOR_MARGIN * errors["fla"], errors
 
 
 @gpu

@@ -309,3 +309,46 @@ def test_recurrent_dispatch_on_cpu_is_the_torch_per_step_form():
     want = fused_recurrent_gated_delta_rule(q, k, v, g, beta, output_final_state=True)
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1], want[1])
+
+
+# -- fla's TileLang backward: warps for padded narrow heads (archsearch_kernels.fla_warps) --------
+
+
+def test_padded_narrow_heads_get_four_warps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from archsearch_kernels import fla_warps
+
+    monkeypatch.delenv(fla_warps.WARPS_ENV_VAR, raising=False)
+    assert fla_warps.warps_for(2, 64, 64) == 4  # K 48 / V 96: both tiles padded to 64
+    assert fla_warps.warps_for(2, 32, 64) == 2  # K 32: a 32-wide tile keeps fla's two warps
+    assert fla_warps.warps_for(4, 64, 64) == 4
+    monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "fla")
+    assert fla_warps.warps_for(2, 64, 64) == 2
+
+
+def test_install_wraps_flas_builder_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a stand-in for fla's TileLang module: the builder gets four warps for full tiles, the
+    wrapper is installed once, and a module without the builder is left alone."""
+    import importlib.util
+    import inspect
+
+    from archsearch_kernels import fla_warps
+
+    built: list[int] = []
+    module = types.ModuleType(fla_warps._MODULE)
+    original = lambda **kw: built.append(kw["num_warps"])
+    setattr(module, fla_warps._BUILDER, original)
+    monkeypatch.setitem(sys.modules, fla_warps._MODULE, module)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "tilelang" else real_find_spec(name, *a))
+    monkeypatch.delenv(fla_warps.WARPS_ENV_VAR, raising=False)
+
+    assert fla_warps.install() and fla_warps.install()
+    build = getattr(module, fla_warps._BUILDER)
+    build(BK=64, BV=64, num_warps=2)
+    build(BK=32, BV=64, num_warps=2)
+    assert built == [4, 2]
+    assert inspect.getclosurevars(build).nonlocals["build"] is original  # one wrapper, not two
+
+    monkeypatch.setitem(sys.modules, fla_warps._MODULE, types.ModuleType(fla_warps._MODULE))
+    assert not fla_warps.install()

@@ -21,7 +21,6 @@ from .recurrent import fused_recurrent_gated_delta_rule, reference_gated_delta_r
 from .short_conv import causal_conv1d, reference_causal_conv1d
 
 __all__ = [
-    "recurrent_gated_delta_rule",
     "BACKEND_ENV_VAR",
     "causal_conv1d",
     "chunk_gated_delta_rule",
@@ -31,6 +30,7 @@ __all__ = [
     "gated_delta_rule_from_raw_gates",
     "gdn_gates",
     "l2norm",
+    "recurrent_gated_delta_rule",
     "reference_causal_conv1d",
     "reference_gated_delta_rule",
     "select_backend",

@@ -16,6 +16,7 @@ import os
 
 import torch
 
+from . import fla_warps
 from .gated_delta_rule import chunk_gated_delta_rule
 from .recurrent import fused_recurrent_gated_delta_rule
 from .short_conv import causal_conv1d
@@ -99,6 +100,7 @@ def gated_delta_rule(
     if select_backend(backend, q.device) == "fla":
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
 
+        fla_warps.install()  # four warps for padded narrow heads in fla's TileLang backward
         return fla_chunk_gated_delta_rule(
             q, k, v, g, beta, chunk_size=min(chunk_size, FLA_MAX_CHUNK), **kwargs
         )
@@ -145,6 +147,7 @@ def gated_delta_rule_from_raw_gates(
     if gates_in_kernel and select_backend(backend, q.device) == "fla":
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
 
+        fla_warps.install()
         o, _ = fla_chunk_gated_delta_rule(
             q,
             k,
