@@ -98,9 +98,10 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
                         help="beta and g inside fla's kernel or in the compiled graph "
                              "(gdn.GATES_IN_KERNEL)")
     parser.add_argument("--fla-warps", choices=["four", "fla"],
-                        default=os.environ.get(fla_warps.WARPS_ENV_VAR, "four") or "four",
+                        default="four" if os.environ.get(fla_warps.WARPS_ENV_VAR) == "four"
+                        else "fla",
                         help="fla's TileLang GDN backward at heads narrower than its 64-wide "
-                             "tiles: four warps (ours) or fla's two ($ARCHSEARCH_FLA_WARPS)")
+                             "tiles: fla's two warps or four ($ARCHSEARCH_FLA_WARPS)")
 
 
 def apply_gdn_switches(args: argparse.Namespace) -> None:

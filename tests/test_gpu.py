@@ -185,12 +185,17 @@ def test_fla_with_four_warps_at_padded_heads(cuda: torch.device,
 
     if not fla_warps.install():
         pytest.skip("fla's TileLang backend is not in this install (it is used on Hopper)")
+    built: list[int] = []
+    choose = fla_warps.warps_for
+    monkeypatch.setattr(fla_warps, "warps_for", lambda *a: built.append(choose(*a)) or built[-1])
     names = ["o", "final state", "dq", "dk", "dv", "dg", "dbeta", "dh0"]
     exact = run_rule(gdn_inputs(cuda, torch.float64, K=48, V=96), "torch")
     errors = {}
-    for warps in ("four", "fla"):
+    for warps, expected in (("four", 4), ("fla", 2)):
         monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, warps)
+        built.clear()
         got = run_rule(gdn_inputs(cuda, torch.bfloat16, K=48, V=96), "fla")
+        assert built and set(built) == {expected}, built  # the backward was built with these
         check(f"fla bf16 K48/V96, {warps} warps, vs fp64", dict(zip(names, zip(got, exact))),
               TOL[torch.bfloat16])
         errors[warps] = max(rel_err(a, b) for a, b in zip(got, exact))

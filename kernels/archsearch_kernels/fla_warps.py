@@ -8,9 +8,12 @@ TileLang GEMM partitioning"). Its tiles, though, are the widths rounded up to a 
 spend 4.75 ms a step in this kernel on an H200 against 1.72 ms with 64 / 128 heads of the same
 parameter count (docs/GPU.md): the two-warp build is the difference.
 
-`install()` wraps fla's kernel builder so that a build with both tiles at least 64 wide gets
-four warps; narrower tiles keep fla's two. The wrapper reads $ARCHSEARCH_FLA_WARPS at every
-build: "fla" keeps fla's choice (for side-by-side runs), anything else or unset widens.
+`install()` wraps fla's kernel builder so that, with $ARCHSEARCH_FLA_WARPS=four, a build with
+both tiles at least 64 wide gets four warps (narrower tiles keep fla's two). Unset or "fla" keeps
+fla's choice: four warps at K 48 have not yet run on a GPU (tests/test_gpu.py
+::test_fla_with_four_warps_at_padded_heads and `benchmarks/gpu_proxy.py --fla-warps four` are
+how they will be checked), and a TileLang build that failed would stop every GDN trial. The
+variable is read at every build, so one process can compare both.
 Installing is idempotent and does nothing when fla's TileLang backend is absent or its builder
 has another name (another fla version): the kernels then run exactly as fla ships them.
 """
@@ -32,9 +35,9 @@ _FULL_TILE = 64  # fla's tile cap on Hopper (CONST_TILING with enough shared mem
 
 
 def warps_for(fla_warps: int, block_k: int, block_v: int) -> int:
-    """The warps to build with: four where fla chose two only because a head is narrower than
-    its (padded) tile; fla's own choice otherwise or when $ARCHSEARCH_FLA_WARPS is "fla"."""
-    if os.environ.get(WARPS_ENV_VAR, "").strip().lower() == "fla":
+    """The warps to build with: with $ARCHSEARCH_FLA_WARPS=four, four where fla chose two only
+    because a head is narrower than its (padded) tile; fla's own choice otherwise."""
+    if os.environ.get(WARPS_ENV_VAR, "fla").strip().lower() != "four":
         return fla_warps
     if fla_warps == 2 and min(block_k, block_v) >= _FULL_TILE:
         return 4
