@@ -89,7 +89,7 @@ def proxy_config(depth: int, width: int, unit: str, vocab: int,
 
 
 def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
-    """``--gdn-conv``, ``--gates``: gdn.py's benchmark switches (see its module constants);
+    """``--gdn-conv``, ``--gates``, ``--in-proj``: gdn.py's benchmark switches (its module constants);
     ``--fla-warps``: fla's TileLang backward at padded narrow heads (archsearch_kernels.fla_warps)."""
     parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
@@ -97,6 +97,10 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
                         default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
                         help="beta and g inside fla's kernel or in the compiled graph "
                              "(gdn.GATES_IN_KERNEL)")
+    parser.add_argument("--in-proj", choices=["fused", "split"],
+                        default="split" if gdn.SPLIT_IN_PROJ else "fused",
+                        help="GDN's in_proj as one matmul, or two on slices of its weight "
+                             "(gdn.SPLIT_IN_PROJ)")
     parser.add_argument("--fla-warps", choices=["four", "fla"],
                         default="four" if os.environ.get(fla_warps.WARPS_ENV_VAR) == "four"
                         else "fla",
@@ -107,6 +111,7 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
 def apply_gdn_switches(args: argparse.Namespace) -> None:
     """Set the switches before any model is built or compiled (graphs bake them in)."""
     gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
+    gdn.SPLIT_IN_PROJ = args.in_proj == "split"
     os.environ[fla_warps.WARPS_ENV_VAR] = args.fla_warps  # read by fla_warps at every build
 
 
@@ -396,7 +401,7 @@ def main() -> None:
     heads = f"GDN heads {args.gdn_head[0]} / {args.gdn_head[1]}, " if args.gdn_head else ""
     print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
                          f"gates in {args.gates}, GDN conv {args.gdn_conv}, "
-                         f"fla warps {args.fla_warps}, fused linear-CE loss, "
+                         f"in_proj {args.in_proj}, fla warps {args.fla_warps}, fused linear-CE loss, "
                          f"fused AdamW, grad clip; MFU vs "
                          f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "
                          f"the same size, T and mode")

@@ -314,7 +314,8 @@ def test_compiled_blocks_match_eager(cuda: torch.device) -> None:
 def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The benchmark switches of gdn.py (gates computed before fla's kernel instead of inside
-    it; our Triton conv instead of fla's) train as accurately as the defaults in bf16.
+    it; our Triton conv instead of fla's; in_proj as two matmuls) train as accurately as the
+    defaults in bf16.
 
     Two bf16 runs differ from each other by more than either differs from the truth, so both
     are compared with an fp32 run of the defaults instead: the switched path's gradients may be
@@ -326,6 +327,7 @@ def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
                                  ("switched", True, True)):
         monkeypatch.setattr(gdn, "GATES_IN_KERNEL", not switched)
         monkeypatch.setattr(gdn, "COMPILED_CONV", conv if switched else "fla")
+        monkeypatch.setattr(gdn, "SPLIT_IN_PROJ", switched)
         model = small_model("GGAG").to(cuda).compile_blocks()  # the same weights each time
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             loss = model.loss(ids, targets)
@@ -333,7 +335,7 @@ def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
                                  torch.autograd.grad(loss, list(model.parameters()))])
     floor = rel_err(grads["defaults"], grads["fp32"])
     err = rel_err(grads["switched"], grads["fp32"])
-    print(f"\ngates before the kernel, conv {conv}: gradients vs fp32 {err:.1e} "
+    print(f"\ngates before the kernel, split in_proj, conv {conv}: gradients vs fp32 {err:.1e} "
           f"(defaults {floor:.1e})")
     assert err <= BF16_FLOOR_MARGIN * floor, f"{err:.1e} vs the defaults' {floor:.1e}"
 

@@ -181,3 +181,27 @@ def test_rmsnorm_and_swiglu() -> None:
     mlp = SwiGLU(8, 12, 0.2).double()
     gate, up = mlp.gate_up_proj.weight.split(12)
     torch.testing.assert_close(mlp(x), (F.silu(x @ gate.T) * (x @ up.T)) @ mlp.down_proj.weight.T)
+
+
+@pytest.mark.parametrize("gates_in_kernel", [True, False])
+def test_split_in_proj_gives_the_same_projections(gates_in_kernel: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """gdn.SPLIT_IN_PROJ (two matmuls on row slices of in_proj's weight, for the GPU's backward)
+    computes project's outputs and every gradient as the one matmul does (float64)."""
+    from archsearch.model import gdn
+
+    monkeypatch.setattr(gdn, "GATES_IN_KERNEL", gates_in_kernel)
+    torch.manual_seed(0)
+    layer = GatedDeltaNet(16, GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=12), 0.02)
+    layer = layer.double()
+    x = torch.randn(2, 9, 16, dtype=torch.float64, requires_grad=True)
+    results = []
+    for split in (False, True):
+        monkeypatch.setattr(gdn, "SPLIT_IN_PROJ", split)
+        outs = layer.project(x)
+        gen = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum() for o in outs)
+        grads = torch.autograd.grad(loss, [x, *layer.parameters()], allow_unused=True)
+        results.append([*outs, *(g for g in grads if g is not None)])
+    for got, ref in zip(*results, strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)

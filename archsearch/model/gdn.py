@@ -61,6 +61,13 @@ COMPILED_CONV = "fla"
 # chunk kernel computes both (and their gradients); False computes them in the compiled graph
 # (`gdn_gates`, fused by inductor) and fla gets g, beta. Same maths; benchmark `--gates`.
 GATES_IN_KERNEL = True
+# How a compiled `project` applies in_proj: False, one matmul whose output is split; True, two
+# matmuls on row slices of the same weight, q|k|v and gate|a|b. Same parameters and maths. The one
+# matmul's backward must first concatenate the pieces' gradients into a [tokens, 2320] tensor
+# (an inductor `cat`: 1.5 ms a step for the 12 x 512 proxy's nine GDN layers on an H200,
+# docs/GPU.md); two matmuls read the pieces' gradients where they are, for one extra add of
+# [tokens, d_model]. Benchmark `--in-proj`.
+SPLIT_IN_PROJ = False
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -146,7 +153,12 @@ class GatedDeltaNet(nn.Module):
         """
         spec = self.spec
         batch, seq, _ = x.shape
-        qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
+        if SPLIT_IN_PROJ:
+            weight = self.in_proj.weight
+            qkv = F.linear(x, weight[:spec.conv_dim])
+            gate, a, b = F.linear(x, weight[spec.conv_dim:]).split(self.split_sizes[1:], dim=-1)
+        else:
+            qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
         if COMPILED_CONV == "triton":  # reads the strided q|k|v view in place
             qkv = _triton_conv(qkv, self.conv_weight)
         elif torch.compiler.is_compiling() and COMPILED_CONV == "torch":
