@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,12 @@ def _widened(build: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install() -> bool:
-    """Wrap fla's builder (once per process); True when the wrapper is in place."""
+    """Wrap fla's builder (once per process); True when the wrapper is in place.
+
+    Called before every fla chunk op (``dispatch``): once installed, a dictionary lookup."""
+    loaded = sys.modules.get(_MODULE)
+    if getattr(getattr(loaded, _BUILDER, None), "widened_by_archsearch", False):
+        return True
     try:
         if importlib.util.find_spec("tilelang") is None:
             return False
