@@ -47,7 +47,8 @@ counted as never in the median. ``--exact`` counts only the grid's best itself a
 ``--concurrency N`` asks N trials before telling Optuna any of them, as a sweep running N at once.
 
 Also printed: Kendall tau (scipy.stats.kendalltau) between each supernet's ranking of the
-patterns and the grid's seed-mean ranking, on val, semantic and copy loss; and the two goals of
+patterns and the grid's seed-mean ranking, on val, semantic and copy loss and overall (the
+patterns' non-dominated ranks on the space's objectives, as `report` orders them); and the two goals of
 issue 14 with pass/fail and the margin: some strategy's median <= 35% of the grid's compute, and
 the supernet's median tau on val_loss >= 0.6. docs/SUPERNET.md, "Search efficiency", has the
 results and how to read them.
@@ -71,7 +72,7 @@ import pandas as pd
 
 from archsearch.analysis import columns as C
 from archsearch.analysis.load import load_sweep
-from archsearch.analysis.pareto import full_budget
+from archsearch.analysis.pareto import full_budget, pareto_ranks
 from archsearch.analysis.resolution import SEED_PARAM, resolve
 from archsearch.errors import ArchsearchError
 from archsearch.space import SearchSpace
@@ -486,6 +487,25 @@ def kendall(grid: Grid, net: SupernetRun, metric: str) -> tuple[float, int]:
     return float(tau), len(common)
 
 
+def kendall_objectives(grid: Grid, net: SupernetRun) -> tuple[float, int]:
+    """Kendall tau (tau-b: fronts tie) between the patterns' non-dominated ranks on the space's
+    objectives, from the supernet's scores and from the grid's seed-means: the overall order
+    `report` and `recommend` give, over the patterns both have (NaN with fewer than 3)."""
+    from scipy.stats import kendalltau
+
+    metrics = [o.metric for o in grid.objectives]
+    if any(m not in net.scored.columns or m not in grid.trials.columns for m in metrics):
+        return math.nan, 0
+    ours = net.scored.groupby(C.PATTERN)[metrics].mean().dropna()
+    theirs = grid.trials.groupby(C.PATTERN)[metrics].mean().dropna()
+    common = sorted(set(ours.index) & set(theirs.index))
+    if len(common) < 3:
+        return math.nan, len(common)
+    ranks = [pareto_ranks(frame.loc[common], grid.objectives)[common].to_numpy()
+             for frame in (ours, theirs)]
+    return float(kendalltau(*ranks).statistic), len(common)
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -553,11 +573,14 @@ def strategy_table(rows: Sequence[Row], device: str) -> str:
 
 
 def tau_table(grid: Grid, nets: Sequence[SupernetRun]) -> tuple[str, dict[str, float]]:
-    """Kendall tau per metric: median and range over supernet folders."""
+    """Kendall tau per metric, and on the Pareto ranks of the space's objectives: median and
+    range over supernet folders."""
     lines = ["| metric | patterns | median tau | range |", "|---|---|---|---|"]
     medians = {}
-    for metric in TAU_METRICS:
-        taus = [kendall(grid, net, metric) for net in nets]
+    pareto = "Pareto rank (" + ", ".join(o.metric for o in grid.objectives) + ")"
+    for metric in (*TAU_METRICS, pareto):
+        taus = [kendall(grid, net, metric) if metric != pareto
+                else kendall_objectives(grid, net) for net in nets]
         values = [t for t, _ in taus if math.isfinite(t)]
         n = max((k for _, k in taus), default=0)
         medians[metric] = float(np.median(values)) if values else math.nan

@@ -400,3 +400,19 @@ def test_command_line_replays_top_k_from_the_calibration_grid(tmp_path, capsys):
     assert f"| supernet+top-k (replayed from the grid) | 1 | 100% | {fraction} |" in out
     assert f"{best[1]} seed 0, {best[1]} seed 1 stand for those --top-k 2 would train" in out
     assert se.main([str(CALIBRATION), "--replay-top-k", "2"]) == 2
+
+
+def test_kendall_tau_on_pareto_ranks_of_the_objectives():
+    """Overall tau: the patterns' non-dominated ranks on the space's two objectives, supernet
+    against grid. Same fronts in both: +1; the fronts reversed: -1."""
+    means = {"p0": 1.0, "p1": 2.0, "p2": 3.0, "p3": 4.0}
+    grid = make_grid(means)  # every metric of a pattern equals its mean: fronts p0 < p1 < ...
+    assert [o.metric for o in grid.objectives] == ["semantic_loss", "copy_loss"]
+    frame = pd.DataFrame({"pattern": list(means), "semantic_loss": list(means.values()),
+                          "copy_loss": list(means.values())})
+    same = se.SupernetRun(Path("x"), frame, pd.DataFrame(), 1.0, 1.0, 0)
+    assert se.kendall_objectives(grid, same) == (pytest.approx(1.0), 4)
+    reversed_ = frame.assign(semantic_loss=frame["semantic_loss"][::-1].to_numpy(),
+                             copy_loss=frame["copy_loss"][::-1].to_numpy())
+    flipped = se.SupernetRun(Path("x"), reversed_, pd.DataFrame(), 1.0, 1.0, 0)
+    assert se.kendall_objectives(grid, flipped)[0] == pytest.approx(-1.0)
