@@ -476,15 +476,10 @@ def kendall(grid: Grid, net: SupernetRun, metric: str) -> tuple[float, int]:
     both have (NaN with fewer than 3), and how many patterns that was."""
     from scipy.stats import kendalltau
 
-    if metric not in net.scored.columns or metric not in grid.trials.columns:
-        return math.nan, 0
-    ours = net.scored.groupby(C.PATTERN)[metric].mean().dropna()
-    theirs = grid.trials.groupby(C.PATTERN)[metric].mean().dropna()
-    common = sorted(set(ours.index) & set(theirs.index))
-    if len(common) < 3:
-        return math.nan, len(common)
-    tau = kendalltau(ours[common].to_numpy(), theirs[common].to_numpy()).statistic
-    return float(tau), len(common)
+    ours, theirs = _pattern_means(grid, net, [metric])
+    if len(ours) < 3:
+        return math.nan, len(ours)
+    return float(kendalltau(ours[metric], theirs[metric]).statistic), len(ours)
 
 
 def kendall_objectives(grid: Grid, net: SupernetRun) -> tuple[float, int]:
@@ -493,17 +488,23 @@ def kendall_objectives(grid: Grid, net: SupernetRun) -> tuple[float, int]:
     `report` and `recommend` give, over the patterns both have (NaN with fewer than 3)."""
     from scipy.stats import kendalltau
 
-    metrics = [o.metric for o in grid.objectives]
+    ours, theirs = _pattern_means(grid, net, [o.metric for o in grid.objectives])
+    if len(ours) < 3:
+        return math.nan, len(ours)
+    ranks = [pareto_ranks(frame, grid.objectives)[frame.index] for frame in (ours, theirs)]
+    return float(kendalltau(*ranks).statistic), len(ours)
+
+
+def _pattern_means(grid: Grid, net: SupernetRun,
+                   metrics: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The supernet's and the grid's per-pattern means of ``metrics``, on the patterns both
+    have with every metric, in one order (empty when a metric is missing from either)."""
     if any(m not in net.scored.columns or m not in grid.trials.columns for m in metrics):
-        return math.nan, 0
+        return pd.DataFrame(), pd.DataFrame()
     ours = net.scored.groupby(C.PATTERN)[metrics].mean().dropna()
     theirs = grid.trials.groupby(C.PATTERN)[metrics].mean().dropna()
     common = sorted(set(ours.index) & set(theirs.index))
-    if len(common) < 3:
-        return math.nan, len(common)
-    ranks = [pareto_ranks(frame.loc[common], grid.objectives)[common].to_numpy()
-             for frame in (ours, theirs)]
-    return float(kendalltau(*ranks).statistic), len(common)
+    return ours.loc[common], theirs.loc[common]
 
 
 # -- the report ----------------------------------------------------------------------------------
