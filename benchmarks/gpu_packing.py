@@ -16,7 +16,9 @@ backward kernel in 3 minutes, see docs/GPU.md), 16,384-token vocabulary (23M par
 as a sweep trains it, with its batch and length). ``--mps`` runs the workers under CUDA MPS
 (the script starts and quits the daemon; needs ``nvidia-cuda-mps-control`` on the machine):
 without MPS, processes sharing a GPU take turns on it, so packing only fills each other's idle
-gaps.
+gaps. ``--streams`` packs the proxies in one process instead, each stepping on its own CUDA
+stream (graphed: one replay each per round), where the GPU can run their kernels side by side:
+what a sweep would gain by training several proxies in one trial process.
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py --device cpu --procs 2 \\
@@ -34,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,19 +96,14 @@ def packing_config(args: argparse.Namespace) -> HybridConfig:
                                        for s in config.layers))
 
 
-def worker(rank: int, args: argparse.Namespace, mode: str, barrier: object,
-           queue: mp.Queue) -> None:
-    device = torch.device(args.device)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(args.procs, 1) // 2))
-    cap = 0.0
-    if device.type == "cuda" and args.fraction < 1:
-        cap = limit_gpu_memory(args.fraction) / GIB
-    config = packing_config(args)
+def proxy_step(rank: int, config: HybridConfig, args: argparse.Namespace, mode: str,
+               device: torch.device) -> tuple[Callable[[], torch.Tensor], int]:
+    """One proxy (seeded by ``rank``) and a function doing one training step of it on a fixed
+    batch (the trainer's step; ``graphs``: replayed as a CUDA graph); and its parameter count."""
     torch.manual_seed(rank)
     model = HybridLM(config).to(device)
     if mode != "eager":
         model.compile_blocks()
-    params = model.num_params()
     training = TrainingSection(lr=1e-4)
     graphs = mode == "graphs" and device.type == "cuda"
     optimizer = make_optimizer(model, training, capturable=graphs)
@@ -120,20 +117,33 @@ def worker(rank: int, args: argparse.Namespace, mode: str, barrier: object,
         return train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4, training.grad_clip,
                           amp)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    return step, model.num_params()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def worker(rank: int, args: argparse.Namespace, mode: str, barrier: object,
+           queue: mp.Queue) -> None:
+    device = torch.device(args.device)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(args.procs, 1) // 2))
+    cap = 0.0
+    if device.type == "cuda" and args.fraction < 1:
+        cap = limit_gpu_memory(args.fraction) / GIB
+    step, params = proxy_step(rank, packing_config(args), args, mode, device)
 
     with gpu_memory_guard(args.fraction, params, device=device if device.type == "cuda" else None,
                           total_bytes=None if device.type == "cuda" else GIB):
         for _ in range(args.warmup):
             step()
-        sync()
+        sync(device)
         barrier.wait()  # type: ignore[attr-defined]
         started = time.monotonic()
         for _ in range(args.steps):
             loss = step()
-        sync()
+        sync(device)
         finished = time.monotonic()
     if not torch.isfinite(loss):
         raise RuntimeError(f"rank {rank}: loss became {loss.item()}")
@@ -158,6 +168,46 @@ def run(procs: int, args: argparse.Namespace, mode: str) -> list[WorkerResult]:
         if w.exitcode:
             raise RuntimeError(f"a worker exited with {w.exitcode}")
     return sorted(results, key=lambda r: r.rank)
+
+
+def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResult]:
+    """``n`` proxies in this one process, each on its own CUDA stream: every round launches one
+    step of each (with ``graphs``, one graph replay each), so the GPU may run their kernels side
+    by side, which separate processes without MPS cannot. One result for the whole group."""
+    device = torch.device(args.device)
+    config = packing_config(args)
+    steps = [proxy_step(rank, config, args, mode, device) for rank in range(n)]
+    params = steps[0][1]
+    streams = [torch.cuda.Stream(device) if device.type == "cuda" else None for _ in steps]
+
+    def one_round() -> list[torch.Tensor]:
+        losses = []
+        for (step, _), stream in zip(steps, streams, strict=True):
+            if stream is None:
+                losses.append(step())
+                continue
+            stream.wait_stream(torch.cuda.current_stream(device))  # the batches made on it
+            with torch.cuda.stream(stream):
+                losses.append(step())
+        return losses
+
+    for _ in range(args.warmup):
+        one_round()
+    sync(device)
+    started = time.monotonic()
+    for _ in range(args.steps):
+        losses = one_round()
+    sync(device)
+    finished = time.monotonic()
+    if not all(torch.isfinite(loss) for loss in losses):
+        raise RuntimeError(f"a loss became non-finite: {[float(x) for x in losses]}")
+    reserved = 0.0
+    if device.type == "cuda":
+        reserved = torch.cuda.max_memory_reserved(device) / GIB
+        del steps  # the group's graphs and weights, before the next group is built
+        torch.cuda.empty_cache()
+    return [WorkerResult(0, started, finished, n * args.steps * args.batch * args.seq_len,
+                         params, 0.0, reserved, None)]
 
 
 def aggregate(results: list[WorkerResult]) -> float:
@@ -219,6 +269,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=400.0)
     parser.add_argument("--mps", action="store_true",
                         help="run the workers under CUDA MPS (starts and quits the daemon)")
+    parser.add_argument("--streams", action="store_true",
+                        help="pack the proxies in this one process, one CUDA stream each, "
+                             "instead of one process each")
     args = parser.parse_args()
     with mps_daemon(args.mps):
         measure(args)
@@ -228,8 +281,9 @@ def measure(args: argparse.Namespace) -> None:
     card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
     rows = []
     for mode in args.modes:
-        alone = run(1, args, mode)
-        packed = run(args.procs, args, mode)
+        pack = run_streams if args.streams else run
+        alone = pack(1, args, mode)
+        packed = pack(args.procs, args, mode)
         one, many = aggregate(alone), aggregate(packed)
         print(f"{mode}: 1 alone\n    {describe(alone)}\n{mode}: {args.procs} packed at "
               f"{args.fraction:g} GPU each\n    {describe(packed)}", flush=True)
@@ -239,6 +293,7 @@ def measure(args: argparse.Namespace) -> None:
     if args.space:
         packing_config(args)  # the space's batch and length, for the line below
     mps = ", under CUDA MPS" if args.mps else ""
+    mps += ", one process, a CUDA stream each" if args.streams else ""
     print(f"\nPacking {args.procs} proxies on one GPU ({card}, torch {torch.__version__}{mps}): "
           f"{what}, batch {args.batch} x "
           f"{args.seq_len}, bf16, {args.steps} timed steps after {args.warmup} warm-up")
