@@ -39,7 +39,7 @@ save_autotune() {
 save_caches() {
   mkdir -p "$1"
   save_autotune "$1/autotune.tar"
-  tar -cJf "$1/tilelang.tar.xz" -C "$TILELANG_CACHE_DIR" .
-  tar -cJf "$1/inductor.tar.xz" -C "$TORCHINDUCTOR_CACHE_DIR" .
+  tar -I "xz -T0" -cf "$1/tilelang.tar.xz" -C "$TILELANG_CACHE_DIR" .
+  tar -I "xz -T0" -cf "$1/inductor.tar.xz" -C "$TORCHINDUCTOR_CACHE_DIR" .
   ls -l "$1"
 }
