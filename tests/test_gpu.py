@@ -183,6 +183,7 @@ def test_fla_with_four_warps_at_padded_heads(cuda: torch.device,
     against float64, in bf16."""
     from archsearch_kernels import fla_warps
 
+    monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "four")
     if not fla_warps.install():
         pytest.skip("fla's TileLang backend is not in this install (it is used on Hopper)")
     built: list[int] = []

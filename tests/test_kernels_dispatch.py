@@ -343,6 +343,9 @@ def test_install_wraps_flas_builder_once(monkeypatch: pytest.MonkeyPatch) -> Non
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "tilelang" else real_find_spec(name, *a))
+    monkeypatch.delenv(fla_warps.WARPS_ENV_VAR, raising=False)
+    assert not fla_warps.install()  # not asked: fla's builder stays as it is
+    assert getattr(module, fla_warps._BUILDER) is original
     monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "four")
 
     assert fla_warps.install() and fla_warps.install()

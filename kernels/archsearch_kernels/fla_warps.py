@@ -38,11 +38,15 @@ _FULL_TILE = 64  # fla's tile cap on Hopper (CONST_TILING with enough shared mem
 def warps_for(fla_warps: int, block_k: int, block_v: int) -> int:
     """The warps to build with: with $ARCHSEARCH_FLA_WARPS=four, four where fla chose two only
     because a head is narrower than its (padded) tile; fla's own choice otherwise."""
-    if os.environ.get(WARPS_ENV_VAR, "fla").strip().lower() != "four":
+    if not _asked():
         return fla_warps
     if fla_warps == 2 and min(block_k, block_v) >= _FULL_TILE:
         return 4
     return fla_warps
+
+
+def _asked() -> bool:
+    return os.environ.get(WARPS_ENV_VAR, "fla").strip().lower() == "four"
 
 
 def _widened(build: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,9 +60,13 @@ def _widened(build: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install() -> bool:
-    """Wrap fla's builder (once per process); True when the wrapper is in place.
+    """Wrap fla's builder (once per process) when $ARCHSEARCH_FLA_WARPS asks for four warps;
+    True when the wrapper is in place.
 
-    Called before every fla chunk op (``dispatch``): once installed, a dictionary lookup."""
+    Called before every fla chunk op (``dispatch``): unasked or once installed, it costs an
+    environment and a dictionary lookup."""
+    if not _asked():
+        return False
     loaded = sys.modules.get(_MODULE)
     if getattr(getattr(loaded, _BUILDER, None), "widened_by_archsearch", False):
         return True
