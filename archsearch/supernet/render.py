@@ -10,8 +10,8 @@ SHOWN = 10  # ranked patterns printed
 # a subnet's score is one estimate from shared weights: no seed noise behind it, and its order
 # agreed with trained proxies only at Kendall tau ~0.4 where measured (docs/SUPERNET.md)
 ESTIMATES_CAVEAT = ("  (estimates from shared weights, no seed intervals: they ordered patterns "
-                    "like trained proxies only at\n  Kendall tau +0.38 on the placement grid, "
-                    "docs/SUPERNET.md; a shortlist, not an answer: use --top-k)")
+                    "like trained proxies only at\n  Kendall tau +0.3 to +0.4 on the grids "
+                    "measured, docs/SUPERNET.md; a shortlist, not an answer: use --top-k)")
 
 
 def supernet_summary(outcome: SupernetOutcome) -> str:
