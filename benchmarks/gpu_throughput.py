@@ -102,8 +102,8 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
                         help="GDN's in_proj as one matmul, or two on slices of its weight "
                              "(gdn.SPLIT_IN_PROJ)")
     parser.add_argument("--fla-warps", choices=["four", "fla"],
-                        default="four" if os.environ.get(fla_warps.WARPS_ENV_VAR) == "four"
-                        else "fla",
+                        default="fla" if os.environ.get(fla_warps.WARPS_ENV_VAR) == "fla"
+                        else "four",
                         help="fla's TileLang GDN backward at heads narrower than its 64-wide "
                              "tiles: fla's two warps or four ($ARCHSEARCH_FLA_WARPS)")
 

@@ -48,7 +48,9 @@ counted as never in the median. ``--exact`` counts only the grid's best itself a
 
 Also printed: Kendall tau (scipy.stats.kendalltau) between each supernet's ranking of the
 patterns and the grid's seed-mean ranking, on val, semantic and copy loss and overall (the
-patterns' non-dominated ranks on the space's objectives, as `report` orders them); and the two goals of
+patterns' non-dominated ranks on the space's objectives, as `report` orders them); beside it, of
+the pattern pairs the grid tells apart (seed ranges disjoint), how many the supernet orders the
+same way (tau also counts pairs whose grid order is seed noise); and the two goals of
 issue 14 with pass/fail and the margin: some strategy's median <= 35% of the grid's compute, and
 the supernet's median tau on val_loss >= 0.6. docs/SUPERNET.md, "Search efficiency", has the
 results and how to read them.
@@ -482,6 +484,27 @@ def kendall(grid: Grid, net: SupernetRun, metric: str) -> tuple[float, int]:
     return float(kendalltau(ours[metric], theirs[metric]).statistic), len(ours)
 
 
+def resolved_agreement(grid: Grid, net: SupernetRun, metric: str) -> tuple[int, int]:
+    """Of the pattern pairs the grid tells apart on ``metric`` (every seed of one on the same
+    side of every seed of the other), how many the supernet orders the same way; and how many
+    such pairs there are. Tau also counts pairs the grid cannot tell apart, whose grid order is
+    seed noise: this is the part of the ranking a supernet can be held to."""
+    ours, _ = _pattern_means(grid, net, [metric])
+    spans = grid.trials.groupby(C.PATTERN)[metric].agg(["min", "max"]).loc[ours.index]
+    agreed = resolved = 0
+    for i, p in enumerate(ours.index):
+        for q in ours.index[i + 1:]:
+            if spans.at[p, "max"] < spans.at[q, "min"]:
+                grid_says = -1.0  # p below q
+            elif spans.at[q, "max"] < spans.at[p, "min"]:
+                grid_says = 1.0
+            else:
+                continue
+            resolved += 1
+            agreed += int(np.sign(ours.at[p, metric] - ours.at[q, metric]) == grid_says)
+    return agreed, resolved
+
+
 def kendall_objectives(grid: Grid, net: SupernetRun) -> tuple[float, int]:
     """Kendall tau (tau-b: fronts tie) between the patterns' non-dominated ranks on the space's
     objectives, from the supernet's scores and from the grid's seed-means: the overall order
@@ -575,8 +598,10 @@ def strategy_table(rows: Sequence[Row], device: str) -> str:
 
 def tau_table(grid: Grid, nets: Sequence[SupernetRun]) -> tuple[str, dict[str, float]]:
     """Kendall tau per metric, and on the Pareto ranks of the space's objectives: median and
-    range over supernet folders."""
-    lines = ["| metric | patterns | median tau | range |", "|---|---|---|---|"]
+    range over supernet folders; per metric also the pairs the grid resolves that the supernet
+    orders the same way (summed over folders)."""
+    lines = ["| metric | patterns | median tau | range | grid-resolved pairs ordered alike |",
+             "|---|---|---|---|---|"]
     medians = {}
     pareto = "Pareto rank (" + ", ".join(o.metric for o in grid.objectives) + ")"
     for metric in (*TAU_METRICS, pareto):
@@ -586,8 +611,13 @@ def tau_table(grid: Grid, nets: Sequence[SupernetRun]) -> tuple[str, dict[str, f
         n = max((k for _, k in taus), default=0)
         medians[metric] = float(np.median(values)) if values else math.nan
         span = f"{min(values):+.2f} .. {max(values):+.2f}" if values else "-"
-        lines.append(f"| {metric} | {n} | {medians[metric]:+.2f} | {span} |" if values
-                     else f"| {metric} | {n} | - | - |")
+        pairs = "-"
+        if metric != pareto:
+            counts = [resolved_agreement(grid, net, metric) for net in nets]
+            agreed, resolved = (sum(c[i] for c in counts) for i in (0, 1))
+            pairs = f"{agreed} of {resolved} ({agreed / resolved:.0%})" if resolved else "none"
+        lines.append(f"| {metric} | {n} | {medians[metric]:+.2f} | {span} | {pairs} |" if values
+                     else f"| {metric} | {n} | - | - | {pairs} |")
     return "\n".join(lines), medians
 
 

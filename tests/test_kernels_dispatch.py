@@ -318,9 +318,7 @@ def test_padded_narrow_heads_get_four_warps(monkeypatch: pytest.MonkeyPatch) -> 
     from archsearch_kernels import fla_warps
 
     monkeypatch.delenv(fla_warps.WARPS_ENV_VAR, raising=False)
-    assert fla_warps.warps_for(2, 64, 64) == 2  # fla's choice unless asked
-    monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "four")
-    assert fla_warps.warps_for(2, 64, 64) == 4  # K 48 / V 96: both tiles padded to 64
+    assert fla_warps.warps_for(2, 64, 64) == 4  # the default: K 48 / V 96, both tiles padded to 64
     assert fla_warps.warps_for(2, 32, 64) == 2  # K 32: a 32-wide tile keeps fla's two warps
     assert fla_warps.warps_for(4, 64, 64) == 4
     monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "fla")
@@ -343,10 +341,10 @@ def test_install_wraps_flas_builder_once(monkeypatch: pytest.MonkeyPatch) -> Non
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "tilelang" else real_find_spec(name, *a))
-    monkeypatch.delenv(fla_warps.WARPS_ENV_VAR, raising=False)
-    assert not fla_warps.install()  # not asked: fla's builder stays as it is
+    monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "fla")
+    assert not fla_warps.install()  # turned off: fla's builder stays as it is
     assert getattr(module, fla_warps._BUILDER) is original
-    monkeypatch.setenv(fla_warps.WARPS_ENV_VAR, "four")
+    monkeypatch.delenv(fla_warps.WARPS_ENV_VAR)  # the default: four warps
 
     assert fla_warps.install() and fla_warps.install()
     build = getattr(module, fla_warps._BUILDER)

@@ -172,6 +172,19 @@ def test_kendall_tau_on_a_known_permutation():
     assert tau == pytest.approx(-1.0)
 
 
+def test_resolved_pairs_count_only_what_the_grid_tells_apart():
+    """p0 and p1 lie within seed noise of each other, both far from p2: the supernet swapping
+    p0 and p1 costs tau but no resolved pair; putting p2 between them costs one."""
+    grid = make_grid({"p0": 1.0, "p1": 1.005, "p2": 2.0}, spread=0.01)
+    swapped = se.SupernetRun(Path("x"), pd.DataFrame({"pattern": ["p0", "p1", "p2"],
+                                                       "val_loss": [1.1, 1.0, 3.0]}),
+                             pd.DataFrame(), 1.0, 1.0, 0)
+    assert se.resolved_agreement(grid, swapped, "val_loss") == (2, 2)
+    assert se.kendall(grid, swapped, "val_loss")[0] == pytest.approx(1 / 3)
+    between = dataclasses.replace(swapped, scored=swapped.scored.assign(val_loss=[1.0, 3.0, 2.0]))
+    assert se.resolved_agreement(grid, between, "val_loss") == (1, 2)
+
+
 def write_supernet(folder: Path, scored: dict[str, float], proxies: dict[str, float],
                    train_flops: float, eval_flops: float, monitor_flops: float | None = None,
                    finetune_flops: float | None = None) -> Path:

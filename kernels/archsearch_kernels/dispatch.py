@@ -100,7 +100,7 @@ def gated_delta_rule(
     if select_backend(backend, q.device) == "fla":
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
 
-        fla_warps.install()  # with $ARCHSEARCH_FLA_WARPS=four: padded narrow heads get 4 warps
+        fla_warps.install()  # padded narrow heads get 4 warps (unless $ARCHSEARCH_FLA_WARPS=fla)
         return fla_chunk_gated_delta_rule(
             q, k, v, g, beta, chunk_size=min(chunk_size, FLA_MAX_CHUNK), **kwargs
         )

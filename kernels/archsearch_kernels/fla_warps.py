@@ -8,12 +8,13 @@ TileLang GEMM partitioning"). Its tiles, though, are the widths rounded up to a 
 spend 4.75 ms a step in this kernel on an H200 against 1.72 ms with 64 / 128 heads of the same
 parameter count (docs/GPU.md): the two-warp build is the difference.
 
-`install()` wraps fla's kernel builder so that, with $ARCHSEARCH_FLA_WARPS=four, a build with
-both tiles at least 64 wide gets four warps (narrower tiles keep fla's two). Unset or "fla" keeps
-fla's choice: four warps at K 48 have not yet run on a GPU (tests/test_gpu.py
-::test_fla_with_four_warps_at_padded_heads and `benchmarks/gpu_proxy.py --fla-warps four` are
-how they will be checked), and a TileLang build that failed would stop every GDN trial. The
-variable is read at every build, so one process can compare both.
+`install()` wraps fla's kernel builder so that a build with both tiles at least 64 wide gets
+four warps (narrower tiles keep fla's two). Measured on an H200 (docs/GPU.md, 2026-11-30): the
+kernel fell from 4.74 to 2.12 ms a step in the graphed (GGGA)*3 proxy, 706k -> 746k tokens/s,
+and fla's outputs and gradients at K 48 / V 96 stayed as close to float64 as with two warps
+(tests/test_gpu.py::test_fla_with_four_warps_at_padded_heads). $ARCHSEARCH_FLA_WARPS=fla keeps
+fla's choice (to compare, or should a later TileLang fail to build it); it is read at every
+build, so one process can compare both.
 Installing is idempotent and does nothing when fla's TileLang backend is absent or its builder
 has another name (another fla version): the kernels then run exactly as fla ships them.
 """
@@ -36,8 +37,8 @@ _FULL_TILE = 64  # fla's tile cap on Hopper (CONST_TILING with enough shared mem
 
 
 def warps_for(fla_warps: int, block_k: int, block_v: int) -> int:
-    """The warps to build with: with $ARCHSEARCH_FLA_WARPS=four, four where fla chose two only
-    because a head is narrower than its (padded) tile; fla's own choice otherwise."""
+    """The warps to build with: four where fla chose two only because a head is narrower than
+    its (padded) tile (unless $ARCHSEARCH_FLA_WARPS=fla); fla's own choice otherwise."""
     if not _asked():
         return fla_warps
     if fla_warps == 2 and min(block_k, block_v) >= _FULL_TILE:
@@ -46,7 +47,7 @@ def warps_for(fla_warps: int, block_k: int, block_v: int) -> int:
 
 
 def _asked() -> bool:
-    return os.environ.get(WARPS_ENV_VAR, "fla").strip().lower() == "four"
+    return os.environ.get(WARPS_ENV_VAR, "four").strip().lower() != "fla"
 
 
 def _widened(build: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,10 +61,10 @@ def _widened(build: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install() -> bool:
-    """Wrap fla's builder (once per process) when $ARCHSEARCH_FLA_WARPS asks for four warps;
-    True when the wrapper is in place.
+    """Wrap fla's builder (once per process) unless $ARCHSEARCH_FLA_WARPS=fla; True when the
+    wrapper is in place.
 
-    Called before every fla chunk op (``dispatch``): unasked or once installed, it costs an
+    Called before every fla chunk op (``dispatch``): turned off or once installed, it costs an
     environment and a dictionary lookup."""
     if not _asked():
         return False

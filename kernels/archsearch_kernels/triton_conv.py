@@ -26,7 +26,8 @@ alone ~5x; docs/GPU.md). The kernels here are memory-bound tile loops:
      D=1536 with chunks of 256: 0.8 MB). Summing over a tile's rows is a reduction across
      warps, W of them per tile; on the H200 this step ran at about 7x its memory bound, so
      `ConvBlocks.dw_sum = "chunk"` instead accumulates the products elementwise in registers and
-     reduces once per chunk (to be timed: `benchmarks/gpu_conv.py --sweep`).
+     reduces once per chunk: at the 12 x 512 shape on an H200 the backward fell from 667 to
+     327 us (`benchmarks/gpu_conv.py --sweep`, docs/GPU.md), the default since.
   2. dx step, one program per (t-block, d-block, batch row): W shifted loads of ds, fp32 sums,
      dx cast to x's dtype and stored.
   HBM traffic of the backward at that shape: x, dy and dx 100 MB each (bf16), ds 200 MB written
@@ -94,13 +95,16 @@ class ConvBlocks:
             )
 
 
-# Defaults, from ptxas's report for sm_90a (bf16, W=4, SiLU, rows 8-aligned; no GPU run yet):
-# a thread holds 8 contiguous bf16 (one 16-byte load per tile) of a 128-wide d-tile over 4 warps.
+# Defaults: the forward and dx tiles from ptxas's report for sm_90a (bf16, W=4, SiLU, rows
+# 8-aligned), the ds step from `benchmarks/gpu_conv.py --sweep` on an H200 (16 x 64 on 2 warps
+# with dw_sum="chunk": fwd+bwd 413 us at the 12 x 512 shape, against 753 with 16 x 128 "tile" and
+# 654 for fla's conv; docs/GPU.md). A thread holds 8 contiguous bf16 (one 16-byte load per tile)
+# of a 128-wide d-tile over 4 warps.
 # The compiler issues every shifted load of a tile up front, so registers grow with the tile.
 # Forward 32 x 128: 122 registers, no spills (64 x 128: 168). ds step 16 x 128: 145 registers
 # (32 x 128: 254, at the limit; 64 x 128 spills 268 bytes). dx step 32 x 128: 167 registers
 # (16 x 128: 96; 64 x 128 spills 144 bytes). None spills at the defaults.
-DEFAULT_BLOCKS = ConvBlocks()
+DEFAULT_BLOCKS = ConvBlocks(ds_d=64, ds_warps=2, dw_sum="chunk")
 
 
 @triton.jit
