@@ -204,6 +204,31 @@ def test_fla_with_four_warps_at_padded_heads(cuda: torch.device,
 
 
 @gpu
+def test_flashqla_at_128_wide_heads(cuda: torch.device, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FlashQLA, which fla 0.6 dispatches to by itself when it is installed (K = V = 128, bf16,
+    gates given as tensors), against float64, and no further from it than fla's own kernels at
+    the same shape ($FLA_FLASH_QLA, read by fla at every call, switches between them). It made the
+    24 x 1024 hybrid 0.06 faster (docs/GPU.md); a user with 128-wide heads gets it unasked."""
+    flash_qla = pytest.importorskip("flash_qla")
+    called: list[bool] = []
+    real = flash_qla.chunk_gated_delta_rule
+    monkeypatch.setattr(flash_qla, "chunk_gated_delta_rule",
+                        lambda *a, **kw: called.append(True) or real(*a, **kw))
+    names = ["o", "final state", "dq", "dk", "dv", "dg", "dbeta", "dh0"]
+    exact = run_rule(gdn_inputs(cuda, torch.float64, K=128, V=128), "torch")
+    errors = {}
+    for label, flag in (("FlashQLA", "1"), ("fla's kernels", "0")):
+        monkeypatch.setenv("FLA_FLASH_QLA", flag)
+        called.clear()
+        got = run_rule(gdn_inputs(cuda, torch.bfloat16, K=128, V=128), "fla")
+        assert bool(called) == (flag == "1"), f"{label}: FlashQLA called {len(called)} times"
+        check(f"{label} bf16 K128/V128 vs fp64", dict(zip(names, zip(got, exact))),
+              TOL[torch.bfloat16])
+        errors[label] = max(rel_err(a, b) for a, b in zip(got, exact))
+    assert errors["FlashQLA"] <= BF16_FLOOR_MARGIN * errors["fla's kernels"], errors
+
+
+@gpu
 @pytest.mark.parametrize("in_kernel", [True, False], ids=["gates-in-kernel", "gates-in-torch"])
 def test_raw_gate_path_matches_torch(cuda: torch.device, in_kernel: bool,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
