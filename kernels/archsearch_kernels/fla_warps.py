@@ -39,14 +39,14 @@ _FULL_TILE = 64  # fla's tile cap on Hopper (CONST_TILING with enough shared mem
 def warps_for(fla_warps: int, block_k: int, block_v: int) -> int:
     """The warps to build with: four where fla chose two only because a head is narrower than
     its (padded) tile (unless $ARCHSEARCH_FLA_WARPS=fla); fla's own choice otherwise."""
-    if not _asked():
+    if not _widening_on():
         return fla_warps
     if fla_warps == 2 and min(block_k, block_v) >= _FULL_TILE:
         return 4
     return fla_warps
 
 
-def _asked() -> bool:
+def _widening_on() -> bool:
     return os.environ.get(WARPS_ENV_VAR, "four").strip().lower() != "fla"
 
 
@@ -66,7 +66,7 @@ def install() -> bool:
 
     Called before every fla chunk op (``dispatch``): turned off or once installed, it costs an
     environment and a dictionary lookup."""
-    if not _asked():
+    if not _widening_on():
         return False
     loaded = sys.modules.get(_MODULE)
     if getattr(getattr(loaded, _BUILDER, None), "widened_by_archsearch", False):
