@@ -8,10 +8,12 @@ from archsearch.supernet.run import SOURCE, SUPERNET_SOURCE, SupernetOutcome
 
 SHOWN = 10  # ranked patterns printed
 # a subnet's score is one estimate from shared weights: no seed noise behind it, and its order
-# agreed with trained proxies only at Kendall tau ~0.4 where measured (docs/SUPERNET.md)
+# agreed with trained proxies only at Kendall tau ~0.3-0.4 where measured, better between
+# attention ratios than between placements (docs/SUPERNET.md)
 ESTIMATES_CAVEAT = ("  (estimates from shared weights, no seed intervals: they ordered patterns "
                     "like trained proxies only at\n  Kendall tau +0.3 to +0.4 on the grids "
-                    "measured, docs/SUPERNET.md; a shortlist, not an answer: use --top-k)")
+                    "measured, worse between placements than between\n  attention ratios, "
+                    "docs/SUPERNET.md; a shortlist, not an answer: use --top-k)")
 
 
 def supernet_summary(outcome: SupernetOutcome) -> str:
