@@ -96,12 +96,17 @@ def sweep_blocks() -> list[ConvBlocks]:
     chunk_sums = [ConvBlocks(ds_t=t, ds_d=d, ds_warps=w, time_chunk=256, dw_sum="chunk")
                   for t, d, w in ((16, 128, 4), (8, 128, 4), (16, 64, 2), (8, 64, 2),
                                   (32, 128, 8), (16, 256, 8))]
-    return fwd + ds + dx + chunk_sums
+    # the ds scratch in x's dtype (bf16) instead of fp32, with the tile sums and with the chunk
+    # sums of the default blocks
+    half_scratch = [ConvBlocks(ds_dtype="input"),
+                    ConvBlocks(ds_d=64, ds_warps=2, dw_sum="chunk", ds_dtype="input")]
+    return fwd + ds + dx + chunk_sums + half_scratch
 
 
 def describe(b: ConvBlocks) -> str:
     return (f"f{b.fwd_t}x{b.fwd_d}/{b.fwd_warps} ds{b.ds_t}x{b.ds_d}/{b.ds_warps} "
-            f"c{b.time_chunk}{'' if b.dw_sum == 'tile' else ' dw-chunk'} "
+            f"c{b.time_chunk}{'' if b.dw_sum == 'tile' else ' dw-chunk'}"
+            f"{'' if b.ds_dtype == 'fp32' else ' ds-in-x-dtype'} "
             f"dx{b.dx_t}x{b.dx_d}/{b.dx_warps}")
 
 

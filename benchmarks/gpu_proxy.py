@@ -207,7 +207,8 @@ def main() -> None:
     space, _ = load_with_overrides(args.space, args.set)
     patterns = args.patterns or default_patterns(space)
     print(f"{args.space} {' '.join(args.set)}: {environment(device)}; GDN conv {args.gdn_conv}, "
-          f"gates in {args.gates}, in_proj {args.in_proj}, fla warps {args.fla_warps}",
+          f"gates in {args.gates}, in_proj {args.in_proj}, fla warps {args.fla_warps}, "
+          f"conv ds {args.conv_ds}",
           flush=True)
     rows = []
     for mode in args.modes:

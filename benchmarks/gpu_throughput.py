@@ -22,6 +22,7 @@ dense bf16 peak (989.4 TFLOP/s for H100 SXM and H200).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import statistics
@@ -93,6 +94,9 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
     ``--fla-warps``: fla's TileLang backward at padded narrow heads (archsearch_kernels.fla_warps)."""
     parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
+    parser.add_argument("--conv-ds", choices=["fp32", "input"], default="fp32",
+                        help="with --gdn-conv triton: our conv's backward scratch ds in fp32 or "
+                             "in x's dtype (triton_conv.ConvBlocks.ds_dtype)")
     parser.add_argument("--gates", choices=["kernel", "compiled"],
                         default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
                         help="beta and g inside fla's kernel or in the compiled graph "
@@ -113,6 +117,11 @@ def apply_gdn_switches(args: argparse.Namespace) -> None:
     gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
     gdn.SPLIT_IN_PROJ = args.in_proj == "split"
     os.environ[fla_warps.WARPS_ENV_VAR] = args.fla_warps  # read by fla_warps at every build
+    if args.conv_ds != "fp32":  # imports triton: only when asked
+        from archsearch_kernels import triton_conv
+
+        triton_conv.DEFAULT_BLOCKS = dataclasses.replace(triton_conv.DEFAULT_BLOCKS,
+                                                         ds_dtype=args.conv_ds)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -401,7 +410,8 @@ def main() -> None:
     heads = f"GDN heads {args.gdn_head[0]} / {args.gdn_head[1]}, " if args.gdn_head else ""
     print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
                          f"gates in {args.gates}, GDN conv {args.gdn_conv}, "
-                         f"in_proj {args.in_proj}, fla warps {args.fla_warps}, fused linear-CE loss, "
+                         f"in_proj {args.in_proj}, fla warps {args.fla_warps}, conv ds {args.conv_ds}, "
+                         f"fused linear-CE loss, "
                          f"fused AdamW, grad clip; MFU vs "
                          f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "
                          f"the same size, T and mode")

@@ -17,6 +17,7 @@ cast truncates (a whole ulp: 7.7e-3 seen on a plain cast of randn).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -130,6 +131,19 @@ def test_triton_conv_matches_float64(device: torch.device, dtype: torch.dtype, W
 
 
 @gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("dw_sum", ["tile", "chunk"])
+def test_triton_conv_with_ds_in_the_inputs_dtype(device: torch.device, dtype: torch.dtype,
+                                                 dw_sum: str) -> None:
+    """ConvBlocks.ds_dtype = "input": the backward's ds scratch in x's dtype instead of fp32
+    (in bf16 one more rounding in each of dx's terms), within the same bound against float64."""
+    blocks = dataclasses.replace(small_blocks(dw_sum), ds_dtype="input")
+    errors = conv_errors(device, dtype, 3, 75, 40, 4, "silu", True, blocks)
+    assert_under(f"triton conv {dtype}, ds in x's dtype, dw {dw_sum}", errors,
+                 tolerance(dtype, device))
+
+
+@gpu
 def test_triton_conv_default_blocks(device: torch.device) -> None:
     """The shipped tile sizes: two time chunks (T = 300 > 256), a partial d-block (D = 200);
     bf16 x with an fp32 weight, as GDN's conv runs under autocast; rows 216 = 8 x 27 wide."""
@@ -163,6 +177,8 @@ def test_triton_conv_rejects_bad_input(device: torch.device) -> None:
         ConvBlocks(ds_t=64, time_chunk=32)
     with pytest.raises(ValueError, match="fwd_d must be a positive power of two"):
         ConvBlocks(fwd_d=96)
+    with pytest.raises(ValueError, match="ds_dtype must be 'fp32' or 'input'; got 'bf16'"):
+        ConvBlocks(ds_dtype="bf16")
 
 
 @gpu

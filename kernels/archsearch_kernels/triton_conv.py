@@ -80,10 +80,18 @@ class ConvBlocks:
     # reductions per tile), or accumulate them elementwise in a [W, ds_t, ds_d] fp32 register
     # tile and reduce once per time chunk ("chunk": more registers, no reduction in the loop)
     dw_sum: str = "tile"
+    # ds scratch between the two backward steps: "fp32", or "input" (x's dtype: bf16 in
+    # training, half the scratch's 2 x 200 MB of traffic at the 12 x 512 shape, one more bf16
+    # rounding in each of dx's W terms; the weight gradient uses the unrounded ds either way)
+    ds_dtype: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.dw_sum not in ("tile", "chunk"):
             raise ValueError(f"ConvBlocks.dw_sum must be 'tile' or 'chunk'; got {self.dw_sum!r}")
+        if self.ds_dtype not in ("fp32", "input"):
+            raise ValueError(
+                f"ConvBlocks.ds_dtype must be 'fp32' or 'input'; got {self.ds_dtype!r}"
+            )
         for name in ("fwd_t", "fwd_d", "fwd_warps", "ds_t", "ds_d", "ds_warps", "time_chunk",
                      "dx_t", "dx_d", "dx_warps"):
             value = getattr(self, name)
@@ -145,7 +153,7 @@ def _conv_ds_dw_kernel(
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TIME_CHUNK: tl.constexpr, ALIGN: tl.constexpr,
     DW_AT_END: tl.constexpr,
 ):
-    """Backward, step 1: ds = dy * act'(pre) into fp32 scratch, and the weight-gradient partials."""
+    """Backward, step 1: ds = dy * act'(pre) into scratch, and the weight-gradient partials."""
     pid_c, pid_d, pid_b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     stride_xb, stride_xt = stride_xb * ALIGN, stride_xt * ALIGN  # see _alignment
     stride_dyb, stride_dyt = stride_dyb * ALIGN, stride_dyt * ALIGN
@@ -176,7 +184,8 @@ def _conv_ds_dw_kernel(
                 pre += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
             sig = tl.sigmoid(pre)
             ds = ds * sig * (1.0 + pre * (1.0 - sig))
-        tl.store(ds_base + offs_t[:, None] * D + offs_d[None, :], ds, mask=mask_out)
+        tl.store(ds_base + offs_t[:, None] * D + offs_d[None, :], ds.to(ds_ptr.dtype.element_ty),
+                 mask=mask_out)
         # the same shifted x tiles again (the compiler keeps or re-reads them from L1): each
         # (b, t) enters dw once, at the tile holding t
         for w in tl.static_range(W):
@@ -216,7 +225,8 @@ def _conv_dx_kernel(
     for j in tl.static_range(W):
         t_ds = offs_t + j
         mask = (t_ds < T)[:, None] & mask_d[None, :]
-        ds = tl.load(ds_base + t_ds[:, None] * D + offs_d[None, :], mask=mask, other=0.0)
+        ds = tl.load(ds_base + t_ds[:, None] * D + offs_d[None, :], mask=mask,
+                     other=0.0).to(tl.float32)
         wv = tl.load(w_ptr + offs_d * stride_wd + (W - 1 - j) * stride_ww, mask=mask_d, other=0.0)
         acc += ds * wv.to(tl.float32)[None, :]
     dx_base = dx_ptr + pid_b.to(tl.int64) * T * D
@@ -278,8 +288,9 @@ def _backward(
     # fixed); clamping it to T's power of two recompiles only for short sequences
     chunk = min(blocks.time_chunk, max(blocks.ds_t, triton.next_power_of_2(T)))
     n_chunks = triton.cdiv(T, chunk)
-    # fp32 ds: dx sums W products of it, and bf16 ds would add a rounding to every term
-    ds = torch.empty((B, T, D), dtype=torch.float32, device=x.device)
+    # fp32 ds by default: dx sums W products of it, and bf16 ds adds a rounding to every term
+    ds_dtype = torch.float32 if blocks.ds_dtype == "fp32" else x.dtype
+    ds = torch.empty((B, T, D), dtype=ds_dtype, device=x.device)
     partials = torch.empty((n_chunks * B, W, D), dtype=torch.float32, device=x.device)
     align = _alignment(x.stride(0), x.stride(1), dy.stride(0), dy.stride(1))
     _conv_ds_dw_kernel[(n_chunks, triton.cdiv(D, blocks.ds_d), B)](
@@ -318,7 +329,7 @@ def causal_conv1d_triton(
     x: torch.Tensor,
     weight: torch.Tensor,
     activation: str | None = "silu",
-    blocks: ConvBlocks = DEFAULT_BLOCKS,
+    blocks: ConvBlocks | None = None,
 ) -> torch.Tensor:
     """act(causal depthwise conv) of x [B, T, D] with weight [D, W] -> y [B, T, D] (x's dtype).
 
@@ -327,4 +338,6 @@ def causal_conv1d_triton(
     TRITON_INTERPRET=1, which the GPU tests use to check the maths anywhere).
     """
     _check(x, weight, activation)
-    return _CausalConv1d.apply(_unit_last_stride(x), weight, activation is not None, blocks)
+    # DEFAULT_BLOCKS looked up per call, so a benchmark can swap it (gpu_throughput --conv-ds)
+    return _CausalConv1d.apply(_unit_last_stride(x), weight, activation is not None,
+                               blocks or DEFAULT_BLOCKS)
