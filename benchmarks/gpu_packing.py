@@ -62,6 +62,9 @@ class WorkerResult:
     cap_gib: float
     peak_reserved_gib: float
     process_gib: float | None  # what the driver charges the process (context included)
+    # with --modes graphs: how the proxies stepped ("graph", or why not: a proxy whose capture
+    # found no room steps eagerly, and a packed figure is then not a graphed one)
+    stepping: tuple[str, ...] = ()
 
 
 def process_memory_gib(pid: int) -> float | None:
@@ -97,9 +100,10 @@ def packing_config(args: argparse.Namespace) -> HybridConfig:
 
 
 def proxy_step(rank: int, config: HybridConfig, args: argparse.Namespace, mode: str,
-               device: torch.device) -> tuple[Callable[[], torch.Tensor], int]:
+               device: torch.device) -> tuple[Callable[[], torch.Tensor], int, Callable[[], str]]:
     """One proxy (seeded by ``rank``) and a function doing one training step of it on a fixed
-    batch (the trainer's step; ``graphs``: replayed as a CUDA graph); and its parameter count."""
+    batch (the trainer's step; ``graphs``: replayed as a CUDA graph); its parameter count; and
+    how it steps now ("graph", "eager", or the reason a capture fell back to eager)."""
     torch.manual_seed(rank)
     model = HybridLM(config).to(device)
     if mode != "eager":
@@ -117,7 +121,12 @@ def proxy_step(rank: int, config: HybridConfig, args: argparse.Namespace, mode: 
         return train_step(model, optimizer, ids[:, :-1], ids[:, 1:], 1e-4, training.grad_clip,
                           amp)
 
-    return step, model.num_params()
+    def stepping() -> str:
+        if graphed is None:
+            return "eager"
+        return "graph" if graphed.replaying else (graphed.note or "eager (warming up)")
+
+    return step, model.num_params(), stepping
 
 
 def sync(device: torch.device) -> None:
@@ -132,7 +141,7 @@ def worker(rank: int, args: argparse.Namespace, mode: str, barrier: object,
     cap = 0.0
     if device.type == "cuda" and args.fraction < 1:
         cap = limit_gpu_memory(args.fraction) / GIB
-    step, params = proxy_step(rank, packing_config(args), args, mode, device)
+    step, params, stepping = proxy_step(rank, packing_config(args), args, mode, device)
 
     with gpu_memory_guard(args.fraction, params, device=device if device.type == "cuda" else None,
                           total_bytes=None if device.type == "cuda" else GIB):
@@ -150,7 +159,7 @@ def worker(rank: int, args: argparse.Namespace, mode: str, barrier: object,
     reserved = torch.cuda.max_memory_reserved() / GIB if device.type == "cuda" else 0.0
     used = process_memory_gib(os.getpid()) if device.type == "cuda" else None
     queue.put(WorkerResult(rank, started, finished, args.steps * args.batch * args.seq_len,
-                           params, cap, reserved, used))
+                           params, cap, reserved, used, (stepping(),)))
 
 
 def run(procs: int, args: argparse.Namespace, mode: str) -> list[WorkerResult]:
@@ -182,7 +191,7 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
 
     def one_round() -> list[torch.Tensor]:
         losses = []
-        for (step, _), stream in zip(steps, streams, strict=True):
+        for (step, _, _), stream in zip(steps, streams, strict=True):
             if stream is None:
                 losses.append(step())
                 continue
@@ -204,10 +213,12 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
     reserved = 0.0
     if device.type == "cuda":
         reserved = torch.cuda.max_memory_reserved(device) / GIB
+    stepping = tuple(how() for _, _, how in steps)
+    if device.type == "cuda":
         del steps  # the group's graphs and weights, before the next group is built
         torch.cuda.empty_cache()
     return [WorkerResult(0, started, finished, n * args.steps * args.batch * args.seq_len,
-                         params, 0.0, reserved, None)]
+                         params, 0.0, reserved, None, stepping)]
 
 
 def aggregate(results: list[WorkerResult]) -> float:
@@ -220,8 +231,9 @@ def describe(results: list[WorkerResult]) -> str:
     for r in results:
         used = f", {r.process_gib:.1f} GiB by NVML" if r.process_gib is not None else ""
         cap = f" of a {r.cap_gib:.1f} GiB cap" if r.cap_gib else ""
+        how = f"; stepping: {', '.join(r.stepping)}" if r.stepping else ""
         parts.append(f"rank {r.rank}: {r.tokens / (r.finished - r.started):,.0f} tokens/s, "
-                     f"peak reserved {r.peak_reserved_gib:.1f} GiB{cap}{used}")
+                     f"peak reserved {r.peak_reserved_gib:.1f} GiB{cap}{used}{how}")
     return "\n    ".join(parts)
 
 
@@ -287,7 +299,10 @@ def measure(args: argparse.Namespace) -> None:
         one, many = aggregate(alone), aggregate(packed)
         print(f"{mode}: 1 alone\n    {describe(alone)}\n{mode}: {args.procs} packed at "
               f"{args.fraction:g} GPU each\n    {describe(packed)}", flush=True)
-        rows.append((mode, alone[0].params, one, many, many / one))
+        graphed = [how == "graph" for r in packed for how in r.stepping]
+        note = ("" if mode != "graphs" or all(graphed)
+                else f"  ({sum(graphed)} of {len(graphed)} packed proxies graphed: see above)")
+        rows.append((mode, alone[0].params, one, many, many / one, note))
     what = (f"{args.space} {args.pattern}" if args.space
             else f"{args.depth} x {args.width} GGGA, vocab {args.vocab}")
     if args.space:
@@ -299,8 +314,8 @@ def measure(args: argparse.Namespace) -> None:
           f"{args.seq_len}, bf16, {args.steps} timed steps after {args.warmup} warm-up")
     print(f"{'mode':<9} {'params':>7} {'1 alone tok/s':>14} {f'{args.procs} packed tok/s':>16} "
           f"{'ratio':>6}")
-    for mode, params, one, many, ratio in rows:
-        print(f"{mode:<9} {params / 1e6:>6.1f}M {one:>14,.0f} {many:>16,.0f} {ratio:>5.2f}x")
+    for mode, params, one, many, ratio, note in rows:
+        print(f"{mode:<9} {params / 1e6:>6.1f}M {one:>14,.0f} {many:>16,.0f} {ratio:>5.2f}x{note}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def test_gpu_packing_runs_its_workers() -> None:
                      "--vocab", "256", "--gdn-heads", "2", "--steps", "1", "--warmup", "0",
                      "--modes", "eager")
     assert "2 packed at 0.25 GPU each" in out and "eager " in out.splitlines()[-1]
+    assert out.count("stepping: eager") == 3  # one alone, two packed: each says how it stepped
 
 
 def test_gpu_packing_in_one_process_on_streams() -> None:
@@ -46,6 +47,6 @@ def test_gpu_packing_in_one_process_on_streams() -> None:
                      "--batch", "1", "--seq-len", "16", "--depth", "4", "--width", "64",
                      "--vocab", "256", "--gdn-heads", "2", "--steps", "1", "--warmup", "0",
                      "--modes", "eager", "--streams")
-    assert "one process, a CUDA stream each" in out
+    assert "one process, a CUDA stream each" in out and "stepping: eager, eager" in out
     last = out.splitlines()[-1].split()
     assert last[0] == "eager" and last[-1].endswith("x")
