@@ -53,8 +53,8 @@ OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
 # 24 x 1024 GGGA at T=2048: 127.8k tokens/s with "fla", 118.8k with "torch" (docs/GPU.md).
 # "triton" is our own fused Triton conv (archsearch_kernels.triton_conv, through a graph break
 # like fla's); it replaces fla's in `project` whether compiled or not. Its forward beats fla's
-# on an H200, its backward does not (v1 3.7x slower; v2, ds staged in fp32, 2.2x in the graphed
-# 12 x 512 proxy: docs/GPU.md), so fla's stays the default.
+# on an H200; its backward, after three versions, only matches fla's inside the graphed 12 x 512
+# proxy (2.98 against 2.83 ms a step, the step no faster: docs/GPU.md), so fla's stays the default.
 CONV_CHOICES = ("fla", "torch", "triton")
 COMPILED_CONV = "fla"
 # Where a compiled `project` leaves beta and the decay g: True hands fla the raw a, b and fla's
