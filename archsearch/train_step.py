@@ -16,10 +16,12 @@ tensor that is filled before each replay. Every call trains exactly one step on 
 
 If the capture fails (a kernel that cannot be captured, a shape that changes), the step says why
 in ``note`` and goes on eagerly: a sweep loses speed, never a trial. A capture that would not fit
-the process's memory is not tried (``graph_memory_note``): the graph's pool keeps every buffer of
-the step allocated, about ``GRAPH_MEMORY_FACTOR`` times the eager step's peak (measured on an
-H200: 21.6 against 7.4 GiB reserved for a 23M proxy, docs/GPU.md), and running out of memory in
-the middle of a capture is not something to recover from.
+the process's memory is not tried (``graph_memory_note``): the graph's private pool holds the
+step's buffers on top of what the warm-up left, and running out of memory in the middle of a
+capture is not something to recover from. Measured on an H200 for a 23M proxy: 7.7 GiB reserved
+graphed against 7.4 eager (docs/GPU.md); ``GRAPH_MEMORY_FACTOR`` leaves twice that. (A first
+measurement read 21.6 GiB: the warm-up then ran each step on a new side stream, whose cached
+blocks no other stream reuses, so three warm-up steps reserved three steps' memory.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from archsearch.model import HybridLM
 from archsearch.space.schema import TrainingSection
 
 WARMUP_STEPS = 3  # eager steps before the capture (PyTorch's recipe asks for a few)
-GRAPH_MEMORY_FACTOR = 3.0  # a graphed step's reserved memory / the eager step's peak (measured)
+GRAPH_MEMORY_FACTOR = 2.0  # allowed: graphed step's reserved memory / eager peak (measured 1.04)
 
 
 def graph_memory_note(eager_peak_bytes: int, limit_bytes: int) -> str | None:
@@ -148,6 +150,11 @@ class GraphedTrainStep:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._failed = False
         self._inputs = self._targets = self._loss = None
+        # one side stream for every eager step: the caching allocator reuses a freed block only
+        # on the stream that allocated it, and torch.cuda.Stream() hands out a different pool
+        # stream each call, so a stream per step kept every step's activations cached apart
+        # (the warm-up's peak read 3x one step's, and eager fallback steps grew to the cap)
+        self._side: torch.cuda.Stream | None = None
 
     @property
     def replaying(self) -> bool:
@@ -172,7 +179,9 @@ class GraphedTrainStep:
         # on a side stream, as the recipe warms up: the capture stream then finds nothing of
         # the default stream's in flight
         self.optimizer.zero_grad(set_to_none=True)  # after a capture: the graph's buffers
-        side = torch.cuda.Stream(device=inputs.device)
+        if self._side is None:
+            self._side = torch.cuda.Stream(device=inputs.device)
+        side = self._side
         side.wait_stream(torch.cuda.current_stream(inputs.device))
         with torch.cuda.stream(side):
             loss = _forward_backward(self.model, inputs, targets, self.amp)

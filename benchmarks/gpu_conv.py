@@ -17,13 +17,16 @@ dweight: `torch.autograd.grad`):
   least traffic the op needs (fwd: read x, write y; fwd+bwd: x twice, y, dy, dx);
 - the max abs error of y, dx, dweight against float64 (our torch conv in float64 on the same
   bf16 inputs).
-Pairs are fwd/fwd+bwd. ``--sweep`` also times other tile sizes of ours
+At the proxies' shapes two more rows give y as GDN uses it, q, k, v as three contiguous tensors
+(fla needs them so): fla's y cut and copied apart, as the model does after fla's conv, and ours
+with the pieces written apart by the kernel (`causal_conv1d_triton(split=...)`), their
+gradients read in place. Pairs are fwd/fwd+bwd. ``--sweep`` also times other tile sizes of ours
 (`triton_conv.ConvBlocks`), to choose the defaults. On the CPU (the interpreter smoke test)
 there are no kernel times: wall-clock times stand in for both.
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_conv.py [--sweep]
     PYTHONPATH=$PWD:$PWD/kernels TRITON_INTERPRET=1 python benchmarks/gpu_conv.py --device cpu \\
-        --shapes 2,64,96 --reps 1 --warmup 0             # smoke test: Triton's CPU interpreter
+        --shapes 2,64,256:64+64+128 --reps 1 --warmup 0  # smoke test: Triton's CPU interpreter
 """
 
 from __future__ import annotations
@@ -45,20 +48,38 @@ from gpu_throughput import environment, proxy_config
 if TYPE_CHECKING:  # the module imports triton: loaded in `implementations`
     from archsearch_kernels.triton_conv import ConvBlocks
 
-ConvFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ConvFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | tuple[torch.Tensor, ...]"]
 WIDTH = 4
 HBM_TBPS = 4.8  # H200 peak, for the "at peak" column only
 
 
-def gdn_shapes() -> list[tuple[str, int, int, int, int]]:
-    """(label, B, T, C, in_proj width) of the two benchmark proxies' GDN layers."""
+Shape = tuple[str, int, int, int, int, "tuple[int, ...] | None"]
+
+
+def gdn_shapes() -> list[Shape]:
+    """(label, B, T, C, in_proj width, q|k|v widths) of the two benchmark proxies' GDN layers."""
     shapes = []
     for label, depth, width, batch, seq in (("12x512", 12, 512, 32, 1024),
                                             ("24x1024", 24, 1024, 16, 2048)):
         spec = proxy_config(depth, width, "G", vocab=512).layers[0]
         row = spec.conv_dim + spec.value_dim + 2 * spec.v_heads  # in_proj's q|k|v|gate|a|b
-        shapes.append((label, batch, seq, spec.conv_dim, row))
+        split = (spec.key_dim, spec.key_dim, spec.value_dim)
+        shapes.append((label, batch, seq, spec.conv_dim, row, split))
     return shapes
+
+
+def piece_implementations(impls: dict[str, ConvFn], split: tuple[int, ...]) -> dict[str, ConvFn]:
+    """q, k, v as GDN's recurrence takes them: contiguous, apart (see the module docstring)."""
+    from archsearch_kernels.triton_conv import DEFAULT_BLOCKS, causal_conv1d_triton
+
+    pieces: dict[str, ConvFn] = {}
+    if "fla" in impls:
+        fla = impls["fla"]
+        pieces["fla, q|k|v copied apart"] = lambda x, w: tuple(
+            p.contiguous() for p in fla(x, w).split(split, dim=-1))
+    pieces["ours, q|k|v written apart"] = lambda x, w: causal_conv1d_triton(
+        x, w, "silu", DEFAULT_BLOCKS, split=split)
+    return pieces
 
 
 def implementations(device: torch.device, sweep: bool) -> dict[str, ConvFn]:
@@ -80,32 +101,25 @@ def implementations(device: torch.device, sweep: bool) -> dict[str, ConvFn]:
 
 
 def sweep_blocks() -> list[ConvBlocks]:
-    """One kernel's tiles at a time, the others at their defaults: forward; ds step (with time
-    chunks); dx step. Every choice here compiles without register spills for bf16, W = 4."""
+    """The ds step's choices against the defaults, the other kernels at theirs (the sixth
+    session's sweep; the fifth's, over forward, dx and "tile"/"chunk" tiles, chose those and is
+    in docs/GPU.md): "chunk" sums at the tiles it won with, and "unrolled" sums (W <= 4) at
+    tiles that compile without register spills for bf16, W = 4 (ptxas, sm_90a); time chunks
+    for one of them; each with the ds scratch in fp32 and in x's dtype."""
     from archsearch_kernels.triton_conv import ConvBlocks
 
-    fwd = [ConvBlocks(fwd_t=t, fwd_d=d, fwd_warps=w)
-           for t, d, w in ((64, 128, 4), (16, 128, 4), (32, 256, 4), (64, 256, 8))]
-    ds = [ConvBlocks(ds_t=t, ds_d=d, ds_warps=w, time_chunk=chunk)
-          for t, d, w in ((16, 128, 4), (8, 128, 4), (32, 128, 4), (16, 64, 2), (32, 64, 4),
-                          (16, 256, 8))
-          for chunk in (128, 256, 1024)]
-    dx = [ConvBlocks(dx_t=t, dx_d=d, dx_warps=w)
-          for t, d, w in ((16, 128, 4), (32, 64, 2), (32, 256, 8), (64, 64, 4))]
-    # the weight-gradient sums kept elementwise until the chunk's end: a [W, t, d] fp32 tile
-    chunk_sums = [ConvBlocks(ds_t=t, ds_d=d, ds_warps=w, time_chunk=256, dw_sum="chunk")
-                  for t, d, w in ((16, 128, 4), (8, 128, 4), (16, 64, 2), (8, 64, 2),
-                                  (32, 128, 8), (16, 256, 8))]
-    # the ds scratch in x's dtype (bf16) instead of fp32, with the tile sums and with the chunk
-    # sums of the default blocks
-    half_scratch = [ConvBlocks(ds_dtype="input"),
-                    ConvBlocks(ds_d=64, ds_warps=2, dw_sum="chunk", ds_dtype="input")]
-    return fwd + ds + dx + chunk_sums + half_scratch
+    ds = [("chunk", 16, 64, 2, 256), ("chunk", 8, 64, 2, 256)]
+    ds += [("unrolled", t, d, w, 256) for t, d, w in ((16, 64, 2), (16, 64, 4), (8, 64, 2),
+                                                      (16, 128, 4), (8, 128, 2), (32, 64, 4))]
+    ds += [("unrolled", 16, 64, 4, chunk) for chunk in (64, 128, 512)]
+    return [ConvBlocks(ds_t=t, ds_d=d, ds_warps=w, time_chunk=chunk, dw_sum=dw_sum,
+                       ds_dtype=ds_dtype)
+            for dw_sum, t, d, w, chunk in ds for ds_dtype in ("fp32", "input")]
 
 
 def describe(b: ConvBlocks) -> str:
     return (f"f{b.fwd_t}x{b.fwd_d}/{b.fwd_warps} ds{b.ds_t}x{b.ds_d}/{b.ds_warps} "
-            f"c{b.time_chunk}{'' if b.dw_sum == 'tile' else ' dw-chunk'}"
+            f"c{b.time_chunk}{'' if b.dw_sum == 'tile' else ' dw-' + b.dw_sum}"
             f"{'' if b.ds_dtype == 'fp32' else ' ds-in-x-dtype'} "
             f"dx{b.dx_t}x{b.dx_d}/{b.dx_warps}")
 
@@ -149,8 +163,8 @@ def kernel_us(fn: Callable[[], object], reps: int, device: torch.device) -> tupl
     return sum(e.time_range.elapsed_us() for e in on_device) / reps, len(on_device) / reps
 
 
-def run_shape(label: str, B: int, T: int, C: int, row: int, impls: dict[str, ConvFn],
-              device: torch.device, reps: int, warmup: int) -> None:
+def run_shape(label: str, B: int, T: int, C: int, row: int, split: tuple[int, ...] | None,
+              impls: dict[str, ConvFn], device: torch.device, reps: int, warmup: int) -> None:
     gen = torch.Generator(device=device).manual_seed(0)
     wide = torch.randn(B, T, row, device=device, generator=gen).to(torch.bfloat16)
     wide.requires_grad_()
@@ -173,19 +187,25 @@ def run_shape(label: str, B: int, T: int, C: int, row: int, impls: dict[str, Con
     print(f"{'implementation':<40} {'event us':>14} {'kernel us':>14} {'launches':>9} "
           f"{'ev/fla':>10} {'kern/fla':>10} {'GB/s':>10} {'err y':>8} {'err dx':>8} {'err dw':>8}")
     fla_times = fla_kernel = None
+    dy_pieces = [p.contiguous() for p in dy.split(split or [C], dim=-1)]
+    if split is not None:
+        impls = {**impls, **piece_implementations(impls, split)}
     for name, conv in impls.items():
         def forward(conv: ConvFn = conv) -> None:
             with torch.no_grad():
                 conv(x, weight)
 
-        def forward_backward(conv: ConvFn = conv) -> tuple[torch.Tensor, ...]:
+        def forward_backward(conv: ConvFn = conv) -> tuple[object, ...]:
             y = conv(x, weight)
+            if isinstance(y, tuple):  # pieces: each its own contiguous gradient, as fla gives
+                return (y, *torch.autograd.grad(y, (x, weight), dy_pieces))
             return (y, *torch.autograd.grad(y, (x, weight), dy))
 
         try:
-            out = forward_backward()
-            errors = [(o.double() - r).abs().max().item() for o, r in zip(out, ref)]
-            del out
+            y, *grads = forward_backward()
+            y = torch.cat(y, dim=-1) if isinstance(y, tuple) else y  # outside the timed calls
+            errors = [(o.double() - r).abs().max().item() for o, r in zip([y, *grads], ref)]
+            del y, grads
             times = (median_us(forward, reps, warmup, device),
                      median_us(forward_backward, reps, warmup, device))
             if device.type == "cuda":
@@ -213,9 +233,14 @@ def run_shape(label: str, B: int, T: int, C: int, row: int, impls: dict[str, Con
           f"dw {ref[2].abs().max():.1f}; pairs are fwd/fwd+bwd)")
 
 
-def parse_shape(text: str) -> tuple[str, int, int, int, int]:
-    B, T, C = (int(v) for v in text.split(","))
-    return f"{B}x{T}x{C}", B, T, C, C + 40
+def parse_shape(text: str) -> Shape:
+    """B,T,C, optionally with q|k|v widths: B,T,C:q+k+v (their sum C)."""
+    dims, _, pieces = text.partition(":")
+    B, T, C = (int(v) for v in dims.split(","))
+    split = tuple(int(v) for v in pieces.split("+")) if pieces else None
+    if split is not None and sum(split) != C:
+        raise argparse.ArgumentTypeError(f"widths {pieces} do not sum to C={C}")
+    return f"{B}x{T}x{C}", B, T, C, C + 40, split
 
 
 def main() -> None:
@@ -225,7 +250,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--sweep", action="store_true", help="also time other tile sizes of ours")
     parser.add_argument("--shapes", nargs="+", type=parse_shape, default=None,
-                        metavar="B,T,C", help="instead of the two proxies' shapes")
+                        metavar="B,T,C[:q+k+v]", help="instead of the two proxies' shapes")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(environment(device))

@@ -14,6 +14,8 @@ for packed in .gpu-site/*.tar.xz; do
   [ -e "$done_mark" ] || { tar -xJf "$packed" -C /tmp/site && touch "$done_mark"; }
 done
 export PYTHONPATH="/tmp/site:$PWD:$PWD/kernels${PYTHONPATH:+:$PYTHONPATH}"
+# unbuffered prints: a command cut by its time limit still leaves every line it printed
+export PYTHONUNBUFFERED=1
 export TRITON_CACHE_AUTOTUNING=1
 export TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton-cache}"
 mkdir -p "$TRITON_CACHE_DIR"

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_throughput import (
     add_gdn_switches,
     apply_gdn_switches,
+    describe_conv_blocks,
     environment,
     free_memory,
     step_times,
@@ -64,7 +65,7 @@ KERNEL_KINDS = (
 )
 
 
-TOP_KERNELS = 12  # kernels listed per profile, largest GPU time first
+TOP_KERNELS = 24  # kernels listed per profile, largest GPU time first
 TOP_OTHER = 6  # then the largest uncategorised ("other") kernels not among those
 
 
@@ -208,7 +209,7 @@ def main() -> None:
     patterns = args.patterns or default_patterns(space)
     print(f"{args.space} {' '.join(args.set)}: {environment(device)}; GDN conv {args.gdn_conv}, "
           f"gates in {args.gates}, in_proj {args.in_proj}, fla warps {args.fla_warps}, "
-          f"conv ds {args.conv_ds}",
+          f"conv blocks {describe_conv_blocks(args)}",
           flush=True)
     rows = []
     for mode in args.modes:

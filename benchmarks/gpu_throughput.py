@@ -94,9 +94,9 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
     ``--fla-warps``: fla's TileLang backward at padded narrow heads (archsearch_kernels.fla_warps)."""
     parser.add_argument("--gdn-conv", choices=gdn.CONV_CHOICES, default=gdn.COMPILED_CONV,
                         help="short conv inside compiled GDN regions (gdn.COMPILED_CONV)")
-    parser.add_argument("--conv-ds", choices=["fp32", "input"], default="fp32",
-                        help="with --gdn-conv triton: our conv's backward scratch ds in fp32 or "
-                             "in x's dtype (triton_conv.ConvBlocks.ds_dtype)")
+    parser.add_argument("--conv-blocks", type=parse_conv_blocks, default={}, metavar="F=V,...",
+                        help="with --gdn-conv triton: fields of our conv's tiles to change from "
+                             "triton_conv.DEFAULT_BLOCKS, e.g. ds_dtype=input,dw_sum=unrolled")
     parser.add_argument("--gates", choices=["kernel", "compiled"],
                         default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
                         help="beta and g inside fla's kernel or in the compiled graph "
@@ -117,11 +117,26 @@ def apply_gdn_switches(args: argparse.Namespace) -> None:
     gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
     gdn.SPLIT_IN_PROJ = args.in_proj == "split"
     os.environ[fla_warps.WARPS_ENV_VAR] = args.fla_warps  # read by fla_warps at every build
-    if args.conv_ds != "fp32":  # imports triton: only when asked
+    if args.conv_blocks:  # imports triton: only when asked
         from archsearch_kernels import triton_conv
 
         triton_conv.DEFAULT_BLOCKS = dataclasses.replace(triton_conv.DEFAULT_BLOCKS,
-                                                         ds_dtype=args.conv_ds)
+                                                         **args.conv_blocks)
+
+
+def parse_conv_blocks(text: str) -> dict[str, int | str]:
+    """"ds_dtype=input,ds_warps=4" -> {"ds_dtype": "input", "ds_warps": 4} (ConvBlocks checks)."""
+    fields: dict[str, int | str] = {}
+    for item in filter(None, text.split(",")):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--conv-blocks: {item!r} is not FIELD=VALUE")
+        fields[name.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    return fields
+
+
+def describe_conv_blocks(args: argparse.Namespace) -> str:
+    return ",".join(f"{k}={v}" for k, v in args.conv_blocks.items()) or "default"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -410,7 +425,7 @@ def main() -> None:
     heads = f"GDN heads {args.gdn_head[0]} / {args.gdn_head[1]}, " if args.gdn_head else ""
     print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
                          f"gates in {args.gates}, GDN conv {args.gdn_conv}, "
-                         f"in_proj {args.in_proj}, fla warps {args.fla_warps}, conv ds {args.conv_ds}, "
+                         f"in_proj {args.in_proj}, fla warps {args.fla_warps}, conv blocks {describe_conv_blocks(args)}, "
                          f"fused linear-CE loss, "
                          f"fused AdamW, grad clip; MFU vs "
                          f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "

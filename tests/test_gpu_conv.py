@@ -68,12 +68,14 @@ def small_blocks(dw_sum: str = "tile") -> ConvBlocks:
 
 def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int, W: int,
                 activation: str | None, strided: bool, blocks: ConvBlocks,
-                weight_dtype: torch.dtype | None = None, pad: int = 7) -> dict[str, float]:
+                weight_dtype: torch.dtype | None = None, pad: int = 7,
+                split: tuple[int, ...] | None = None) -> dict[str, float]:
     """y, dx, dweight of ours vs the float64 definition on the same (rounded) inputs.
 
     ``weight_dtype`` (default: ``dtype``) differs in training under autocast: bf16 activations,
     an fp32 conv weight. The wide tensor's rows are ``D + pad`` long: odd by default (unaligned
-    rows), a multiple of 8 to take the kernels' 8-aligned path as GDN's rows do.
+    rows), a multiple of 8 to take the kernels' 8-aligned path as GDN's rows do. With ``split``,
+    y comes back as contiguous pieces, each given its own slice of dy.
     """
     from archsearch_kernels.triton_conv import causal_conv1d_triton
 
@@ -94,8 +96,15 @@ def conv_errors(device: torch.device, dtype: torch.dtype, B: int, T: int, D: int
         x = x.detach().contiguous().requires_grad_()
     assert (x.stride(1) == D + pad) == strided
     w_dev = weight.to(device).requires_grad_()
-    y = causal_conv1d_triton(x, w_dev, activation=activation, blocks=blocks)
-    y.backward(dy.to(device))
+    if split is None:
+        y = causal_conv1d_triton(x, w_dev, activation=activation, blocks=blocks)
+        y.backward(dy.to(device))
+    else:
+        pieces = causal_conv1d_triton(x, w_dev, activation=activation, blocks=blocks, split=split)
+        assert [p.shape[-1] for p in pieces] == list(split)
+        assert all(p.is_contiguous() and p.dtype == dtype for p in pieces)
+        torch.autograd.backward(pieces, list(dy.to(device).split(split, dim=-1)))
+        y = torch.cat([p.detach() for p in pieces], dim=-1)
     assert y.dtype == dtype and y.is_contiguous() and w_dev.grad.dtype == weight.dtype
     if strided:  # the gradient reaches only the viewed columns of the wide tensor
         dx = wide_dev.grad[..., 3:3 + D]
@@ -120,7 +129,7 @@ def assert_under(label: str, errors: dict[str, float], tol: float) -> None:
 @pytest.mark.parametrize("W", [2, 3, 4])
 @pytest.mark.parametrize("activation", [None, "silu"])
 @pytest.mark.parametrize(("B", "strided"), [(1, False), (3, True)], ids=["B1", "B3-strided"])
-@pytest.mark.parametrize("dw_sum", ["tile", "chunk"])
+@pytest.mark.parametrize("dw_sum", ["tile", "chunk", "unrolled"])
 def test_triton_conv_matches_float64(device: torch.device, dtype: torch.dtype, W: int,
                                      activation: str | None, B: int, strided: bool,
                                      dw_sum: str) -> None:
@@ -132,7 +141,7 @@ def test_triton_conv_matches_float64(device: torch.device, dtype: torch.dtype, W
 
 @gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-@pytest.mark.parametrize("dw_sum", ["tile", "chunk"])
+@pytest.mark.parametrize("dw_sum", ["tile", "chunk", "unrolled"])
 def test_triton_conv_with_ds_in_the_inputs_dtype(device: torch.device, dtype: torch.dtype,
                                                  dw_sum: str) -> None:
     """ConvBlocks.ds_dtype = "input": the backward's ds scratch in x's dtype instead of fp32
@@ -152,6 +161,50 @@ def test_triton_conv_default_blocks(device: torch.device) -> None:
     errors = conv_errors(device, torch.bfloat16, 2, 300, 200, 4, "silu", True, DEFAULT_BLOCKS,
                          weight_dtype=torch.float32, pad=16)
     assert_under("triton conv, default blocks, bf16 x, fp32 weight", errors, tolerance(torch.bfloat16, device))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_conv_wider_than_the_unrolled_step(device: torch.device, dtype: torch.dtype) -> None:
+    """W = 6 with dw_sum "unrolled" (which names four shifts) sums the weight gradient "chunk"'s
+    way instead: same answers."""
+    errors = conv_errors(device, dtype, 2, 75, 40, 6, "silu", True, small_blocks("unrolled"))
+    assert_under(f"triton conv {dtype} W=6, unrolled asked", errors, tolerance(dtype, device))
+
+
+@gpu
+@pytest.mark.parametrize("split", [(32, 32, 40), (64, 40), (104,), (20, 20, 64), (8, 8, 8, 80)],
+                         ids=["qkv", "two", "one", "off-edge", "four"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_conv_pieces(device: torch.device, split: tuple[int, ...],
+                            dtype: torch.dtype) -> None:
+    """``split``: y as contiguous pieces (GDN's q, k, v), each with its own gradient. Pieces on
+    the 32-wide blocks' edges are written and read in place (the last one ends in a partial
+    block: D = 104); the others are cut from y by torch; all match the float64 definition."""
+    from archsearch_kernels.triton_conv import _pieces_fit
+
+    blocks = small_blocks("chunk")
+    assert _pieces_fit(split, blocks) == (split in [(32, 32, 40), (64, 40), (104,)])
+    errors = conv_errors(device, dtype, 3, 75, 104, 4, "silu", True, blocks, split=split)
+    assert_under(f"triton conv {dtype}, pieces {split}", errors, tolerance(dtype, device))
+
+
+@gpu
+def test_triton_conv_piece_without_a_gradient(device: torch.device) -> None:
+    """Only q of (q, k, v) used: k's and v's gradients arrive as zeros, dx is q's alone."""
+    from archsearch_kernels.triton_conv import causal_conv1d_triton
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 40, 96, generator=gen).to(device).requires_grad_()
+    w = (0.5 * torch.randn(96, 4, generator=gen)).to(device).requires_grad_()
+    q, _, _ = causal_conv1d_triton(x, w, blocks=small_blocks("chunk"), split=(32, 32, 32))
+    q.sum().backward()
+    ref_x = x.detach().double().cpu().requires_grad_()
+    ref_w = w.detach().double().cpu().requires_grad_()
+    ref_y, _ = reference_causal_conv1d(ref_x, ref_w, activation="silu")
+    ref_y[..., :32].sum().backward()
+    assert max_rel_err(x.grad.cpu(), ref_x.grad) < 1e-5
+    assert max_rel_err(w.grad.cpu(), ref_w.grad) < 1e-5
 
 
 @gpu
@@ -179,6 +232,8 @@ def test_triton_conv_rejects_bad_input(device: torch.device) -> None:
         ConvBlocks(fwd_d=96)
     with pytest.raises(ValueError, match="ds_dtype must be 'fp32' or 'input'; got 'bf16'"):
         ConvBlocks(ds_dtype="bf16")
+    with pytest.raises(ValueError, match=r"split must be positive widths summing to D=3"):
+        causal_conv1d_triton(x, w[:, :4], split=(1, 1))
 
 
 @gpu
@@ -196,7 +251,8 @@ def test_gdn_layer_with_triton_conv_matches_dispatched_conv(
     is off by O(1).
     """
     on_cuda = device.type == "cuda"
-    heads, dk, dv, d_model, B, T = (8, 96, 192, 256, 4, 200) if on_cuda else (2, 16, 32, 48, 2, 37)
+    # q, k, v on the default blocks' edges (128 wide): the conv writes them apart in place
+    heads, dk, dv, d_model, B, T = (8, 96, 192, 256, 4, 200) if on_cuda else (2, 64, 128, 48, 2, 37)
     torch.manual_seed(0)
     layer = GatedDeltaNet(d_model, GDNSpec(heads=heads, v_heads=heads, head_dim_k=dk,
                                            head_dim_v=dv), init_std=0.02)

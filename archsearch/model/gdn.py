@@ -25,6 +25,7 @@ convolutions are one depthwise convolution over the q|k|v channels, which is the
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -47,16 +48,17 @@ A_LOG_RANGE = (0.0, 16.0)  # A ~ U(0, 16), A_log = log A
 DT_RANGE = (1e-3, 0.1)  # dt log-uniform; dt_bias = softplus^-1(dt)
 DT_FLOOR = 1e-4
 OUTPUT_NORM_EPS = 1e-5  # fla's FusedRMSNormGated default, kept by Olmo Hybrid
-# Which short conv runs inside a compiled `project`: "fla" (its Triton kernel, called through a
-# graph break) or "torch" (our shifted multiply-adds, which inductor fuses with the SiLU and the
-# q/k/v copies but whose weight-gradient reduction it compiles poorly). Measured on an H100,
-# 24 x 1024 GGGA at T=2048: 127.8k tokens/s with "fla", 118.8k with "torch" (docs/GPU.md).
-# "triton" is our own fused Triton conv (archsearch_kernels.triton_conv, through a graph break
-# like fla's); it replaces fla's in `project` whether compiled or not. Its forward beats fla's
-# on an H200; its backward, after three versions, only matches fla's inside the graphed 12 x 512
-# proxy (2.98 against 2.83 ms a step, the step no faster: docs/GPU.md), so fla's stays the default.
+# Which short conv runs in `project` (GDN's CUDA training path): "triton", our own Triton conv
+# (archsearch_kernels.triton_conv, through a graph break), which writes q, k, v as separate
+# contiguous tensors and reads their gradients where they are; "fla", fla's conv through a graph
+# break, after which q, k, v are copied apart (and their gradients concatenated back); or, inside
+# a compiled `project`, "torch" (our shifted multiply-adds, which inductor fuses with the SiLU
+# and the q/k/v copies but whose weight-gradient reduction it compiles poorly: 118.8k against
+# 127.8k tokens/s for fla's at 24 x 1024 GGGA on an H100). On an H200, graphed 12 x 512
+# (GGGA)*3: 785,312 tokens/s with "triton" against 745,936 with "fla" (0.86x / 0.81x of all
+# attention; docs/GPU.md), the default since.
 CONV_CHOICES = ("fla", "torch", "triton")
-COMPILED_CONV = "fla"
+COMPILED_CONV = "triton"
 # Where a compiled `project` leaves beta and the decay g: True hands fla the raw a, b and fla's
 # chunk kernel computes both (and their gradients); False computes them in the compiled graph
 # (`gdn_gates`, fused by inductor) and fla gets g, beta. Same maths; benchmark `--gates`.
@@ -92,9 +94,18 @@ def _dispatched_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return short_conv(x, weight, activation="silu")[0]
 
 
+def _triton_runs_on(x: torch.Tensor) -> bool:
+    """Whether our Triton conv can take x: on CUDA, or on the CPU under Triton's interpreter
+    (how tests/test_gpu_conv.py checks the layer anywhere). Elsewhere `project` (callable on
+    the CPU, as the CPU tests do) takes the dispatched conv: a CPU install has no triton."""
+    return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+
+
 @torch.compiler.disable  # our Triton conv, like fla's, runs between compiled graphs
-def _triton_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return triton_short_conv(x, weight, activation="silu")
+def _triton_conv(
+    x: torch.Tensor, weight: torch.Tensor, split: tuple[int, ...]
+) -> tuple[torch.Tensor, ...]:
+    return triton_short_conv(x, weight, activation="silu", split=split)
 
 
 class GatedRMSNorm(nn.Module):
@@ -159,13 +170,17 @@ class GatedDeltaNet(nn.Module):
             gate, a, b = F.linear(x, weight[spec.conv_dim:]).split(self.split_sizes[1:], dim=-1)
         else:
             qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)
-        if COMPILED_CONV == "triton":  # reads the strided q|k|v view in place
-            qkv = _triton_conv(qkv, self.conv_weight)
-        elif torch.compiler.is_compiling() and COMPILED_CONV == "torch":
-            qkv, _ = causal_conv1d(qkv, self.conv_weight, activation="silu")
+        sizes = (spec.key_dim, spec.key_dim, spec.value_dim)
+        if COMPILED_CONV == "triton" and _triton_runs_on(x):
+            # reads the strided q|k|v view in place and writes q, k, v as separate contiguous
+            # tensors (and reads their gradients where they are): no copies on either side
+            q, k, v = _triton_conv(qkv, self.conv_weight, sizes)
         else:
-            qkv = _dispatched_conv(qkv, self.conv_weight)
-        q, k, v = qkv.split((spec.key_dim, spec.key_dim, spec.value_dim), dim=-1)
+            if torch.compiler.is_compiling() and COMPILED_CONV == "torch":
+                qkv, _ = causal_conv1d(qkv, self.conv_weight, activation="silu")
+            else:
+                qkv = _dispatched_conv(qkv, self.conv_weight)
+            q, k, v = qkv.split(sizes, dim=-1)
         # fla copies non-contiguous inputs anyway; making them here lets inductor write them once
         q = q.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
         k = k.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()

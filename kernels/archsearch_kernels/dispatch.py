@@ -229,13 +229,17 @@ def short_conv(
 
 
 def triton_short_conv(
-    x: torch.Tensor, weight: torch.Tensor, activation: str | None = "silu"
-) -> torch.Tensor:
-    """Our Triton causal conv over whole sequences (no state; forward and backward): y only.
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    activation: str | None = "silu",
+    split: tuple[int, ...] | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """Our Triton causal conv over whole sequences (no state; forward and backward): y only, or
+    with ``split`` the contiguous pieces of y (``triton_conv.causal_conv1d_triton``).
 
     For training on CUDA (or CPU tensors under ``TRITON_INTERPRET=1``). Triton is imported here,
     on first use, never by importing this package.
     """
     from .triton_conv import causal_conv1d_triton
 
-    return causal_conv1d_triton(x, weight, activation=activation)
+    return causal_conv1d_triton(x, weight, activation=activation, split=split)
