@@ -120,8 +120,11 @@ def apply_gdn_switches(args: argparse.Namespace) -> None:
     if args.conv_blocks:  # imports triton: only when asked
         from archsearch_kernels import triton_conv
 
-        triton_conv.DEFAULT_BLOCKS = dataclasses.replace(triton_conv.DEFAULT_BLOCKS,
-                                                         **args.conv_blocks)
+        try:
+            triton_conv.DEFAULT_BLOCKS = dataclasses.replace(triton_conv.DEFAULT_BLOCKS,
+                                                             **args.conv_blocks)
+        except (TypeError, ValueError) as err:  # an unknown field, or a value ConvBlocks refuses
+            raise SystemExit(f"--conv-blocks {describe_conv_blocks(args)}: {err}") from None
 
 
 def parse_conv_blocks(text: str) -> dict[str, int | str]:

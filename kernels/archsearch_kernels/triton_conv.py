@@ -40,9 +40,10 @@ conv cost a copy forward and a concatenation backward. The kernels here are tile
   2. dx step, one program per (t-block, d-block, batch row): W shifted loads of ds, fp32 sums,
      dx cast to x's dtype and stored.
   HBM traffic of the backward at that shape: x, dy and dx 100 MB each (bf16), ds (bf16 by
-  default) 100 MB written and read back, ~500 MB (~105 us at 4.8 TB/s). The first version kept ds in registers by
-  recomputing the pre-activation at each of the W shifts: W^2 shifted x loads and ~W^3 FMAs per
-  element against 2W loads and ~3W FMAs here, in 8-row tiles to stay clear of spills.
+  default) 100 MB written and read back, ~500 MB (~105 us at 4.8 TB/s). The first version kept
+  ds in registers by recomputing the pre-activation at each of the W shifts: W^2 shifted x
+  loads and ~W^3 FMAs per element against 2W loads and ~3W FMAs here, in 8-row tiles to stay
+  clear of spills.
   The scratch is a plain `torch.empty` inside the autograd function: no host syncs, so the
   backward can be captured in a CUDA graph.
 
