@@ -18,10 +18,12 @@ If the capture fails (a kernel that cannot be captured, a shape that changes), t
 in ``note`` and goes on eagerly: a sweep loses speed, never a trial. A capture that would not fit
 the process's memory is not tried (``graph_memory_note``): the graph's private pool holds the
 step's buffers on top of what the warm-up left, and running out of memory in the middle of a
-capture is not something to recover from. Measured on an H200 for a 23M proxy: 7.7 GiB reserved
-graphed against 7.4 eager (docs/GPU.md); ``GRAPH_MEMORY_FACTOR`` leaves twice that. (A first
-measurement read 21.6 GiB: the warm-up then ran each step on a new side stream, whose cached
-blocks no other stream reuses, so three warm-up steps reserved three steps' memory.)
+capture is not something to recover from. The eager peak is counted from the step's own first
+warm-up step, not over the process's life (Ray reuses a process for the next trial). Measured on
+an H200 for a 23M proxy: 7.7 GiB reserved graphed against 7.4 eager (docs/GPU.md);
+``GRAPH_MEMORY_FACTOR`` leaves twice that. (A first measurement read 21.6 GiB: the warm-up then
+ran each step on a new side stream, whose cached blocks no other stream reuses, so three warm-up
+steps reserved three steps' memory.)
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ def _memory_limit(device: torch.device) -> int:
     cap = int(torch.cuda.get_per_process_memory_fraction(device) * total)
     free, _ = torch.cuda.mem_get_info(device)
     return min(cap, free + torch.cuda.memory_reserved(device))
+
+
+def _count_memory_from_here(device: torch.device) -> None:
+    """Start the memory peak the capture check reads (``max_memory_reserved``) from now, with
+    no cached blocks: Ray reuses a trial's process for the next trial, whose check would
+    otherwise read the earlier trial's peak (its graph's pool and its probes' fine-tuning
+    beside it: twice a step's memory) and refuse every graph after the first trial."""
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
 
 
 def make_optimizer(model: torch.nn.Module, training: TrainingSection,
@@ -155,6 +166,7 @@ class GraphedTrainStep:
         # stream each call, so a stream per step kept every step's activations cached apart
         # (the warm-up's peak read 3x one step's, and eager fallback steps grew to the cap)
         self._side: torch.cuda.Stream | None = None
+        self._counting = False  # memory peaks counted from this step's first warm-up step
 
     @property
     def replaying(self) -> bool:
@@ -167,6 +179,9 @@ class GraphedTrainStep:
             self._targets.copy_(targets, non_blocking=True)
             self._graph.replay()
             return self._loss.clone()
+        if not self._counting:
+            _count_memory_from_here(inputs.device)
+            self._counting = True
         if self._failed or self._graph is not None or self.warmup_left > 0:
             self.warmup_left -= 1
             return self._eager(inputs, targets)

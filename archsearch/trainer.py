@@ -137,6 +137,8 @@ def train_proxy(
                 "tokens_per_s": len(losses) * budget.tokens_per_step / max(train_time, 1e-9),
                 "cuda_graph": float(getattr(step_fn, "replaying", False)),
             }
+            if getattr(step_fn, "note", ""):  # why steps are not graphed, for the row
+                metrics["cuda_graph_note"] = step_fn.note
             if probes:
                 metrics |= _probe_metrics(model, data, trial, device, amp)
             for name in ("val_loss", "semantic_loss", "copy_loss"):

@@ -185,6 +185,7 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
     by side, which separate processes without MPS cannot. One result for the whole group."""
     device = torch.device(args.device)
     config = packing_config(args)
+    began = time.monotonic()
     steps = [proxy_step(rank, config, args, mode, device) for rank in range(n)]
     params = steps[0][1]
     streams = [torch.cuda.Stream(device) if device.type == "cuda" else None for _ in steps]
@@ -200,9 +201,18 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
                 losses.append(step())
         return losses
 
-    for _ in range(args.warmup):
+    # progress on stderr, each warm-up round timed to its end: building and warming n proxies in
+    # one process has taken minutes, and which round (compiling, capturing, the first replays
+    # side by side) was not known
+    print(f"[{mode}, {n} on streams] built in {time.monotonic() - began:.1f} s",
+          file=sys.stderr, flush=True)
+    for r in range(args.warmup):
+        round_began = time.monotonic()
         one_round()
-    sync(device)
+        sync(device)
+        print(f"[{mode}, {n} on streams] warm-up round {r + 1}: "
+              f"{time.monotonic() - round_began:.2f} s; stepping: "
+              f"{', '.join(how() for _, _, how in steps)}", file=sys.stderr, flush=True)
     started = time.monotonic()
     for _ in range(args.steps):
         losses = one_round()

@@ -430,6 +430,31 @@ def test_a_graph_without_room_is_not_captured(cuda: torch.device,
 
 
 @gpu
+def test_a_step_after_an_earlier_trial_in_the_process_is_graphed(
+        cuda: torch.device, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray reuses a trial's process for the next trial: the capture check counts the memory of
+    this step's own warm-up, not the process's lifetime peak (an earlier trial's graph and
+    probes once refused the graph of every trial after a sweep's first wave)."""
+    from archsearch import train_step as steps
+    from archsearch.space.schema import TrainingSection
+
+    earlier = torch.empty(4 * 2**30, dtype=torch.uint8, device=cuda)  # an earlier trial's peak
+    del earlier
+    assert torch.cuda.max_memory_reserved(cuda) >= 4 * 2**30
+    # less than 2 x 4 GiB, more than 2 x this step's own peak (0.5 GiB on an H200 after the
+    # other GPU tests of the file: what they leave alive counts, it is the process's)
+    monkeypatch.setattr(steps, "_memory_limit", lambda device: 3 * 2**30)
+    training = TrainingSection(lr=3e-3)
+    model = small_model("GGAG").to(cuda).compile_blocks()
+    optimizer = steps.make_optimizer(model, training, capturable=True)
+    step = steps.GraphedTrainStep(model, optimizer, training.grad_clip, torch.bfloat16)
+    for i in range(6):
+        loss = step(*(t.to(cuda) for t in tokens(20 + i)), training.lr)
+    assert step.replaying, step.note
+    assert torch.isfinite(loss)
+
+
+@gpu
 def test_incremental_decoding_on_gpu(cuda: torch.device) -> None:
     """Prefill (fla chunk with a final state) then single-token steps (fla fused recurrent)."""
     model = small_model("GGAG").to(cuda)

@@ -165,6 +165,24 @@ def test_the_results_writer_never_shrinks_a_table(tmp_path):
     assert rows["t0001"]["semantic_loss"] == 1.0
 
 
+def test_why_a_trial_was_not_graphed_reaches_its_row(tmp_path):
+    """The trainer's text on a refused or failed CUDA graph lands in ``cuda_graph_note`` (a
+    string beside the numeric metrics), so a table with ``cuda_graph`` 0 says why."""
+    folder = SweepFolder.under(str(tmp_path), "s")
+    writer = ResultsWriter(folder, SPACE, {}, {}, run="001")
+    trial = _trial("t0000")
+    writer.on_trial_start(0, [], trial)
+    why = "no CUDA graph: it would need about 42.0 GiB"
+    result = {"step": 10, "fidelity": 0.5, "semantic_loss": 2.0, "cuda_graph": 0.0,
+              "cuda_graph_note": why}
+    writer.on_trial_result(0, [], trial, result)
+    writer.write()  # results are written at most so often: now, for the test
+    row = read_table(folder, "trials.parquet")[0]
+    assert row["cuda_graph"] == 0.0 and row["cuda_graph_note"] == why
+    curve = read_table(folder, "curves.parquet")[0]
+    assert "cuda_graph_note" not in curve  # the curves keep numbers only
+
+
 # ---------------------------------------------------------------- the lock
 
 

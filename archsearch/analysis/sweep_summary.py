@@ -80,10 +80,11 @@ def sweep_summary(outcome: SweepOutcome) -> str:
         lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r.get('error')}" for r in failed[:10]]
         if len(failed) > 10:
             lines.append(f"  ... and {len(failed) - 10} more (trials.parquet, column 'error')")
-    noted = [r for r in rows if r.get("note")]
+    noted = [(r, "; ".join(filter(None, (r.get("note"), r.get("cuda_graph_note"))))) for r in rows]
+    noted = [(r, note) for r, note in noted if note]
     if noted:
         lines += ["", "notes:"]
-        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {r['note']}" for r in noted[:10]]
+        lines += [f"  {r['trial_id']}  {r.get('pattern')}  {note}" for r, note in noted[:10]]
     lines += ["", f"results in {folder.location}/",
               f"  {TRIALS_FILE}   one row per trial (status, parameters, last metrics, costs)",
               f"  {CURVES_FILE}   every evaluation of every trial",
