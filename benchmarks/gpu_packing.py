@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import multiprocessing as mp
 import os
 import shutil
@@ -186,6 +187,9 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
     device = torch.device(args.device)
     config = packing_config(args)
     began = time.monotonic()
+    # graphed proxies replaying side by side have hung (docs/GPU.md, "Known problems"): after
+    # --timeout seconds print where every thread is and end, instead of waiting forever
+    faulthandler.dump_traceback_later(args.timeout, exit=True)
     steps = [proxy_step(rank, config, args, mode, device) for rank in range(n)]
     params = steps[0][1]
     streams = [torch.cuda.Stream(device) if device.type == "cuda" else None for _ in steps]
@@ -218,6 +222,7 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
         losses = one_round()
     sync(device)
     finished = time.monotonic()
+    faulthandler.cancel_dump_traceback_later()
     if not all(torch.isfinite(loss) for loss in losses):
         raise RuntimeError(f"a loss became non-finite: {[float(x) for x in losses]}")
     reserved = 0.0
@@ -288,7 +293,9 @@ def main() -> None:
                         "length and matched size)")
     parser.add_argument("--pattern", help="with --space: the candidate to pack")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--timeout", type=float, default=400.0)
+    parser.add_argument("--timeout", type=float, default=400.0,
+                        help="seconds to wait for a worker's result; with --streams, for each "
+                             "group (then every thread's stack is printed and the script ends)")
     parser.add_argument("--mps", action="store_true",
                         help="run the workers under CUDA MPS (starts and quits the daemon)")
     parser.add_argument("--streams", action="store_true",
