@@ -348,3 +348,18 @@ def test_recommend_marks_ties_in_text_and_json(seeded_sweep, tmp_path):
     assert "verdict: not resolved: every pattern ran one seed" in text
     assert "no score intervals: every pattern ran one seed" in text
     assert as_dict(single)["recommended"] is None
+
+
+def test_the_summary_says_why_a_trial_was_not_graphed(seeded_sweep):
+    """A GPU trial's ``cuda_graph_note`` joins the notes the sweep prints, beside its resume
+    note: a user reading ``cuda_graph`` 0 in the table finds the reason without the logs."""
+    why = "no CUDA graph: it would need about 42.0 GiB"
+    rows = [dict(r) for r in seeded_sweep.rows]
+    rows[0]["cuda_graph_note"] = why
+    rows[1]["note"], rows[1]["cuda_graph_note"] = "restarted from step 0", why
+    space = SearchSpace.from_text(SPACE, "seeds.yaml")
+    summary = sweep_summary(SweepOutcome(SweepFolder.at(seeded_sweep.folder.location), rows, space,
+                                         len(rows)))
+    notes = summary.split("notes:\n")[1].split("\n\n")[0].splitlines()
+    assert notes == [f"  {rows[0]['trial_id']}  {rows[0]['pattern']}  {why}",
+                     f"  {rows[1]['trial_id']}  {rows[1]['pattern']}  restarted from step 0; {why}"]
