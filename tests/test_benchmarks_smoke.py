@@ -50,3 +50,19 @@ def test_gpu_packing_in_one_process_on_streams() -> None:
     assert "one process, a CUDA stream each" in out and "stepping: eager, eager" in out
     last = out.splitlines()[-1].split()
     assert last[0] == "eager" and last[-1].endswith("x")
+
+
+def test_gpu_sweep_packing_runs_whole_sweeps(tmp_path: Path) -> None:
+    tiny = ["model.d_model=32", "model.n_heads=2", "symbols.G.head_dim_k=8", "data.seq_len=32",
+            "training.batch_size=2", "training.tokens=256", "evaluation.every=2",
+            "training.checkpoint_every=2", "evaluation.validation_tokens=512",
+            "evaluation.probe_examples=16", "evaluation.probe_steps=2", "data.probes=[parity]",
+            "data.builtin_documents=200", "data.vocab_size=512", "training.precision=fp32",
+            "resources.cpus=1", "search.concurrency=2", "training.seed={choices: [0, 1]}",
+            "search.samples=2"]
+    out = run_script("benchmarks/gpu_sweep_packing.py", "search_spaces/gpu_packing.yaml",
+                     "--device", "cpu", "--fractions", "0", "--storage", str(tmp_path),
+                     *(f"--set={s}" for s in tiny))
+    row = out.splitlines()[-1].split()
+    assert row[:2] == ["0", "2/2"] and row[5] == "1.00x", out[-600:]
+    assert (tmp_path / "gpu_packing_gpus0" / "trials.parquet").is_file()

@@ -1,0 +1,150 @@
+"""Packing measured through ``archsearch sweep``: the same trials, one per GPU and N per GPU.
+
+``gpu_packing.py`` times training steps alone; a sweep's trials also prepare, compile, evaluate
+and fine-tune probes, and a packed GPU overlaps those phases of one trial with another's steps.
+This runs a whole sweep of SPACE once per ``--fractions`` value (``resources.gpus`` overridden,
+nothing else), each in its own folder under ``--storage``, and reports what a user waits for:
+
+- aggregate tokens/s = training tokens of all trials / the sweep's wall time, and its ratio to
+  the first fraction's (the issue's packing target: 4 per GPU >= 2.5x one per GPU);
+- the trials' own median tokens/s, how many ran graphed, their median first step, and the GPU's
+  mean utilisation (NVML, when torch can read it).
+
+Fair to both: each sweep's data is prepared in its folder before the clock starts, and one short
+training run on the device first fills the node's compile, TileLang and autotune caches, so
+neither sweep pays them for the other. Use a single-GPU machine or ``CUDA_VISIBLE_DEVICES``.
+
+    python benchmarks/gpu_sweep_packing.py search_spaces/gpu_packing.yaml --fractions 1 0.25
+    python benchmarks/gpu_sweep_packing.py search_spaces/gpu_packing.yaml --device cpu \\
+        --fractions 0 --set model.d_model=32 --set data.seq_len=64 ...     # smoke test (CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+
+from archsearch.data import prepare_data
+from archsearch.space import SearchSpace
+from archsearch.sweep.overrides import load_with_overrides
+from archsearch.sweep.runner import run_sweep
+from archsearch.trainer import train_proxy
+
+
+def first_trial(space: SearchSpace) -> Any:
+    points = space.grid() if space.spec.search.algorithm == "grid" else [
+        {"pattern": p} for p in space.pattern_choices]
+    return space.resolve(points[0])
+
+
+def warm_caches(space_path: str, overrides: list[str], data_cache: Path, device: str) -> float:
+    """Train the first trial's model 4 steps with an evaluation and its probes: inductor,
+    TileLang and fla's autotuning then find their results on disk in every sweep after."""
+    space, _ = load_with_overrides(space_path, overrides)
+    trial = first_trial(space)
+    steps = 4
+    short, _ = load_with_overrides(space_path, [
+        *overrides, f"training.tokens={steps * trial.training.batch_size * trial.data.seq_len}",
+        f"evaluation.every={steps}", f"training.checkpoint_every={steps}"])
+    began = time.perf_counter()
+    train_proxy(first_trial(short), lambda metrics, checkpoint: None, Path(tempfile.mkdtemp()),
+                data_cache, device=device)
+    return time.perf_counter() - began
+
+
+class GpuUtilisation:
+    """Mean GPU utilisation over a block, sampled every second (None where NVML is absent)."""
+
+    def __init__(self, device: str) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._on = device == "cuda"
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.samples.append(float(torch.cuda.utilization(0)))
+            except Exception:  # noqa: BLE001 - no NVML: no figure
+                return
+
+    def __enter__(self) -> Self:
+        if self._on:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.samples) if self.samples else None
+
+
+def one_sweep(args: argparse.Namespace, fraction: float) -> dict[str, Any]:
+    name = f"{Path(args.space).stem}_gpus{fraction:g}"
+    overrides = [*args.set, f"resources.gpus={fraction:g}"]
+    space, _ = load_with_overrides(args.space, overrides)
+    trial = first_trial(space)
+    prepare_data(trial.data, trial.evaluation, Path(args.storage) / name / "data_cache")
+    with GpuUtilisation(args.device) as util:
+        began = time.perf_counter()
+        outcome = run_sweep(args.space, name=name, storage=args.storage, overrides=overrides)
+        wall = time.perf_counter() - began
+    rows = outcome.rows
+    done = [r for r in rows if r.get("status") == "completed"]
+    tokens = sum(float(r.get("tokens_seen") or 0) for r in rows)
+    return {
+        "fraction": fraction, "trials": f"{len(done)}/{outcome.total}", "wall": wall,
+        "tokens": tokens, "aggregate": tokens / wall,
+        "trial_tps": statistics.median(float(r["tokens_per_s"]) for r in done) if done else None,
+        "graphed": f"{sum(bool(r.get('cuda_graph')) for r in rows)}/{len(rows)}",
+        "first_step": statistics.median(float(r["first_step_s"]) for r in done
+                                        if r.get("first_step_s") is not None) if done else None,
+        "util": util.mean,
+    }
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "n/a" if value is None else format(value, spec) + unit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("space")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.25],
+                        help="resources.gpus of each sweep (the first is the baseline)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the space in every sweep (as archsearch sweep)")
+    parser.add_argument("--storage", default=None, help="default: a new temporary folder")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    args = parser.parse_args()
+    args.storage = args.storage or tempfile.mkdtemp(prefix="sweep-packing-")
+    if args.device == "cpu" and any(f > 0 for f in args.fractions):
+        parser.error("--device cpu runs CPU trials: give --fractions 0")
+    warm_folder = Path(args.storage) / "warm" / "data_cache"
+    print(f"warm-up (not timed): {warm_caches(args.space, args.set, warm_folder, args.device):.0f} s",
+          flush=True)
+    results = [one_sweep(args, f) for f in args.fractions]
+    card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
+    print(f"\n{args.space} through archsearch sweep ({card}, torch {torch.__version__}); "
+          f"aggregate = training tokens of all trials / the sweep's wall time")
+    print(f"{'gpus':>5} {'trials':>6} {'wall':>7} {'tokens':>8} {'aggregate tok/s':>15} "
+          f"{'vs first':>8} {'trial tok/s':>11} {'graphed':>7} {'1st step':>8} {'GPU util':>8}")
+    base = results[0]["aggregate"]
+    for r in results:
+        print(f"{r['fraction']:>5g} {r['trials']:>6} {r['wall']:>6.0f}s {r['tokens'] / 1e6:>7.1f}M "
+              f"{r['aggregate']:>15,.0f} {r['aggregate'] / base:>7.2f}x "
+              f"{_fmt(r['trial_tps'], ',.0f'):>11} {r['graphed']:>7} "
+              f"{_fmt(r['first_step'], '.1f', 's'):>8} {_fmt(r['util'], '.0f', '%'):>8}")
+
+
+if __name__ == "__main__":
+    main()
