@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -31,32 +32,20 @@ from typing import Any, Self
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_warmup import warm_up
+
 from archsearch.data import prepare_data
 from archsearch.space import SearchSpace
 from archsearch.sweep.overrides import load_with_overrides
 from archsearch.sweep.runner import run_sweep
-from archsearch.trainer import train_proxy
 
 
 def first_trial(space: SearchSpace) -> Any:
+    """The trial of the space's first point (its data and pattern stand for all of them)."""
     points = space.grid() if space.spec.search.algorithm == "grid" else [
         {"pattern": p} for p in space.pattern_choices]
     return space.resolve(points[0])
-
-
-def warm_caches(space_path: str, overrides: list[str], data_cache: Path, device: str) -> float:
-    """Train the first trial's model 4 steps with an evaluation and its probes: inductor,
-    TileLang and fla's autotuning then find their results on disk in every sweep after."""
-    space, _ = load_with_overrides(space_path, overrides)
-    trial = first_trial(space)
-    steps = 4
-    short, _ = load_with_overrides(space_path, [
-        *overrides, f"training.tokens={steps * trial.training.batch_size * trial.data.seq_len}",
-        f"evaluation.every={steps}", f"training.checkpoint_every={steps}"])
-    began = time.perf_counter()
-    train_proxy(first_trial(short), lambda metrics, checkpoint: None, Path(tempfile.mkdtemp()),
-                data_cache, device=device)
-    return time.perf_counter() - began
 
 
 class GpuUtilisation:
@@ -129,9 +118,12 @@ def main() -> None:
     args.storage = args.storage or tempfile.mkdtemp(prefix="sweep-packing-")
     if args.device == "cpu" and any(f > 0 for f in args.fractions):
         parser.error("--device cpu runs CPU trials: give --fractions 0")
-    warm_folder = Path(args.storage) / "warm" / "data_cache"
-    print(f"warm-up (not timed): {warm_caches(args.space, args.set, warm_folder, args.device):.0f} s",
-          flush=True)
+    space, _ = load_with_overrides(args.space, args.set)
+    warm = warm_up(args.space, Path(args.storage) / "warm" / "data_cache", steps=4,
+                   pattern=first_trial(space).pattern, overrides=tuple(args.set),
+                   device=args.device)
+    print(f"warm-up (not timed): data {warm['data_s']:.0f} s, 4 steps with an evaluation and "
+          f"probes {warm['train_s']:.0f} s", flush=True)
     results = [one_sweep(args, f) for f in args.fractions]
     card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
     print(f"\n{args.space} through archsearch sweep ({card}, torch {torch.__version__}); "

@@ -13,10 +13,39 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from archsearch.data import prepare_data
 from archsearch.sweep.overrides import load_with_overrides
 from archsearch.trainer import train_proxy
+
+
+def warm_up(space_path: str, data_cache: Path, steps: int, pattern: str | None = None,
+            overrides: tuple[str, ...] = (), device: str = "cuda") -> dict[str, Any]:
+    """Prepare the space's data in ``data_cache`` and train ``pattern`` (default: the first
+    with G and A) ``steps`` steps with one evaluation and the probes: the node's compile,
+    TileLang and autotune caches then hold what the sweep's trials need. Returns the last report
+    with the seconds of each phase (``data_s``, ``train_s``) and the trial (``trial``)."""
+    space, _ = load_with_overrides(space_path, list(overrides))
+    points = space.grid() if space.spec.search.algorithm == "grid" else [
+        {"pattern": p} for p in space.pattern_choices]
+    point = next(p for p in points if (pattern and p["pattern"] == pattern)
+                 or (not pattern and {"A", "G"} <= set(p["pattern"])))
+    trial = space.resolve(point)
+    per_step = trial.training.batch_size * trial.data.seq_len
+    short, _ = load_with_overrides(space_path, [*overrides, f"training.tokens={steps * per_step}",
+                                                f"evaluation.every={steps}",
+                                                f"training.checkpoint_every={steps}"])
+    trial = short.resolve(point)
+    began = time.perf_counter()
+    prepare_data(trial.data, trial.evaluation, data_cache)
+    data_s = time.perf_counter() - began
+    began = time.perf_counter()
+    reports: list[dict[str, Any]] = []
+    train_proxy(trial, lambda m, c: reports.append(m), Path(tempfile.mkdtemp()), data_cache,
+                device=device)
+    return {**reports[-1], "data_s": data_s, "train_s": time.perf_counter() - began,
+            "trial": trial}
 
 
 def main() -> None:
@@ -26,28 +55,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--pattern", help="the pattern to train (default: the first with G and A)")
     args = parser.parse_args()
-    space, _ = load_with_overrides(args.space, [])
-    points = space.grid() if space.spec.search.algorithm == "grid" else [
-        {"pattern": p} for p in space.pattern_choices]
-    point = next(p for p in points if (args.pattern and p["pattern"] == args.pattern)
-                 or (not args.pattern and {"A", "G"} <= set(p["pattern"])))
-    trial = space.resolve(point)
-    per_step = trial.training.batch_size * trial.data.seq_len
-    short, _ = load_with_overrides(args.space, [f"training.tokens={args.steps * per_step}",
-                                                f"evaluation.every={args.steps}"])
-    trial = short.resolve(point)
     cache = Path(args.sweep_folder) / "data_cache"
-    began = time.perf_counter()
-    prepare_data(trial.data, trial.evaluation, cache)
-    print(f"data prepared in {time.perf_counter() - began:.0f} s ({cache})", flush=True)
-    began = time.perf_counter()
-    reports = []
-    train_proxy(trial, lambda m, c: reports.append(m), Path(tempfile.mkdtemp()), cache,
-                device="cuda")
-    print(f"{trial.pattern}: {args.steps} steps, evaluation and probes in "
-          f"{time.perf_counter() - began:.0f} s (autotuning included); last report: "
-          f"tokens/s {reports[-1]['tokens_per_s']:,.0f}, val_loss {reports[-1]['val_loss']:.3f}",
-          flush=True)
+    last = warm_up(args.space, cache, args.steps, args.pattern)
+    print(f"data prepared in {last['data_s']:.0f} s ({cache})", flush=True)
+    print(f"{last['trial'].pattern}: {args.steps} steps, evaluation and probes in "
+          f"{last['train_s']:.0f} s (autotuning included); last report: "
+          f"tokens/s {last['tokens_per_s']:,.0f}, val_loss {last['val_loss']:.3f}", flush=True)
 
 
 if __name__ == "__main__":
