@@ -38,7 +38,7 @@ from archsearch_kernels import fla_warps
 
 from archsearch.model import gdn
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
-from archsearch.model.cost import train_flops_per_token
+from archsearch.model.cost import param_count, train_flops_per_token
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space.schema import TrainingSection
 from archsearch.train_step import make_optimizer, train_step
@@ -87,6 +87,17 @@ def proxy_config(depth: int, width: int, unit: str, vocab: int,
         attention=AttentionSpec(heads=heads, kv_heads=heads, head_dim=head_dim),
         gdn=GDNSpec(heads=heads, v_heads=heads, head_dim_k=head_dim_k, head_dim_v=head_dim_v),
     )
+
+
+def matched_mlp(config: HybridConfig, target_params: int, step: int = 64) -> HybridConfig:
+    """``config`` with the MLP width (a multiple of ``step``) whose parameter count comes closest
+    to ``target_params``: the sweep's ``match: {resize: mlp}``, here against all attention."""
+    per_unit = param_count(config.replace(mlp_hidden=config.mlp_hidden + step)) - param_count(config)
+    units = round((target_params - param_count(config)) / per_unit)
+    width = config.mlp_hidden + units * step
+    if width < step:
+        raise ValueError(f"no MLP width matches {target_params:,} parameters (it would be {width})")
+    return config.replace(mlp_hidden=width)
 
 
 def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
@@ -374,6 +385,9 @@ def main() -> None:
     parser.add_argument("--sdpa", choices=["default", "flash", "cudnn"], default="default",
                         help="SDPA backend for every attention layer (default: torch's choice)")
     add_gdn_switches(parser)
+    parser.add_argument("--match-params", action="store_true",
+                        help="resize every model's MLP width (multiples of 64) to the all-attention "
+                             "model's parameter count, as a sweep's match: {resize: mlp} does")
     parser.add_argument("--gdn-head", nargs=2, type=int, metavar=("K", "V"),
                         help="GDN key and value head widths (default 3/4 and 3/2 of attention's); "
                              "FlashQLA, when installed, takes K = V = 128 with --gates compiled")
@@ -414,6 +428,9 @@ def main() -> None:
                     result = Result(size, seq_len, pattern, mode)
                     config = proxy_config(depth, width, PATTERNS[pattern], args.vocab,
                                           tuple(args.gdn_head) if args.gdn_head else None)
+                    if args.match_params:
+                        attention = proxy_config(depth, width, "A", args.vocab)
+                        config = matched_mlp(config, param_count(attention))
                     try:
                         measure(config, seq_len, tokens, mode == "compiled", args, device,
                                 peak_flops, result)
@@ -426,6 +443,7 @@ def main() -> None:
                           flush=True)
     peak_text = f"{peak:g} TFLOP/s bf16 peak" if peak else "no peak known: MFU not computed"
     heads = f"GDN heads {args.gdn_head[0]} / {args.gdn_head[1]}, " if args.gdn_head else ""
+    heads += "MLP widths matched to all attention's parameters, " if args.match_params else ""
     print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
                          f"gates in {args.gates}, GDN conv {args.gdn_conv}, "
                          f"in_proj {args.in_proj}, fla warps {args.fla_warps}, conv blocks {describe_conv_blocks(args)}, "

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_script(*args: str) -> str:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'kernels'}"}
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -66,3 +66,29 @@ def test_gpu_sweep_packing_runs_whole_sweeps(tmp_path: Path) -> None:
     row = out.splitlines()[-1].split()
     assert row[:2] == ["0", "2/2"] and row[5] == "1.00x", out[-600:]
     assert (tmp_path / "gpu_packing_gpus0" / "trials.parquet").is_file()
+
+
+
+def test_gpu_throughput_matches_every_model_to_all_attention() -> None:
+    """``--match-params``: the hybrid's and all GDN's MLPs shrink to all attention's size, so the
+    ratios compare models of one size (as a sweep's match does); unmatched they are 5-13% larger."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_throughput import matched_mlp, proxy_config
+
+    from archsearch.model.cost import param_count
+
+    attention = param_count(proxy_config(24, 1024, "A", 50304))
+    for gdn_head in (None, (128, 128)):
+        for unit in ("GGGA", "G"):
+            config = proxy_config(24, 1024, unit, 50304, gdn_head)
+            matched = matched_mlp(config, attention)
+            assert param_count(config) > 1.04 * attention
+            assert abs(param_count(matched) - attention) <= 0.006 * attention
+            assert matched.mlp_hidden % 64 == 0 and matched.layers == config.layers
+    out = run_script("benchmarks/gpu_throughput.py", "--device", "cpu", "--sizes", "4x256",
+                     "--seq-lens", "64", "--tokens-per-step", "128", "--vocab", "512",
+                     "--steps", "1", "--warmup", "0", "--patterns", "attention", "3:1 GGGA",
+                     "--match-params")
+    assert "MLP widths matched to all attention's parameters" in out
+    assert [line.split()[3] for line in out.splitlines() if line.startswith("row: ")] == [
+        "attention", "3:1"]
