@@ -189,10 +189,10 @@ def test_why_a_trial_was_not_graphed_reaches_its_row(tmp_path):
 def test_a_second_driver_is_refused_naming_the_holder_and_a_dead_ones_lock_is_taken(tmp_path):
     folder = SweepFolder.under(str(tmp_path), "s")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\n"
+        [sys.executable, "-c", ("import sys, time\n"
          "from archsearch.sweep.folder import SweepFolder\n"
          f"with SweepFolder.at({folder.location!r}).lock('resume'):\n"
-         "    print('held', flush=True); time.sleep(60)"],
+         "    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -251,7 +251,7 @@ def test_a_resumed_asha_starts_from_the_curves_of_earlier_runs():
 def test_the_watchdog_ends_what_a_killed_driver_started_and_nothing_older():
     driver = subprocess.Popen(
         [sys.executable, "-c",
-         "import importlib.util, subprocess, sys, time\n"
+         ("import importlib.util, subprocess, sys, time\n"
          # the module alone, not the package (which imports Ray: seconds)
          f"spec = importlib.util.spec_from_file_location('wd', {watchdog.__file__!r})\n"
          "wd = importlib.util.module_from_spec(spec); spec.loader.exec_module(wd)\n"
@@ -263,7 +263,7 @@ def test_the_watchdog_ends_what_a_killed_driver_started_and_nothing_older():
          "'import subprocess, sys, time; subprocess.Popen([sys.executable, \"-c\", "
          "\"import time; time.sleep(60)\"]); time.sleep(60)'])\n"
          "print(older.pid, flush=True)\n"
-         "time.sleep(60)"],
+         "time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, start_new_session=True)
     older = int(driver.stdout.readline())
     try:
