@@ -54,7 +54,9 @@ def describe_space(space: SearchSpace) -> str:
                      f"seeds {spec.ladder.seeds}, {spec.ladder.tokens_per_param:g} tokens per "
                      f"parameter")
     r = spec.resources
-    lines.append(f"resources per trial: {r.cpus:g} CPU, {r.gpus:g} GPU; storage: {spec.storage}")
+    mps = " (GPUs shared under CUDA MPS)" if r.mps else ""
+    lines.append(f"resources per trial: {r.cpus:g} CPU, {r.gpus:g} GPU{mps}; "
+                 f"storage: {spec.storage}")
     return "\n".join(lines)
 
 

@@ -32,12 +32,9 @@ import contextlib
 import faulthandler
 import multiprocessing as mp
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +46,7 @@ from gpu_throughput import proxy_config
 from archsearch.gpu import GIB, gpu_memory_guard, limit_gpu_memory
 from archsearch.model.config import GDNSpec, HybridConfig
 from archsearch.model.hybrid_lm import HybridLM
+from archsearch.mps import cuda_mps
 from archsearch.space.schema import TrainingSection
 from archsearch.train_step import GraphedTrainStep, make_optimizer, train_step
 
@@ -252,29 +250,6 @@ def describe(results: list[WorkerResult]) -> str:
     return "\n    ".join(parts)
 
 
-@contextlib.contextmanager
-def mps_daemon(on: bool) -> Iterator[None]:
-    """CUDA MPS for the workers: without it the processes' kernels take turns on the GPU (time
-    slices), with it they can run side by side. Started before this process touches CUDA (the
-    workers inherit the pipe folder through the environment) and quit at the end."""
-    if not on:
-        yield
-        return
-    if shutil.which("nvidia-cuda-mps-control") is None:
-        raise SystemExit("--mps: nvidia-cuda-mps-control is not on PATH (CUDA MPS is part of the "
-                         "CUDA toolkit / driver utilities; this machine has none)")
-    folder = Path(tempfile.mkdtemp(prefix="archsearch-mps-"))
-    os.environ["CUDA_MPS_PIPE_DIRECTORY"] = str(folder / "pipe")
-    os.environ["CUDA_MPS_LOG_DIRECTORY"] = str(folder / "log")
-    for sub in ("pipe", "log"):
-        (folder / sub).mkdir()
-    subprocess.run(["nvidia-cuda-mps-control", "-d"], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["nvidia-cuda-mps-control"], input=b"quit\n", check=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--procs", type=int, default=4)
@@ -302,7 +277,7 @@ def main() -> None:
                         help="pack the proxies in this one process, one CUDA stream each, "
                              "instead of one process each")
     args = parser.parse_args()
-    with mps_daemon(args.mps):
+    with cuda_mps("--mps") if args.mps else contextlib.nullcontext():
         measure(args)
 
 

@@ -257,6 +257,9 @@ class ResourcesSection:
     # seconds a trial may go without a report before it is ended (every thread's stack written
     # to its folder) and retried from its last checkpoint; 0: wait forever (docs/SWEEPS.md)
     stall_timeout: float = checked(3600.0, non_negative)
+    # trials sharing a GPU under CUDA MPS, their kernels side by side instead of taking turns:
+    # the sweep's private local Ray only (archsearch/mps.py; on a cluster, start it on the nodes)
+    mps: bool = False
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class SearchSpace:
         self.tunables = list(self._tunables())
         self._check_metrics()
         self._check_search()
+        self._check_resources()
         self._reference = self._match_reference()
         self._check_match()
         self._check_models()
@@ -259,6 +260,12 @@ class SearchSpace:
                 if isinstance(tunable.distribution, Uniform):
                     raise self._fail(_split(tunable.name), "grid search needs finite values: "
                                                            "use 'choices' or 'int'")
+
+    def _check_resources(self) -> None:
+        resources = self.spec.resources
+        if resources.mps and resources.gpus == 0 and not resources.gpus_by_params:
+            raise self._fail(("resources", "mps"), "MPS shares GPUs between trials, and these "
+                                                  "trials use none (resources.gpus is 0)")
 
     # ------------------------------------------------------------ matched size
 

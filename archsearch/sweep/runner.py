@@ -19,6 +19,7 @@ one left in place. One driver at a time holds the folder's lock (lock.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 from archsearch.autotune import checked_archive, pack_autotune, read_archive
 from archsearch.data.checks import check_data
 from archsearch.errors import ArchsearchError
+from archsearch.mps import CONTROL, cuda_mps
 from archsearch.space import SearchSpace
 from archsearch.sweep import cluster
 from archsearch.sweep.asha import make_scheduler
@@ -133,6 +135,18 @@ def resume_sweep(location: str, options: SweepOptions = SweepOptions(),
         return run_in_folder(space, folder, options, train_fn, retry_errored=retry_errored)
 
 
+def _mps_for(space: SearchSpace, options: SweepOptions) -> contextlib.AbstractContextManager:
+    """CUDA MPS around the sweep's private local Ray when ``resources.mps`` asks for it (started
+    before Ray, so that its trial processes are MPS clients)."""
+    if not space.spec.resources.mps:
+        return contextlib.nullcontext()
+    if options.address is not None:
+        raise SweepError(f"resources.mps: the sweep starts MPS only for its private local Ray; on "
+                         f"the cluster at {options.address}, start {CONTROL} -d on every node and "
+                         f"set resources.mps: false")
+    return cuda_mps()
+
+
 def read_space(folder: SweepFolder) -> SearchSpace:
     """The sweep's effective space, from its folder; a one-line error if unusable."""
     data = folder.read_bytes(SPACE_FILE)
@@ -191,7 +205,8 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
         seed = _autotune_seed(folder, options)
         trackers = tracker_callbacks(space.spec.tracking, folder)  # fails before Ray starts
         try:
-            with cluster.ray_session(options.address, options.verbose) as connection:
+            with _mps_for(space, options), \
+                    cluster.ray_session(options.address, options.verbose) as connection:
                 resources = space.spec.resources
                 cluster.check_resources(connection, resources.cpus, max_gpus(resources))
                 cluster.check_storage(folder.location, connection, options.shared_storage_ok)
