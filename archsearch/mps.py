@@ -25,6 +25,7 @@ from pathlib import Path
 from archsearch.errors import ArchsearchError
 
 CONTROL = "nvidia-cuda-mps-control"  # ships with the NVIDIA driver's utilities
+DEFAULT_PIPE = Path("/tmp/nvidia-mps")  # where a daemon started without a pipe folder listens
 _FOLDERS = {"CUDA_MPS_PIPE_DIRECTORY": "pipe", "CUDA_MPS_LOG_DIRECTORY": "log"}
 
 
@@ -40,6 +41,10 @@ def cuda_mps(setting: str = "resources.mps") -> Iterator[Path]:
     share each GPU through it. Raises ``MpsError``, naming ``setting`` (what asked for MPS),
     when the daemon is missing or will not start.
     """
+    running = running_daemon()
+    if running is not None:
+        raise MpsError(f"{setting}: an MPS daemon already serves this machine ({running}): "
+                       f"trials are its clients without {setting}; turn {setting} off")
     control = shutil.which(CONTROL)
     if control is None:
         raise MpsError(f"{setting}: {CONTROL} is not on PATH (it comes with the NVIDIA driver's "
@@ -66,3 +71,10 @@ def cuda_mps(setting: str = "resources.mps") -> Iterator[Path]:
             else:
                 os.environ[name] = value
         shutil.rmtree(root, ignore_errors=True)
+
+
+def running_daemon() -> Path | None:
+    """The pipe folder of an MPS daemon this process would already connect to, if one listens:
+    a second daemon for the same GPUs would only compete with it."""
+    pipe = Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY") or DEFAULT_PIPE)
+    return pipe if (pipe / "control").exists() else None

@@ -50,6 +50,8 @@ def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     for name in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
+    # a machine-wide daemon of the test machine (if any) must not count
+    monkeypatch.setattr("archsearch.mps.DEFAULT_PIPE", tmp_path / "no-system-mps")
     return bin_dir
 
 
@@ -101,3 +103,16 @@ def test_the_sweep_starts_mps_for_its_own_ray_only(on_path: Path) -> None:
 def test_mps_without_gpu_trials_is_refused_when_the_space_is_read() -> None:
     with pytest.raises(ArchsearchError, match=r"mps.yaml:\d+: resources.mps: .*use none"):
         SearchSpace.from_text(SPACE.replace("gpus: 0.25, ", ""), "mps.yaml")
+
+
+def test_a_daemon_already_serving_the_machine_is_left_alone(on_path: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    log = fake_control(on_path)
+    pipe = tmp_path / "system-mps"
+    pipe.mkdir()
+    (pipe / "control").touch()  # the daemon's control socket
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(pipe))
+    with pytest.raises(MpsError, match="already serves this machine") as err, cuda_mps():
+        pass
+    assert str(pipe) in str(err.value) and not log.exists()
+    assert os.environ["CUDA_MPS_PIPE_DIRECTORY"] == str(pipe)
