@@ -203,10 +203,10 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
         writer.run = next_run_name(folder.location)
         scheduler = None if points is not None else make_scheduler(space, _history(tables))
         seed = _autotune_seed(folder, options)
+        mps = _mps_for(space, options)  # refused here, before anything starts; entered below
         trackers = tracker_callbacks(space.spec.tracking, folder)  # fails before Ray starts
         try:
-            with _mps_for(space, options), \
-                    cluster.ray_session(options.address, options.verbose) as connection:
+            with mps, cluster.ray_session(options.address, options.verbose) as connection:
                 resources = space.spec.resources
                 cluster.check_resources(connection, resources.cpus, max_gpus(resources))
                 cluster.check_storage(folder.location, connection, options.shared_storage_ok)
