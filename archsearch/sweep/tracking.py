@@ -179,7 +179,18 @@ def _wandb_callback(project: str, group: str | None, entity: str | None,
                     mode: str | None, directory: str | None) -> Any:
     from ray.air.integrations.wandb import WandbLoggerCallback
 
+    class FlushedRun(WandbLoggerCallback._logger_actor_cls):  # type: ignore[misc, name-defined]
+        def run(self) -> None:
+            super().run()
+            # wandb.finish() can return before W&B's service process has written the run's last
+            # records, and Ray kills this actor, the service with it, as soon as run() returns:
+            # under load a run file was cut at 32,768 bytes, its exit record missing. teardown()
+            # waits for the service to finish.
+            self._wandb.teardown()
+
     class WandbTables(WandbLoggerCallback):
+        _logger_actor_cls = FlushedRun
+
         def setup(self, *args: Any, **kwargs: Any) -> None:
             # Ray's setup demands a key unless WANDB_MODE says offline; a section that says
             # offline needs none (the project is always named here, which is all else it does)
