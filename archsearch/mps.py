@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from archsearch.environ import environment
 from archsearch.errors import ArchsearchError
 
 CONTROL = "nvidia-cuda-mps-control"  # ships with the NVIDIA driver's utilities
@@ -50,26 +51,22 @@ def cuda_mps(setting: str = "resources.mps") -> Iterator[Path]:
         raise MpsError(f"{setting}: {CONTROL} is not on PATH (it comes with the NVIDIA driver's "
                        f"utilities); install it, or turn {setting} off")
     root = Path(tempfile.mkdtemp(prefix="archsearch-mps-"))
-    saved = {name: os.environ.get(name) for name in _FOLDERS}
-    for name, sub in _FOLDERS.items():
+    for sub in _FOLDERS.values():
         (root / sub).mkdir()
-        os.environ[name] = str(root / sub)
     try:
-        started = subprocess.run([control, "-d"], capture_output=True, text=True, check=False)
-        if started.returncode != 0:
-            why = (started.stderr or started.stdout).strip().splitlines()
-            raise MpsError(f"{setting}: '{CONTROL} -d' failed (exit {started.returncode}"
-                           f"{': ' + why[0] if why else ''})")
-        try:
-            yield root
-        finally:
-            subprocess.run([control], input="quit\n", capture_output=True, text=True, check=False)
+        with environment({name: str(root / sub) for name, sub in _FOLDERS.items()}):
+            started = subprocess.run([control, "-d"], capture_output=True, text=True,
+                                     check=False)
+            if started.returncode != 0:
+                why = (started.stderr or started.stdout).strip().splitlines()
+                raise MpsError(f"{setting}: '{CONTROL} -d' failed (exit {started.returncode}"
+                               f"{': ' + why[0] if why else ''})")
+            try:
+                yield root
+            finally:
+                subprocess.run([control], input="quit\n", capture_output=True, text=True,
+                               check=False)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         shutil.rmtree(root, ignore_errors=True)
 
 

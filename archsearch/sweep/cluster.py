@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archsearch.environ import environment
 from archsearch.errors import ArchsearchError
 from archsearch.sweep.watchdog import Watchdog
 
@@ -145,17 +146,13 @@ def _loopback_only() -> Iterator[None]:
     """While Ray starts: loopback as the node address (inherited by every Ray process)."""
     from ray._private import ray_constants
 
-    saved_env, saved_flag = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[_CLUSTER_SWITCH] = "0"
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time by Ray's node-address lookup
     try:
-        yield
+        with environment({_CLUSTER_SWITCH: "0"}):
+            yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved_flag
-        if saved_env is None:
-            os.environ.pop(_CLUSTER_SWITCH, None)
-        else:
-            os.environ[_CLUSTER_SWITCH] = saved_env
 
 
 def _check_reachable(address: str) -> None:
@@ -260,16 +257,8 @@ def ray_environment(verbose: bool) -> Iterator[None]:
     wanted = dict(_QUIET_TUNE_ENV)
     if not verbose:  # a failed trial's traceback is in its error file; the summary names it
         wanted["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "0"
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update({k: v for k, v in wanted.items() if saved[k] is None})
-    try:
+    with environment({k: v for k, v in wanted.items() if k not in os.environ}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _silence_ray_loggers() -> None:
