@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
+from archsearch.environ import environment
 from archsearch.errors import ArchsearchError
 from archsearch.space.schema import TrackingSection
 from archsearch.sweep.folder import SweepFolder
@@ -99,11 +100,8 @@ def file_store_opt_in(tracking_uri: str) -> Iterator[None]:
     if not is_file_store(tracking_uri) or os.environ.get(MLFLOW_FILE_STORE_OPT_IN):
         yield
         return
-    os.environ[MLFLOW_FILE_STORE_OPT_IN] = "true"
-    try:
+    with environment({MLFLOW_FILE_STORE_OPT_IN: "true"}):
         yield
-    finally:
-        os.environ.pop(MLFLOW_FILE_STORE_OPT_IN, None)
 
 
 def table_result(result: Mapping[str, Any]) -> dict[str, Any]:
