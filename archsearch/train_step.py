@@ -194,9 +194,7 @@ class GraphedTrainStep:
         # on a side stream, as the recipe warms up: the capture stream then finds nothing of
         # the default stream's in flight
         self.optimizer.zero_grad(set_to_none=True)  # after a capture: the graph's buffers
-        if self._side is None:
-            self._side = torch.cuda.Stream(device=inputs.device)
-        side = self._side
+        side = self._side_stream(inputs.device)
         side.wait_stream(torch.cuda.current_stream(inputs.device))
         with torch.cuda.stream(side):
             loss = _forward_backward(self.model, inputs, targets, self.amp)
@@ -205,6 +203,11 @@ class GraphedTrainStep:
             loss = loss.detach()
         torch.cuda.current_stream(inputs.device).wait_stream(side)
         return loss
+
+    def _side_stream(self, device: torch.device) -> torch.cuda.Stream:
+        if self._side is None:
+            self._side = torch.cuda.Stream(device=device)
+        return self._side
 
     def _capture(self, inputs: torch.Tensor, targets: torch.Tensor) -> bool:
         """Record one step with this batch's tensors as the graph's inputs; False on failure."""
@@ -222,7 +225,11 @@ class GraphedTrainStep:
         self.optimizer.zero_grad(set_to_none=True)  # the graph writes gradients, never adds
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            # captured on this step's own stream, not torch's one capture stream for the whole
+            # process: cuBLAS keeps a workspace per stream, and graphs captured on one stream
+            # share it, so two of them replayed side by side (proxies packed on streams) wrote
+            # one workspace at once and the first such round never finished (docs/GPU.md)
+            with torch.cuda.graph(graph, stream=self._side_stream(inputs.device)):
                 loss = _forward_backward(self.model, self._inputs, self._targets, self.amp)
                 _update(self.model, self.optimizer, self.grad_clip)
                 self._loss = loss.detach()

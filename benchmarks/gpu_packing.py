@@ -18,7 +18,8 @@ as a sweep trains it, with its batch and length). ``--mps`` runs the workers und
 without MPS, processes sharing a GPU take turns on it, so packing only fills each other's idle
 gaps. ``--streams`` packs the proxies in one process instead, each stepping on its own CUDA
 stream (graphed: one replay each per round), where the GPU can run their kernels side by side:
-what a sweep would gain by training several proxies in one trial process.
+what a sweep would gain by training several proxies in one trial process. ``--batch`` shows
+where packing pays: the smaller each proxy's step, the more of the GPU it leaves idle.
 
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_packing.py --device cpu --procs 2 \\
@@ -185,8 +186,9 @@ def run_streams(n: int, args: argparse.Namespace, mode: str) -> list[WorkerResul
     device = torch.device(args.device)
     config = packing_config(args)
     began = time.monotonic()
-    # graphed proxies replaying side by side have hung (docs/GPU.md, "Known problems"): after
-    # --timeout seconds print where every thread is and end, instead of waiting forever
+    # graphed proxies replaying side by side once hung (graphs sharing cuBLAS's workspace,
+    # docs/GPU.md): should a group ever hang again, after --timeout seconds print where every
+    # thread is and end, instead of waiting forever
     faulthandler.dump_traceback_later(args.timeout, exit=True)
     steps = [proxy_step(rank, config, args, mode, device) for rank in range(n)]
     params = steps[0][1]
