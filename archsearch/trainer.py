@@ -195,7 +195,8 @@ def _probe_metrics(model: HybridLM, data: PreparedData, trial: TrialConfig,
         budget = TuningBudget(ev.probe_steps, ev.probe_lr, ev.probe_batch_size)
         results = tuned_probe_results(model, data.probes, data.probe_eval, budget,
                                       trial.training.seed, data.pad_id, data.vocab_size,
-                                      device, amp, batch_size=ev.probe_batch_size)
+                                      device, amp, batch_size=ev.probe_batch_size,
+                                      graphs=device.type == "cuda" and trial.training.cuda_graphs)
     metrics = probe_metrics(results, ev.bootstrap, data.seed)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

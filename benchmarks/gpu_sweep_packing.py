@@ -33,19 +33,11 @@ from typing import Any, Self
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_warmup import warm_up
+from gpu_warmup import first_trial, warm_up
 
 from archsearch.data import prepare_data
-from archsearch.space import SearchSpace
 from archsearch.sweep.overrides import load_with_overrides
 from archsearch.sweep.runner import run_sweep
-
-
-def first_trial(space: SearchSpace) -> Any:
-    """The trial of the space's first point (its data and pattern stand for all of them)."""
-    points = space.grid() if space.spec.search.algorithm == "grid" else [
-        {"pattern": p} for p in space.pattern_choices]
-    return space.resolve(points[0])
 
 
 class GpuUtilisation:

@@ -16,8 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.data import prepare_data
+from archsearch.space import SearchSpace
 from archsearch.sweep.overrides import load_with_overrides
 from archsearch.trainer import train_proxy
+
+
+def space_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """The points a sweep of ``space`` would try first: its grid, else one per pattern."""
+    if space.spec.search.algorithm == "grid":
+        return space.grid()
+    return [{"pattern": p} for p in space.pattern_choices]
+
+
+def first_trial(space: SearchSpace) -> Any:
+    """The trial of the space's first point (its data and pattern stand for all of them)."""
+    return space.resolve(space_points(space)[0])
 
 
 def warm_up(space_path: str, data_cache: Path, steps: int, pattern: str | None = None,
@@ -27,9 +40,7 @@ def warm_up(space_path: str, data_cache: Path, steps: int, pattern: str | None =
     TileLang and autotune caches then hold what the sweep's trials need. Returns the last report
     with the seconds of each phase (``data_s``, ``train_s``) and the trial (``trial``)."""
     space, _ = load_with_overrides(space_path, list(overrides))
-    points = space.grid() if space.spec.search.algorithm == "grid" else [
-        {"pattern": p} for p in space.pattern_choices]
-    point = next(p for p in points if (pattern and p["pattern"] == pattern)
+    point = next(p for p in space_points(space) if (pattern and p["pattern"] == pattern)
                  or (not pattern and {"A", "G"} <= set(p["pattern"])))
     trial = space.resolve(point)
     per_step = trial.training.batch_size * trial.data.seq_len

@@ -52,6 +52,18 @@ def test_gpu_packing_in_one_process_on_streams() -> None:
     assert last[0] == "eager" and last[-1].endswith("x")
 
 
+def test_gpu_probe_phase_times_every_probe_of_a_space() -> None:
+    tiny = ["model.d_model=32", "model.n_heads=2", "symbols.G.head_dim_k=8", "data.seq_len=32",
+            "evaluation.probe_examples=16", "evaluation.probe_steps=2", "data.vocab_size=512",
+            "data.builtin_documents=200", "training.precision=fp32"]
+    out = run_script("benchmarks/gpu_probe_phase.py", "search_spaces/gpu_packing.yaml",
+                     "--device", "cpu", *(f"--set={s}" for s in tiny))
+    rows = out.splitlines()
+    assert "3 probes x 2 steps of 32" in rows[0]
+    assert [r.split()[0] for r in rows[-4:-1]] == ["parity", "entity", "mqar"], out
+    assert rows[-1].startswith("whole probe phase: eager")
+
+
 def test_gpu_sweep_packing_runs_whole_sweeps(tmp_path: Path) -> None:
     tiny = ["model.d_model=32", "model.n_heads=2", "symbols.G.head_dim_k=8", "data.seq_len=32",
             "training.batch_size=2", "training.tokens=256", "evaluation.every=2",

@@ -115,6 +115,8 @@ def test_each_probe_starts_from_the_proxy_and_the_weights_come_back() -> None:
     clean = tune_probe(clean_copy, probes["parity"], budget, 0, PAD)
     stale = tune_probe(stale_copy, probes["parity"], budget, 0, PAD)
     assert clean == stale
+    # graphs are a CUDA replay of the same steps: elsewhere the flag changes nothing
+    assert tune_probe(copy.deepcopy(model), probes["parity"], budget, 0, PAD, graphs=True) == clean
     untuned = score_probe(model, probes["parity"], evals["parity"], PAD, V.end)
     tuned = tuned_probe_results(model, {"parity": probes["parity"]}, evals,
                                 dataclasses.replace(budget, steps=40), 0, PAD, V.end)

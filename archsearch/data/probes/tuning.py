@@ -18,7 +18,7 @@ randomness of its own, and torch's global generator is left as it was.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ from archsearch.data.evaluate import ProbeResult, score_probe
 from archsearch.data.probes.base import IGNORE, Probe, ProbeSequence
 from archsearch.data.seeding import py_rng
 from archsearch.data.stream import pad_sequences
+from archsearch.train_step import GraphedTrainStep, make_capturable
 
 # AdamW settings of the fine-tuning; only steps, lr and batch size are exposed in the YAML.
 BETAS = (0.9, 0.95)
@@ -79,18 +80,23 @@ def training_batch(probe: Probe, step: int, batch_size: int, seed: int, pad_id: 
 
 def tune_probe(model: torch.nn.Module, probe: Probe, budget: TuningBudget, seed: int, pad_id: int,
                device: str | torch.device = "cpu", amp: torch.dtype | None = None,
-               held_out: Sequence[ProbeSequence] = ()) -> list[float]:
+               held_out: Sequence[ProbeSequence] = (), graphs: bool = False) -> list[float]:
     """Fine-tune ``model`` in place on ``probe`` for ``budget``; returns the training losses.
 
     The loss is the mean cross entropy over the scored positions only (the answers), through
     the model's ``loss(inputs, targets)`` when it has one (``HybridLM``), else its logits.
+    ``graphs`` (CUDA, a model with ``loss``): the steps replay as one CUDA graph after warm-up,
+    as the proxy's training steps do; the same maths, the small batches without their launches.
     """
     device = torch.device(device)
     seen = frozenset(i.inputs.tobytes() for i in held_out)
     multiple = _pad_multiple_for(device)
+    graphs = graphs and device.type == "cuda" and callable(getattr(model, "loss", None))
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=budget.lr, betas=BETAS,
-        weight_decay=WEIGHT_DECAY, fused=True if device.type == "cuda" else None)
+        weight_decay=WEIGHT_DECAY, fused=True if device.type == "cuda" else None,
+        capturable=graphs)
+    step_fn = _graphed_step(model, optimizer, amp) if graphs else _eager_step(model, optimizer, amp)
     losses: list[torch.Tensor] = []
     model.train()
     # gradients left by the caller (a CUDA-graphed training step keeps its buffers) must not
@@ -99,24 +105,43 @@ def tune_probe(model: torch.nn.Module, probe: Probe, budget: TuningBudget, seed:
     for step in range(budget.steps):
         xs, ys = training_batch(probe, step, budget.batch_size, seed, pad_id, seen, multiple)
         inputs, targets = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
+        losses.append(step_fn(inputs, targets, budget.lr_at(step)))
+    if graphs:
+        model.zero_grad(set_to_none=True)  # the graph's gradient buffers: its memory can go
+    return [float(x) for x in torch.stack(losses).cpu()] if losses else []
+
+
+StepFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def _eager_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                amp: torch.dtype | None) -> StepFn:
+    def step(inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
         for group in optimizer.param_groups:
-            group["lr"] = budget.lr_at(step)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            group["lr"] = lr
+        with torch.autocast(inputs.device.type, dtype=amp, enabled=amp is not None):
             loss = _loss(model, inputs, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach())
-    return [float(x) for x in torch.stack(losses).cpu()] if losses else []
+        return loss.detach()
+    return step
+
+
+def _graphed_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  amp: torch.dtype | None) -> StepFn:
+    make_capturable(optimizer)
+    return GraphedTrainStep(model, optimizer, GRAD_CLIP, amp)  # type: ignore[arg-type]
 
 
 def tuned_probe_results(model: torch.nn.Module, probes: Mapping[str, Probe],
                         eval_sets: Mapping[str, Sequence[ProbeSequence]], budget: TuningBudget,
                         seed: int, pad_id: int, vocab_size: int,
                         device: str | torch.device = "cpu", amp: torch.dtype | None = None,
-                        batch_size: int = 32) -> dict[str, ProbeResult]:
-    """Each probe scored after its own fine-tuning from ``model``'s current weights.
+                        batch_size: int = 32, graphs: bool = False) -> dict[str, ProbeResult]:
+    """Each probe scored after its own fine-tuning from ``model``'s current weights
+    (``graphs``: fine-tuning steps replayed as CUDA graphs, see ``tune_probe``).
 
     ``model`` ends with exactly the weights (and train/eval mode) it came with.
     """
@@ -129,7 +154,7 @@ def tuned_probe_results(model: torch.nn.Module, probes: Mapping[str, Probe],
         with torch.random.fork_rng(devices=devices):
             for name, probe in probes.items():
                 model.load_state_dict(original)
-                tune_probe(model, probe, budget, seed, pad_id, device, amp, eval_sets[name])
+                tune_probe(model, probe, budget, seed, pad_id, device, amp, eval_sets[name], graphs)
                 with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     results[name] = score_probe(model, probe, eval_sets[name], pad_id,
                                                 vocab_size, str(device), batch_size,
