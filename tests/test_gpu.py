@@ -492,11 +492,11 @@ def test_graphed_probe_fine_tuning_matches_eager(cuda: torch.device, dtype: torc
     weight_err = max(rel_err(g, e) for g, e in zip(graph_weights, eager_weights))
     print(f"\ngraphed vs eager probe fine-tuning ({dtype}): losses {loss_err:.1e}, "
           f"weights {weight_err:.1e}")
-    # bf16 came out bitwise equal; fp32 once differed (losses 8.6e-6, weights 2.4e-3) and was
-    # bitwise equal in a fresh process, eager run twice beside it (docs/GPU.md, "Known
-    # problems": fla's TileLang backward reads a fragment before writing it). AdamW's steps of
-    # +-lr on near-zero gradients turn such differences into 1e-3 on a small weight; a graph that
-    # replays stale inputs or adds gradients moves the losses by far more than 1e-4.
+    # bf16 came out bitwise equal; fp32 differed once (losses 8.6e-6, weights 2.4e-3) and was
+    # bitwise equal in a fresh process with eager run twice beside it: cause not found
+    # (docs/GPU.md, "Known problems"). AdamW's steps of about lr on near-zero gradients turn
+    # tiny differences into 1e-3 on a small weight; a graph that replays stale inputs or adds
+    # gradients moves the losses by far more than 1e-4.
     assert loss_err < (1e-4 if dtype == torch.float32 else 2e-2)
     assert weight_err < 2e-2
 

@@ -187,7 +187,8 @@ class TrainingSection:
     checkpoint_every: int = checked(50, positive)  # optimiser steps between checkpoints
     # GPU only: after 3 eager steps, capture the training step once as a CUDA graph and replay it
     # (docs/GPU.md, "CUDA graphs": 1.7-1.9x the hybrids' tokens/s at proxy size, results bitwise
-    # equal to eager steps); a capture that fails falls back to eager steps and says why
+    # equal to eager steps), and each probe's fine-tuning step likewise (3.1x the probe phase);
+    # a capture that fails falls back to eager steps and says why
     cuda_graphs: bool = True
 
 
