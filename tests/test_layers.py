@@ -16,9 +16,10 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     # plain data and formulas a space sizes its trials with; no torch
     (2, ("archsearch.model.config", "archsearch.model.cost", "archsearch.model.targets")),
     (3, ("archsearch.space", "archsearch_kernels")),
-    (4, ("archsearch.model", "archsearch.gpu", "archsearch.autotune", "archsearch.data",
-         "archsearch.summary")),
-    (5, ("archsearch.trainer", "archsearch.train_step", "archsearch.testing")),  # testing: a stand-in trainer
+    # train_step: one optimiser step of a model, used by the trainer and by the probes' tuning
+    (4, ("archsearch.model", "archsearch.gpu", "archsearch.autotune", "archsearch.train_step",
+         "archsearch.data", "archsearch.summary")),
+    (5, ("archsearch.trainer", "archsearch.testing")),  # testing: a stand-in trainer
     (6, ("archsearch.sweep",)),
     (7, ("archsearch.supernet",)),  # one weight-sharing model, run as one sweep trial
     (8, ("archsearch.analysis",)),

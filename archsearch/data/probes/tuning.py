@@ -111,11 +111,11 @@ def tune_probe(model: torch.nn.Module, probe: Probe, budget: TuningBudget, seed:
     return [float(x) for x in torch.stack(losses).cpu()] if losses else []
 
 
-StepFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+_StepFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def _eager_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                amp: torch.dtype | None) -> StepFn:
+                amp: torch.dtype | None) -> _StepFn:
     def step(inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -130,7 +130,7 @@ def _eager_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def _graphed_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  amp: torch.dtype | None) -> StepFn:
+                  amp: torch.dtype | None) -> _StepFn:
     make_capturable(optimizer)
     return GraphedTrainStep(model, optimizer, GRAD_CLIP, amp)  # type: ignore[arg-type]
 
