@@ -62,7 +62,7 @@ def probe_phase(model: HybridLM, data: object, trial: object, device: torch.devi
                                  64 if device.type == "cuda" else 1)
         sync(device)
         rows[name] = {"tune_s": tuned - began, "score_s": time.perf_counter() - tuned,
-                      "loss": losses[-1],
+                      "loss": losses[-1] if losses else float("nan"),  # probe_steps: 0
                       "accuracy": float(result.correct.sum() / max(1, result.total.sum()))}
     model.load_state_dict(original)
     return rows
