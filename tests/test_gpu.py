@@ -458,8 +458,8 @@ def test_a_step_after_an_earlier_trial_in_the_process_is_graphed(
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_graphed_probe_fine_tuning_matches_eager(cuda: torch.device, dtype: torch.dtype,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A probe's fine-tuning replayed as a CUDA graph trains exactly as its eager steps do: the
-    same losses step by step and the same weights after 12 steps (compiled blocks, fla)."""
+    """A probe's fine-tuning replayed as a CUDA graph trains as its eager steps do: the same
+    losses step by step and the same weights after 12 steps (compiled blocks, fla; bounds below)."""
     from archsearch.data.probes import build_probes, probe_vocab, tuning
     from archsearch.train_step import GraphedTrainStep
 
