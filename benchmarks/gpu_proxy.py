@@ -28,13 +28,13 @@ import argparse
 import statistics
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_profile import profile
 from gpu_throughput import (
     add_gdn_switches,
     apply_gdn_switches,
@@ -50,31 +50,6 @@ from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.sweep.overrides import load_with_overrides
 from archsearch.train_step import GraphedTrainStep, make_optimizer, train_step
-
-# substrings of kernel names, first match wins (lower-cased); GDN before matmul: fla's kernels
-# have "chunk" / "fwd" in their names; TileLang names its kernels "main_kernel" or, for fla's GDN
-# backward kernel under Triton 3.6, "kernel_kernel"; "_conv_" is our Triton short conv
-KERNEL_KINDS = (
-    ("GDN (fla / TileLang)", ("chunk", "gated_delta", "wy_", "solve_tril", "kkt", "l2norm",
-                              "causal_conv", "fused_recurrent", "tilelang", "main_kernel",
-                              "recompute_w_u", "prepare_wy", "kernel_kernel", "_conv_")),
-    ("attention", ("flash", "fmha", "cudnn", "sdpa", "attention", "attn")),
-    ("matmul", ("gemm", "nvjet", "xmma", "cutlass", "cublas", "sm90_", "matmul")),
-    ("optimizer", ("adam", "multi_tensor", "foreach")),
-    ("inductor fused", ("triton_",)),
-)
-
-
-TOP_KERNELS = 24  # kernels listed per profile, largest GPU time first
-TOP_OTHER = 6  # then the largest uncategorised ("other") kernels not among those
-
-
-def kind_of(kernel: str) -> str:
-    name = kernel.lower()
-    for kind, keys in KERNEL_KINDS:
-        if any(k in name for k in keys):
-            return kind
-    return "other"
 
 
 def default_patterns(space: SearchSpace) -> list[str]:
@@ -149,45 +124,6 @@ def measure(trial: TrialConfig, mode: str, args: argparse.Namespace, device: tor
     return row
 
 
-def profile(step: Callable[[], object], device: torch.device, steps: int = 3) -> str:
-    """GPU time per step by kind of kernel, kernels per step, and the GPU's busy fraction."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    sync(device)
-    began = time.perf_counter()
-    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        sync(device)
-    wall_ms = 1e3 * (time.perf_counter() - began) / steps
-    per_kind: dict[str, float] = defaultdict(float)
-    per_kernel: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
-    kernels = 0
-    for event in prof.events():
-        if event.device_type != torch.autograd.DeviceType.CUDA:
-            continue
-        kernels += 1
-        ms = event.device_time / 1e3 / steps  # us -> ms per step
-        per_kind[kind_of(event.name)] += ms
-        entry = per_kernel[(kind_of(event.name), event.name[:60])]
-        entry[0] += ms
-        entry[1] += 1 / steps
-    busy = sum(per_kind.values())
-    parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_kind.items(), key=lambda kv: -kv[1]))
-    # the largest kernels outside matmuls and attention: where launches and copies pile up
-    top = sorted(((v[0], v[1], kind, name) for (kind, name), v in per_kernel.items()
-                  if kind in ("other", "GDN (fla / TileLang)", "inductor fused")), reverse=True)
-    # and the largest "other" ones below that cut: uncategorised copies, casts, fills and
-    # reductions (the hybrid's "other" is 1.2 ms a step above all attention's at 12 x 512)
-    shown = top[:TOP_KERNELS] + [row for row in top[TOP_KERNELS:]
-                                 if row[2] == "other"][:TOP_OTHER]
-    lines = "".join(f"\n    {ms:6.2f} ms {count:5.0f}x  {kind:<20} {name}"
-                    for ms, count, kind, name in shown)
-    return (f"ms/step on the GPU: {parts}; total {busy:.2f} of {wall_ms:.2f} wall "
-            f"({100 * busy / wall_ms:.0f}% busy), {kernels / steps:.0f} kernels/step{lines}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("space")
@@ -208,7 +144,8 @@ def main() -> None:
     space, _ = load_with_overrides(args.space, args.set)
     patterns = args.patterns or default_patterns(space)
     print(f"{args.space} {' '.join(args.set)}: {environment(device)}; GDN conv {args.gdn_conv}, "
-          f"gates in {args.gates}, in_proj {args.in_proj}, fla warps {args.fla_warps}, "
+          f"gates in {args.gates}, in_proj {args.in_proj}, fla input {args.pack_batch}, "
+          f"fla warps {args.fla_warps}, "
           f"conv blocks {describe_conv_blocks(args)}",
           flush=True)
     rows = []

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from archsearch_kernels import fla_warps
+from gpu_profile import profile
 
 from archsearch.model import gdn
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
@@ -116,6 +117,9 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
                         default="split" if gdn.SPLIT_IN_PROJ else "fused",
                         help="GDN's in_proj as one matmul, or two on slices of its weight "
                              "(gdn.SPLIT_IN_PROJ)")
+    parser.add_argument("--pack-batch", choices=["batch", "packed"],
+                        default="packed" if gdn.PACK_BATCH else "batch",
+                        help="fla gets [B, T] or one packed row with cu_seqlens (gdn.PACK_BATCH)")
     parser.add_argument("--fla-warps", choices=["four", "fla"],
                         default="fla" if os.environ.get(fla_warps.WARPS_ENV_VAR) == "fla"
                         else "four",
@@ -127,6 +131,7 @@ def apply_gdn_switches(args: argparse.Namespace) -> None:
     """Set the switches before any model is built or compiled (graphs bake them in)."""
     gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
     gdn.SPLIT_IN_PROJ = args.in_proj == "split"
+    gdn.PACK_BATCH = args.pack_batch == "packed"
     os.environ[fla_warps.WARPS_ENV_VAR] = args.fla_warps  # read by fla_warps at every build
     if args.conv_blocks:  # imports triton: only when asked
         from archsearch_kernels import triton_conv
@@ -256,36 +261,26 @@ def run_model(
     if device.type == "cuda":
         result.peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
         result.retries = torch.cuda.memory_stats(device).get("num_alloc_retries", 0)
-    if args.profile:
-        profile_steps(step, device, f"{result.size} T={seq_len} {result.pattern} {result.mode}")
-
-
-def profile_steps(step: Callable[[], object], device: torch.device, label: str) -> None:
-    """Print the kernels that take the GPU's time over two steps (self CUDA time, top 30)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    sync(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(2):
-            step()
-        sync(device)
-    print(f"\nprofile of 2 steps, {label}:")
-    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=30,
-                                    max_name_column_width=90))
+    if args.profile and device.type == "cuda":
+        print(f"profile {result.size} T={seq_len} {result.pattern} {result.mode}: "
+              f"{profile(step, device)}", flush=True)
 
 
 # -- op-level comparison -------------------------------------------------------------------------
 
 
-def op_times(device: torch.device, width: int, seq_len: int, tokens: int) -> list[tuple[str, float]]:
-    """fwd+bwd ms of one layer's core op at the proxy's shapes: fla GDN (gates fused or not) and
-    causal SDPA on its flash and cuDNN backends."""
+def op_times(device: torch.device, width: int, seq_len: int, tokens: int,
+             gdn_head: tuple[int, int] | None = None) -> list[tuple[str, float]]:
+    """fwd+bwd ms of one layer's core op at the proxy's shapes: GDN (gates fused into fla's kernel
+    or computed in torch; at K = V = 128 also FlashQLA, which fla dispatches to by itself there)
+    and causal SDPA on its flash and cuDNN backends. ``gdn_head``: as ``proxy_config`` takes it."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from archsearch.model.gdn import chunk_rule_from_raw_gates
 
     heads = width // HEAD_DIM
-    dk, dv, batch = HEAD_DIM * 3 // 4, HEAD_DIM * 3 // 2, max(1, tokens // seq_len)
+    dk, dv = gdn_head or (HEAD_DIM * 3 // 4, HEAD_DIM * 3 // 2)
+    batch = max(1, tokens // seq_len)
     bf16 = {"device": device, "dtype": torch.bfloat16}
     q, k = (torch.randn(batch, seq_len, heads, dk, **bf16, requires_grad=True) for _ in range(2))
     v = torch.randn(batch, seq_len, heads, dv, **bf16, requires_grad=True)
@@ -295,10 +290,13 @@ def op_times(device: torch.device, width: int, seq_len: int, tokens: int) -> lis
     qa, ka, va = (torch.randn(batch, heads, seq_len, HEAD_DIM, **bf16, requires_grad=True)
                   for _ in range(3))
 
-    def gdn(fused: bool) -> Callable[[], None]:
+    def gdn(fused: bool, flash_qla: str = "0", packed: bool = False) -> Callable[[], None]:
         def run() -> None:
+            # fla reads $FLA_FLASH_QLA at every call: "1" lets it hand K = V = 128 to FlashQLA
+            os.environ["FLA_FLASH_QLA"] = flash_qla
             o = chunk_rule_from_raw_gates(q, k, v, a, b, A_log, dt_bias, scale=dk**-0.5,
-                                          allow_neg_eigval=True, gates_in_kernel=fused)
+                                          allow_neg_eigval=True, gates_in_kernel=fused,
+                                          packed=packed)
             o.sum().backward()
         return run
 
@@ -309,11 +307,17 @@ def op_times(device: torch.device, width: int, seq_len: int, tokens: int) -> lis
         return run
 
     cases = {
-        "GDN fla, gates in kernel": gdn(True),
-        "GDN fla, gates in torch": gdn(False),
-        "SDPA flash": sdpa(SDPBackend.FLASH_ATTENTION),
-        "SDPA cuDNN": sdpa(SDPBackend.CUDNN_ATTENTION),
+        f"GDN K{dk}/V{dv} fla, gates in kernel": gdn(True),
+        f"GDN K{dk}/V{dv} fla, gates in torch": gdn(False),
     }
+    if dk == dv == 128:
+        cases[f"GDN K{dk}/V{dv} FlashQLA, gates in torch"] = gdn(False, flash_qla="1")
+        cases[f"GDN K{dk}/V{dv} FlashQLA, gates in torch, packed"] = gdn(False, "1", packed=True)
+    else:
+        cases[f"GDN K{dk}/V{dv} fla, gates in kernel, packed"] = gdn(True, packed=True)
+    cases |= {"SDPA flash": sdpa(SDPBackend.FLASH_ATTENTION),
+              "SDPA cuDNN": sdpa(SDPBackend.CUDNN_ATTENTION)}
+    previous = os.environ.get("FLA_FLASH_QLA")
     rows = []
     for name, run in cases.items():
         try:
@@ -322,6 +326,10 @@ def op_times(device: torch.device, width: int, seq_len: int, tokens: int) -> lis
             rows.append((name, 1e3 * statistics.median(step_times(run, 10, device))))
         except Exception as err:  # noqa: BLE001 - report an unavailable backend, keep going
             rows.append((f"{name} ({type(err).__name__})", float("nan")))
+    if previous is None:  # the models measured next dispatch as the user's environment says
+        os.environ.pop("FLA_FLASH_QLA", None)
+    else:
+        os.environ["FLA_FLASH_QLA"] = previous
     return rows
 
 
@@ -414,8 +422,9 @@ def main() -> None:
             _, width = parse_size(size)
             for seq_len in args.seq_lens:
                 tokens = args.tokens_per_step or default_tokens_per_step(width)
-                for name, ms in op_times(device, width, seq_len, tokens):
-                    print(f"op {size} T={seq_len} tokens={tokens}: {name:<28} {ms:8.2f} ms",
+                head = tuple(args.gdn_head) if args.gdn_head else None
+                for name, ms in op_times(device, width, seq_len, tokens, head):
+                    print(f"op {size} T={seq_len} tokens={tokens}: {name:<40} {ms:8.2f} ms",
                           flush=True)
 
     results = []
@@ -446,7 +455,8 @@ def main() -> None:
     heads += "MLP widths matched to all attention's parameters, " if args.match_params else ""
     print_table(results, f"Training throughput: {env}\nbf16 autocast, SDPA {args.sdpa}, {heads}"
                          f"gates in {args.gates}, GDN conv {args.gdn_conv}, "
-                         f"in_proj {args.in_proj}, fla warps {args.fla_warps}, conv blocks {describe_conv_blocks(args)}, "
+                         f"in_proj {args.in_proj}, fla input {args.pack_batch}, "
+                         f"fla warps {args.fla_warps}, conv blocks {describe_conv_blocks(args)}, "
                          f"fused linear-CE loss, "
                          f"fused AdamW, grad clip; MFU vs "
                          f"{peak_text}; median of {args.steps} steps; ratios vs all attention at "

@@ -15,6 +15,7 @@ per (batch, heads, head dims, dtype), about 15 s each.
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -137,31 +138,34 @@ def test_message_parts() -> None:
 
 
 def gdn_inputs(device: torch.device, dtype: torch.dtype, seed: int = 0, K: int = K,
-               V: int = V) -> list[torch.Tensor]:
+               V: int = V, seq_len: int = T) -> list[torch.Tensor]:
     """q, k (unnormalised: the kernels L2-normalise), v, log decay g <= 0, beta in (0, 2), h0."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    q = torch.randn(B, T, H, K, generator=gen)
-    k = torch.randn(B, T, H, K, generator=gen)
-    v = torch.randn(B, T, HV, V, generator=gen)
-    g = F.logsigmoid(torch.randn(B, T, HV, generator=gen) + 3)
-    beta = 2 * torch.rand(B, T, HV, generator=gen)
+    q = torch.randn(B, seq_len, H, K, generator=gen)
+    k = torch.randn(B, seq_len, H, K, generator=gen)
+    v = torch.randn(B, seq_len, HV, V, generator=gen)
+    g = F.logsigmoid(torch.randn(B, seq_len, HV, generator=gen) + 3)
+    beta = 2 * torch.rand(B, seq_len, HV, generator=gen)
     h0 = 0.1 * torch.randn(B, HV, K, V, generator=gen)
     return [x.to(device=device, dtype=dtype).requires_grad_() for x in (q, k, v, g, beta, h0)]
 
 
-def run_rule(inputs: list[torch.Tensor], backend: str) -> list[torch.Tensor]:
-    """Outputs (o, final state) and the gradients of all six inputs for a fixed random cotangent."""
+def run_rule(inputs: list[torch.Tensor], backend: str, packed: bool = False) -> list[torch.Tensor]:
+    """Outputs (o, and the final state when h0 is given) and the gradients of all inputs for a
+    fixed random cotangent. ``inputs``: q, k, v, g, beta, and h0 or not (training's case)."""
     from archsearch_kernels import gated_delta_rule
 
-    q, k, v, g, beta, h0 = inputs
-    o, hT = gated_delta_rule(q, k, v, g, beta, scale=q.shape[-1] ** -0.5, initial_state=h0,
-                             output_final_state=True, use_qk_l2norm_in_kernel=True,
-                             backend=backend)
+    q, k, v, g, beta, *h0 = inputs
+    o, hT = gated_delta_rule(q, k, v, g, beta, scale=q.shape[-1] ** -0.5,
+                             initial_state=h0[0] if h0 else None, output_final_state=bool(h0),
+                             use_qk_l2norm_in_kernel=True, backend=backend, packed=packed)
     gen = torch.Generator(device="cpu").manual_seed(1)
     do = torch.randn(o.shape, generator=gen).to(o.device, o.dtype)
-    dhT = torch.randn(hT.shape, generator=gen).to(hT.device, hT.dtype)
-    grads = torch.autograd.grad((o * do).sum() + (hT * dhT).sum(), inputs)
-    return [o, hT, *grads]
+    objective = (o * do).sum()
+    if h0:
+        objective = objective + (hT * torch.randn(hT.shape, generator=gen).to(hT)).sum()
+    grads = torch.autograd.grad(objective, inputs)
+    return [o, *([hT] if h0 else []), *grads]
 
 
 @gpu
@@ -230,6 +234,51 @@ def test_flashqla_at_128_wide_heads(cuda: torch.device, monkeypatch: pytest.Monk
               TOL[torch.bfloat16])
         errors[label] = max(rel_err(a, b) for a, b in zip(got, exact))
     assert errors["FlashQLA"] <= BF16_FLOOR_MARGIN * errors["fla's kernels"], errors
+
+
+@gpu
+@pytest.mark.parametrize("flash_qla", ["0", "1"], ids=["fla", "FlashQLA"])
+def test_packed_batch_matches_the_batch(cuda: torch.device, flash_qla: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``packed=True`` (gdn.PACK_BATCH): the batch handed to fla as one row of B sequences with
+    cu_seqlens. Output and every gradient as close to float64 as the batched call (bf16). fla: at the default shape, T not a multiple of the chunk. FlashQLA: at 4 x 8192 and
+    8 heads of 128, the 24 x 1024 benchmark's shape, where it may split each sequence over SMs
+    (printed: whether it did)."""
+    seq_len, K_, V_ = (200, K, V) if flash_qla == "0" else (8192, 128, 128)
+    if flash_qla == "1":
+        flash_qla_module = pytest.importorskip("flash_qla")
+        flash_qla_chunk = importlib.import_module("flash_qla.ops.gated_delta_rule.chunk")
+
+        splits: list[bool] = []  # FlashQLA's choice at each forward: split over SMs or not
+        real = flash_qla_chunk._auto_intra_cp_context
+
+        def recording(*args: object, **kwargs: object) -> object:
+            context = real(*args, **kwargs)
+            splits.append(context.is_intra)
+            return context
+
+        monkeypatch.setattr(flash_qla_chunk, "_auto_intra_cp_context", recording)
+        assert flash_qla_module.chunk_gated_delta_rule  # imported: fla dispatches to it
+    monkeypatch.setenv("FLA_FLASH_QLA", flash_qla)
+
+    def inputs(dtype: torch.dtype) -> list[torch.Tensor]:
+        # no initial state, as in training (FlashQLA builds other kernels for one)
+        xs = gdn_inputs(cuda, dtype, K=K_, V=V_, seq_len=seq_len)[:5]
+        # the decay in fp32, as GDN's layer computes it: FlashQLA's backward asserts it
+        xs[3] = xs[3].detach().float().requires_grad_() if dtype != torch.float64 else xs[3]
+        return xs
+
+    names = ["o", "dq", "dk", "dv", "dg", "dbeta"]
+    exact = run_rule(inputs(torch.float64), "torch")
+    errors = {}
+    for packed in (False, True):
+        got = run_rule(inputs(torch.bfloat16), "fla", packed=packed)
+        label = f"{'packed' if packed else 'batched'} bf16 on {'FlashQLA' if flash_qla == '1' else 'fla'}"
+        check(f"{label} vs fp64", dict(zip(names, zip(got, exact))), TOL[torch.bfloat16])
+        errors[packed] = max(rel_err(a, b) for a, b in zip(got, exact))
+    if flash_qla == "1":
+        print(f"FlashQLA split sequences over SMs: batched {splits[:1]}, packed {splits[-1:]}")
+    assert errors[True] <= BF16_FLOOR_MARGIN * errors[False], errors
 
 
 @gpu
@@ -344,8 +393,8 @@ def test_compiled_blocks_match_eager(cuda: torch.device) -> None:
 def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The benchmark switches of gdn.py (gates computed before fla's kernel instead of inside
-    it; in_proj as two matmuls; the conv fla's or ours) train as accurately as the defaults
-    with fla's conv in bf16.
+    it; in_proj as two matmuls; the batch packed into one row for fla; the conv fla's or ours)
+    train as accurately as the defaults with fla's conv in bf16.
 
     Two bf16 runs differ from each other by more than either differs from the truth, so both
     are compared with an fp32 run of the defaults instead: the switched path's gradients may be
@@ -358,6 +407,7 @@ def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
         monkeypatch.setattr(gdn, "GATES_IN_KERNEL", not switched)
         monkeypatch.setattr(gdn, "COMPILED_CONV", conv if switched else "fla")
         monkeypatch.setattr(gdn, "SPLIT_IN_PROJ", switched)
+        monkeypatch.setattr(gdn, "PACK_BATCH", switched)
         model = small_model("GGAG").to(cuda).compile_blocks()  # the same weights each time
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             loss = model.loss(ids, targets)
@@ -365,8 +415,8 @@ def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
                                  torch.autograd.grad(loss, list(model.parameters()))])
     floor = rel_err(grads["defaults"], grads["fp32"])
     err = rel_err(grads["switched"], grads["fp32"])
-    print(f"\ngates before the kernel, split in_proj, conv {conv}: gradients vs fp32 {err:.1e} "
-          f"(defaults {floor:.1e})")
+    print(f"\ngates before the kernel, split in_proj, packed, conv {conv}: gradients vs fp32 "
+          f"{err:.1e} (defaults {floor:.1e})")
     assert err <= BF16_FLOOR_MARGIN * floor, f"{err:.1e} vs the defaults' {floor:.1e}"
 
 

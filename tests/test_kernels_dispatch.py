@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -186,9 +187,22 @@ def fake_fla(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
     """
     calls: dict[str, dict] = {}
 
-    def fla_chunk(q, k, v, g, beta, chunk_size, **kwargs):
-        calls["chunk"] = {"chunk_size": chunk_size, **kwargs}
-        return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
+    def fla_chunk(q, k, v, g, beta, chunk_size, cu_seqlens=None, **kwargs):
+        calls["chunk"] = {"chunk_size": chunk_size, "q_shape": tuple(q.shape),
+                          "cu_seqlens": cu_seqlens, **kwargs}
+        if cu_seqlens is None:
+            return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
+        # fla's packed form: one row, sequence i at tokens [cu_seqlens[i], cu_seqlens[i + 1])
+        assert q.shape[0] == 1
+        h0 = kwargs.pop("initial_state", None)
+        outs, states = [], []
+        for i, (start, end) in enumerate(itertools.pairwise(cu_seqlens.tolist())):
+            piece = [t[:, start:end] for t in (q, k, v, g, beta)]
+            o, state = chunk_gated_delta_rule(*piece, chunk_size=chunk_size, **kwargs,
+                                              initial_state=None if h0 is None else h0[i:i + 1])
+            outs.append(o)
+            states.append(state)
+        return torch.cat(outs, dim=1), None if states[0] is None else torch.cat(states)
 
     def fla_conv(x, weight, initial_state=None, output_final_state=False, activation=None):
         width = weight.shape[-1]
@@ -218,6 +232,24 @@ def test_fla_backend_gets_its_largest_chunk_and_the_same_arguments(fake_fla) -> 
     assert fake_fla["chunk"]["chunk_size"] == 64  # fla takes 16, 32 or 64
     assert fake_fla["chunk"]["scale"] == 0.5 and fake_fla["chunk"]["output_final_state"]
     torch.testing.assert_close(got, want)
+
+
+def test_a_packed_batch_reaches_fla_as_one_row_of_sequences(fake_fla) -> None:
+    """packed=True: fla gets the batch as [1, B*T] with cu_seqlens [0, T, 2T], the same tensor at
+    every call of a shape (fla and FlashQLA cache on it), and the output and the per-sequence
+    final states come back as the batched call's."""
+    args = gdn_inputs(T=150)
+    h0 = torch.randn(2, 2, 8, 4, generator=torch.Generator().manual_seed(3))
+    got = gated_delta_rule(*args, initial_state=h0, output_final_state=True, packed=True)
+    want = chunk_gated_delta_rule(*args, initial_state=h0, output_final_state=True, chunk_size=64)
+    offsets = fake_fla["chunk"]["cu_seqlens"]
+    assert fake_fla["chunk"]["q_shape"] == (1, 300, 1, 8)
+    assert offsets.tolist() == [0, 150, 300]
+    torch.testing.assert_close(got, want)
+    gated_delta_rule(*args, packed=True)
+    assert fake_fla["chunk"]["cu_seqlens"] is offsets
+    gated_delta_rule(*args)
+    assert fake_fla["chunk"]["cu_seqlens"] is None and fake_fla["chunk"]["q_shape"][0] == 2
 
 
 def test_fla_conv_state_is_converted_both_ways(fake_fla) -> None:

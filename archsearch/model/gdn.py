@@ -70,6 +70,10 @@ GATES_IN_KERNEL = True
 # docs/GPU.md); two matmuls read the pieces' gradients where they are, for one extra add of
 # [tokens, d_model]. Benchmark `--in-proj`.
 SPLIT_IN_PROJ = False
+# Whether fla gets a batch of B sequences as one packed row with cu_seqlens instead of [B, T]
+# (same maths, `archsearch_kernels.dispatch._call_fla`): FlashQLA (128-wide heads) can then split
+# long sequences over SMs, which a batch of few long rows leaves idle. Benchmark `--pack-batch`.
+PACK_BATCH = False
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -84,9 +88,10 @@ chunk_rule_from_raw_gates = torch.compiler.disable(gated_delta_rule_from_raw_gat
 
 @torch.compiler.disable
 def chunk_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
-               beta: torch.Tensor, scale: float) -> torch.Tensor:
+               beta: torch.Tensor, scale: float, packed: bool = False) -> torch.Tensor:
     """The chunked rule (q/k L2-normalised in the kernel) from gates computed before it."""
-    return gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True)[0]
+    return gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True,
+                            packed=packed)[0]
 
 
 @torch.compiler.disable  # the dispatched (fla) conv runs between compiled graphs
@@ -194,10 +199,11 @@ class GatedDeltaNet(nn.Module):
     ) -> torch.Tensor:
         """The gated delta rule over whole sequences from ``project``'s outputs (no cache)."""
         if not GATES_IN_KERNEL:
-            return chunk_rule(q, k, v, a, b, scale=self.spec.head_dim_k**-0.5)
+            return chunk_rule(q, k, v, a, b, scale=self.spec.head_dim_k**-0.5, packed=PACK_BATCH)
         return chunk_rule_from_raw_gates(
             q, k, v, a, b, self.A_log, self.dt_bias,
             scale=self.spec.head_dim_k**-0.5, allow_neg_eigval=self.spec.allow_neg_eigval,
+            packed=PACK_BATCH,
         )
 
     def finish(self, o: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,11 @@ module level: the import system already caches a successful import.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -74,6 +76,35 @@ def select_backend(backend: str | None, device: torch.device) -> str:
     return "fla" if on_cuda and fla_available() else "torch"
 
 
+@functools.lru_cache(maxsize=8)
+def _packed_offsets(batch: int, seq_len: int, device: torch.device) -> torch.Tensor:
+    """cu_seqlens of ``batch`` sequences of ``seq_len`` tokens laid end to end. One tensor per
+    shape for the whole process: fla and FlashQLA cache what they derive from it (chunk offsets,
+    FlashQLA's split of long sequences) by the tensor's identity, and a miss costs a host sync
+    and is refused inside CUDA-graph capture."""
+    return torch.arange(batch + 1, dtype=torch.int32, device=device) * seq_len
+
+
+def _call_fla(
+    fla_rule: Callable[..., tuple[torch.Tensor, torch.Tensor | None]],
+    tensors: tuple[torch.Tensor, ...],
+    packed: bool,
+    **kwargs: object,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """fla's rule on per-token ``tensors`` ([B, T, ...] each), as a batch or, with ``packed``,
+    as one row of B sequences with cu_seqlens (same maths; the states are per sequence either
+    way). Packed, FlashQLA can split each long sequence over several SMs (intra-card context
+    parallelism): with few (sequence, head) pairs, e.g. 4 x 8192 tokens and 8 heads, a batched
+    call leaves most of an H200's 132 SMs idle in the recurrence across chunks."""
+    batch, seq_len = tensors[0].shape[:2]
+    if not packed or batch == 1:
+        return fla_rule(*tensors, **kwargs)
+    flat = [t.reshape(1, batch * seq_len, *t.shape[2:]) for t in tensors]
+    offsets = _packed_offsets(batch, seq_len, tensors[0].device)
+    o, state = fla_rule(*flat, cu_seqlens=offsets, **kwargs)
+    return o.reshape(batch, seq_len, *o.shape[2:]), state
+
+
 def gated_delta_rule(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -86,10 +117,12 @@ def gated_delta_rule(
     use_qk_l2norm_in_kernel: bool = False,
     chunk_size: int = 64,
     backend: str | None = None,
+    packed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Chunked gated delta rule on the chosen backend; arguments as in `chunk_gated_delta_rule`.
 
     fla takes chunk sizes up to 64; a larger request runs with 64 there (same math, other tiling).
+    ``packed``: fla gets the batch as packed sequences (`_call_fla`); the torch kernel ignores it.
     """
     kwargs = {
         "scale": scale,
@@ -101,9 +134,8 @@ def gated_delta_rule(
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
 
         fla_warps.install()  # padded narrow heads get 4 warps (unless $ARCHSEARCH_FLA_WARPS=fla)
-        return fla_chunk_gated_delta_rule(
-            q, k, v, g, beta, chunk_size=min(chunk_size, FLA_MAX_CHUNK), **kwargs
-        )
+        return _call_fla(fla_chunk_gated_delta_rule, (q, k, v, g, beta), packed,
+                         chunk_size=min(chunk_size, FLA_MAX_CHUNK), **kwargs)
     return chunk_gated_delta_rule(q, k, v, g, beta, chunk_size=chunk_size, **kwargs)
 
 
@@ -137,23 +169,23 @@ def gated_delta_rule_from_raw_gates(
     allow_neg_eigval: bool,
     gates_in_kernel: bool = True,
     backend: str | None = None,
+    packed: bool = False,
 ) -> torch.Tensor:
     """The chunked gated delta rule (q/k L2-normalised) from raw ``a``, ``b``; returns o.
 
     On fla with ``gates_in_kernel``, fla's chunk kernel computes beta and g itself (and their
     gradients in its backward): no [B, T, H] gate tensors or launches of our own. Otherwise
     ``gdn_gates`` computes them and ``gated_delta_rule`` runs the rule on the chosen backend.
+    ``packed``: as in ``gated_delta_rule``.
     """
     if gates_in_kernel and select_backend(backend, q.device) == "fla":
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule as fla_chunk_gated_delta_rule
 
         fla_warps.install()
-        o, _ = fla_chunk_gated_delta_rule(
-            q,
-            k,
-            v,
-            a,
-            b,
+        o, _ = _call_fla(
+            fla_chunk_gated_delta_rule,
+            (q, k, v, a, b),
+            packed,
             scale=scale,
             use_qk_l2norm_in_kernel=True,
             use_gate_in_kernel=True,
@@ -165,7 +197,7 @@ def gated_delta_rule_from_raw_gates(
         return o
     g, beta = gdn_gates(a, b, A_log, dt_bias, allow_neg_eigval)
     o, _ = gated_delta_rule(q, k, v, g, beta, scale=scale, use_qk_l2norm_in_kernel=True,
-                            backend=backend)
+                            backend=backend, packed=packed)
     # the torch kernel returns a strided view whose strides vary with the length; a compiled
     # caller would recompile for each new stride pattern
     return o.contiguous()
