@@ -103,7 +103,7 @@ def train_proxy(
     amp = autocast_dtype(trial, device)
     step_fn = _step_function(model, optimizer, trial.training, amp, graphs)
     first_step_s = None
-    noted = False  # a failed CUDA graph capture is said once
+    noted: set[str] = set()  # each failed CUDA graph capture is said once
     every, ckpt_every = trial.evaluation.every, trial.training.checkpoint_every
     losses: list[torch.Tensor] = []
     metrics: dict[str, Any] = {}
@@ -137,16 +137,19 @@ def train_proxy(
                 "tokens_per_s": len(losses) * budget.tokens_per_step / max(train_time, 1e-9),
                 "cuda_graph": float(getattr(step_fn, "replaying", False)),
             }
-            if getattr(step_fn, "note", ""):  # why steps are not graphed, for the row
-                metrics["cuda_graph_note"] = step_fn.note
+            # why steps (training's, or a probe's fine-tuning) are not graphed, for the row
+            graph_notes = [step_fn.note] if getattr(step_fn, "note", "") else []
             if probes:
-                metrics |= _probe_metrics(model, data, trial, device, amp)
+                metrics |= _probe_metrics(model, data, trial, device, amp, graph_notes)
+            if graph_notes:
+                metrics["cuda_graph_note"] = "; ".join(graph_notes)
             for name in ("val_loss", "semantic_loss", "copy_loss"):
                 if name in metrics and not math.isfinite(metrics[name]):
                     raise TrialDiverged(f"{name} became {metrics[name]} by step {done}")
-            if getattr(step_fn, "note", "") and not noted:
-                print(f"archsearch: {step_fn.note}", file=sys.stderr, flush=True)
-                noted = True
+            for note in graph_notes:
+                if note not in noted:
+                    print(f"archsearch: {note}", file=sys.stderr, flush=True)
+                    noted.add(note)
             checkpoint = None
             if done % ckpt_every < every or done == budget.steps:
                 checkpoint = _save(model, optimizer, done, workdir / f"checkpoint_{done:07d}")
@@ -181,9 +184,11 @@ def _evaluate(model: HybridLM, data: PreparedData, trial: TrialConfig,
 
 
 def _probe_metrics(model: HybridLM, data: PreparedData, trial: TrialConfig,
-                   device: torch.device, amp: torch.dtype | None) -> dict[str, float]:
+                   device: torch.device, amp: torch.dtype | None,
+                   graph_notes: list[str]) -> dict[str, float]:
     """Every probe fine-tuned from the current weights and scored (``probe_steps`` 0: scored as
-    trained); ``probe_tuning_s`` is the wall time it took. The weights come back unchanged."""
+    trained); ``probe_tuning_s`` is the wall time it took. The weights come back unchanged; why
+    a probe's fine-tuning ran eagerly on a GPU is appended to ``graph_notes``."""
     if not data.probes:
         return {}
     ev = trial.evaluation
@@ -196,7 +201,8 @@ def _probe_metrics(model: HybridLM, data: PreparedData, trial: TrialConfig,
         results = tuned_probe_results(model, data.probes, data.probe_eval, budget,
                                       trial.training.seed, data.pad_id, data.vocab_size,
                                       device, amp, batch_size=ev.probe_batch_size,
-                                      graphs=device.type == "cuda" and trial.training.cuda_graphs)
+                                      graphs=device.type == "cuda" and trial.training.cuda_graphs,
+                                      graph_notes=graph_notes)
     metrics = probe_metrics(results, ev.bootstrap, data.seed)
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from archsearch import trainer
 from archsearch.data.evaluate import ProbeResult, informative, probe_metrics, score_probe
-from archsearch.data.probes import PROBE_MODULES, build_probes, probe_vocab
+from archsearch.data.probes import PROBE_MODULES, build_probes, probe_vocab, tuning
 from archsearch.data.probes.tuning import (
     TuningBudget,
     training_batch,
@@ -123,6 +124,37 @@ def test_each_probe_starts_from_the_proxy_and_the_weights_come_back() -> None:
     assert not np.array_equal(tuned["parity"].correct, untuned.correct)  # tuning did something
 
 
+class _CaptureRefused:
+    """A graphed step whose capture failed: eager steps and the note GraphedTrainStep leaves."""
+
+    note = "CUDA graph capture failed, steps run eagerly (RuntimeError: refused)"
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 amp: torch.dtype | None) -> None:
+        for group in optimizer.param_groups:  # capturable AdamW runs on GPUs only
+            group["capturable"] = False
+        self.step = tuning._eager_step(model, optimizer, amp)
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
+        return self.step(inputs, targets, lr)
+
+
+def test_a_probe_whose_capture_failed_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe's graphed fine-tuning that fell back to eager steps (as on a GPU where capture
+    fails) trains as eager and leaves "probe NAME: why" for the trial's row."""
+    probes = build_probes(["parity"], V, 32)
+    evals = {n: p.eval_set(seed=0, count=8) for n, p in probes.items()}
+    budget = TuningBudget(steps=4, lr=1e-2, batch_size=4)
+    eager = tuned_probe_results(tiny_model(), probes, evals, budget, 0, PAD, V.end)
+    monkeypatch.setattr(tuning, "_can_graph", lambda model, device: True)
+    monkeypatch.setattr(tuning, "_graphed_step", _CaptureRefused)
+    notes: list[str] = []
+    fell_back = tuned_probe_results(tiny_model(), probes, evals, budget, 0, PAD, V.end,
+                                    graphs=True, graph_notes=notes)
+    assert notes == [f"probe parity: {_CaptureRefused.note}"]
+    assert np.array_equal(fell_back["parity"].correct, eager["parity"].correct)
+
+
 TRIAL = """
 name: t
 model: {depth: 2, d_model: 16, n_heads: 2}
@@ -170,6 +202,23 @@ def test_trainer_reports_probes_and_leaves_the_language_model_alone(tmp_path: Pa
                for x, y in zip(a["state"].values(), b["state"].values(), strict=True))
     assert (plain_ckpt / "model.safetensors").read_bytes() == \
         (tuned_ckpt / "model.safetensors").read_bytes()
+
+
+def test_the_trial_row_says_why_a_probe_ran_eagerly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A probe's failed capture reaches ``cuda_graph_note`` of the report that ran the probes,
+    and stderr once, as a failed capture of the training steps does."""
+    why = "probe parity: CUDA graph capture failed, steps run eagerly (RuntimeError: refused)"
+
+    def refusing(*args: object, graph_notes: list[str], **kwargs: object) -> object:
+        graph_notes.append(why)
+        return tuned_probe_results(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "tuned_probe_results", refusing)
+    reports, _ = _train(tmp_path, steps=3)
+    assert reports[-1]["cuda_graph_note"] == why
+    assert all("cuda_graph_note" not in r for r in reports[:-1])  # probes run at the end only
+    assert capsys.readouterr().err.count(why) == 1
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

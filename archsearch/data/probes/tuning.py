@@ -80,23 +80,26 @@ def training_batch(probe: Probe, step: int, batch_size: int, seed: int, pad_id: 
 
 def tune_probe(model: torch.nn.Module, probe: Probe, budget: TuningBudget, seed: int, pad_id: int,
                device: str | torch.device = "cpu", amp: torch.dtype | None = None,
-               held_out: Sequence[ProbeSequence] = (), graphs: bool = False) -> list[float]:
+               held_out: Sequence[ProbeSequence] = (), graphs: bool = False,
+               graph_notes: list[str] | None = None) -> list[float]:
     """Fine-tune ``model`` in place on ``probe`` for ``budget``; returns the training losses.
 
     The loss is the mean cross entropy over the scored positions only (the answers), through
     the model's ``loss(inputs, targets)`` when it has one (``HybridLM``), else its logits.
     ``graphs`` (CUDA, a model with ``loss``): the steps replay as one CUDA graph after warm-up,
     as the proxy's training steps do; the same maths, the small batches without their launches.
+    A capture that fails leaves the steps eager; why is appended to ``graph_notes`` when given.
     """
     device = torch.device(device)
     seen = frozenset(i.inputs.tobytes() for i in held_out)
     multiple = _pad_multiple_for(device)
-    graphs = graphs and device.type == "cuda" and callable(getattr(model, "loss", None))
+    graphs = graphs and _can_graph(model, device)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=budget.lr, betas=BETAS,
         weight_decay=WEIGHT_DECAY, fused=True if device.type == "cuda" else None,
         capturable=graphs)
-    step_fn = _graphed_step(model, optimizer, amp) if graphs else _eager_step(model, optimizer, amp)
+    graphed = _graphed_step(model, optimizer, amp) if graphs else None
+    step_fn = graphed or _eager_step(model, optimizer, amp)
     losses: list[torch.Tensor] = []
     model.train()
     # gradients left by the caller (a CUDA-graphed training step keeps its buffers) must not
@@ -106,8 +109,10 @@ def tune_probe(model: torch.nn.Module, probe: Probe, budget: TuningBudget, seed:
         xs, ys = training_batch(probe, step, budget.batch_size, seed, pad_id, seen, multiple)
         inputs, targets = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
         losses.append(step_fn(inputs, targets, budget.lr_at(step)))
-    if graphs:
+    if graphed is not None:
         model.zero_grad(set_to_none=True)  # the graph's gradient buffers: its memory can go
+        if graph_notes is not None and graphed.note:
+            graph_notes.append(graphed.note)
     return [float(x) for x in torch.stack(losses).cpu()] if losses else []
 
 
@@ -129,8 +134,13 @@ def _eager_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return step
 
 
+def _can_graph(model: torch.nn.Module, device: torch.device) -> bool:
+    """CUDA graphs need a GPU and a model with ``loss`` (what ``GraphedTrainStep`` calls)."""
+    return device.type == "cuda" and callable(getattr(model, "loss", None))
+
+
 def _graphed_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  amp: torch.dtype | None) -> _StepFn:
+                  amp: torch.dtype | None) -> GraphedTrainStep:
     make_capturable(optimizer)
     return GraphedTrainStep(model, optimizer, GRAD_CLIP, amp)  # type: ignore[arg-type]
 
@@ -139,9 +149,11 @@ def tuned_probe_results(model: torch.nn.Module, probes: Mapping[str, Probe],
                         eval_sets: Mapping[str, Sequence[ProbeSequence]], budget: TuningBudget,
                         seed: int, pad_id: int, vocab_size: int,
                         device: str | torch.device = "cpu", amp: torch.dtype | None = None,
-                        batch_size: int = 32, graphs: bool = False) -> dict[str, ProbeResult]:
+                        batch_size: int = 32, graphs: bool = False,
+                        graph_notes: list[str] | None = None) -> dict[str, ProbeResult]:
     """Each probe scored after its own fine-tuning from ``model``'s current weights
-    (``graphs``: fine-tuning steps replayed as CUDA graphs, see ``tune_probe``).
+    (``graphs``: fine-tuning steps replayed as CUDA graphs, see ``tune_probe``; a probe whose
+    capture failed appends "probe NAME: why" to ``graph_notes`` when given).
 
     ``model`` ends with exactly the weights (and train/eval mode) it came with.
     """
@@ -154,7 +166,11 @@ def tuned_probe_results(model: torch.nn.Module, probes: Mapping[str, Probe],
         with torch.random.fork_rng(devices=devices):
             for name, probe in probes.items():
                 model.load_state_dict(original)
-                tune_probe(model, probe, budget, seed, pad_id, device, amp, eval_sets[name], graphs)
+                notes: list[str] = []
+                tune_probe(model, probe, budget, seed, pad_id, device, amp, eval_sets[name], graphs,
+                           notes)
+                if graph_notes is not None:
+                    graph_notes.extend(f"probe {name}: {note}" for note in notes)
                 with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     results[name] = score_probe(model, probe, eval_sets[name], pad_id,
                                                 vocab_size, str(device), batch_size,
