@@ -37,8 +37,9 @@ def kind_of(kernel: str) -> str:
     return "other"
 
 
-def profile(step: Callable[[], object], device: torch.device, steps: int = 3) -> str:
-    """GPU time per step by kind of kernel, kernels per step, and the GPU's busy fraction."""
+def _kernels(step: Callable[[], object], device: torch.device, steps: int
+             ) -> tuple[list[tuple[str, float]], float]:
+    """(kernel name, ms) of every kernel ``steps`` calls of ``step`` ran, and the wall ms a call."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -49,16 +50,28 @@ def profile(step: Callable[[], object], device: torch.device, steps: int = 3) ->
             step()
         torch.cuda.synchronize(device)
     wall_ms = 1e3 * (time.perf_counter() - began) / steps
+    return [(event.name, event.device_time / 1e3) for event in prof.events()
+            if event.device_type == torch.autograd.DeviceType.CUDA], wall_ms
+
+
+def kernel_ms(step: Callable[[], object], device: torch.device, steps: int = 5) -> float:
+    """GPU time of one call of ``step``: its kernels' durations summed, launch gaps left out (a
+    wall-clock time per call also counts the host's work when the GPU waits for it)."""
+    kernels, _ = _kernels(step, device, steps)
+    return sum(ms for _, ms in kernels) / steps
+
+
+def profile(step: Callable[[], object], device: torch.device, steps: int = 3) -> str:
+    """GPU time per step by kind of kernel, kernels per step, and the GPU's busy fraction."""
+    events, wall_ms = _kernels(step, device, steps)
     per_kind: dict[str, float] = defaultdict(float)
     per_kernel: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
     kernels = 0
-    for event in prof.events():
-        if event.device_type != torch.autograd.DeviceType.CUDA:
-            continue
+    for name, total_ms in events:
         kernels += 1
-        ms = event.device_time / 1e3 / steps  # us -> ms per step
-        per_kind[kind_of(event.name)] += ms
-        entry = per_kernel[(kind_of(event.name), event.name[:60])]
+        ms = total_ms / steps  # per step
+        per_kind[kind_of(name)] += ms
+        entry = per_kernel[(kind_of(name), name[:60])]
         entry[0] += ms
         entry[1] += 1 / steps
     busy = sum(per_kind.values())

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from archsearch_kernels import fla_warps
-from gpu_profile import profile
+from gpu_profile import kernel_ms, profile
 
 from archsearch.model import gdn
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
@@ -270,8 +270,8 @@ def run_model(
 
 
 def op_times(device: torch.device, width: int, seq_len: int, tokens: int,
-             gdn_head: tuple[int, int] | None = None) -> list[tuple[str, float]]:
-    """fwd+bwd ms of one layer's core op at the proxy's shapes: GDN (gates fused into fla's kernel
+             gdn_head: tuple[int, int] | None = None) -> list[tuple[str, float, float]]:
+    """(name, wall ms, GPU kernel ms) of one layer's core op, fwd+bwd, at the proxy's shapes: GDN (gates fused into fla's kernel
     or computed in torch; at K = V = 128 also FlashQLA, which fla dispatches to by itself there)
     and causal SDPA on its flash and cuDNN backends. ``gdn_head``: as ``proxy_config`` takes it."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -323,9 +323,10 @@ def op_times(device: torch.device, width: int, seq_len: int, tokens: int,
         try:
             for _ in range(3):
                 run()
-            rows.append((name, 1e3 * statistics.median(step_times(run, 10, device))))
+            rows.append((name, 1e3 * statistics.median(step_times(run, 10, device)),
+                         kernel_ms(run, device)))
         except Exception as err:  # noqa: BLE001 - report an unavailable backend, keep going
-            rows.append((f"{name} ({type(err).__name__})", float("nan")))
+            rows.append((f"{name} ({type(err).__name__})", float("nan"), float("nan")))
     if previous is None:  # the models measured next dispatch as the user's environment says
         os.environ.pop("FLA_FLASH_QLA", None)
     else:
@@ -423,8 +424,9 @@ def main() -> None:
             for seq_len in args.seq_lens:
                 tokens = args.tokens_per_step or default_tokens_per_step(width)
                 head = tuple(args.gdn_head) if args.gdn_head else None
-                for name, ms in op_times(device, width, seq_len, tokens, head):
-                    print(f"op {size} T={seq_len} tokens={tokens}: {name:<40} {ms:8.2f} ms",
+                for name, ms, gpu_ms in op_times(device, width, seq_len, tokens, head):
+                    print(f"op {size} T={seq_len} tokens={tokens}: {name:<48} {ms:8.2f} ms "
+                          f"wall, {gpu_ms:8.2f} ms of kernels",
                           flush=True)
 
     results = []
