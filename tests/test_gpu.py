@@ -551,6 +551,32 @@ def test_graphed_probe_fine_tuning_matches_eager(cuda: torch.device, dtype: torc
     assert weight_err < 2e-2
 
 
+@gpu
+def test_a_probe_whose_graph_does_not_fit_says_why(cuda: torch.device,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe's fine-tuning whose graph would not fit runs eagerly, scores, and leaves
+    "probe NAME: why" for the trial's ``cuda_graph_note`` (the limit is made tiny)."""
+    from archsearch import train_step as steps
+    from archsearch.data.probes import build_probes, probe_vocab, tuning
+
+    monkeypatch.setattr(steps, "_memory_limit", lambda device: 1)
+    vocab = probe_vocab(0)
+    probe = build_probes(["mqar"], vocab, 128)["mqar"]
+    torch.manual_seed(0)
+    model = HybridLM(HybridConfig.from_pattern(
+        "GGAG", vocab_size=vocab.end, d_model=128, mlp_hidden=192, window=37,
+        attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
+        gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=K, head_dim_v=V))).to(cuda)
+    model.compile_blocks()
+    notes: list[str] = []
+    results = tuning.tuned_probe_results(
+        model, {"mqar": probe}, {"mqar": probe.eval_set(seed=0, count=32)},
+        tuning.TuningBudget(steps=8, lr=3e-3, batch_size=32), 0, vocab.special("PAD"),
+        vocab.end, cuda, torch.bfloat16, graphs=True, graph_notes=notes)
+    assert len(notes) == 1 and notes[0].startswith("probe mqar: ") and "no CUDA graph" in notes[0]
+    assert len(results["mqar"].correct) == 32
+
+
 # Two proxies of the packing benchmark's shape (8 x 256, GDN heads of 96 / 192, batch 16 x 2048),
 # each stepping as a CUDA graph on its own stream: "sequential" replays one after the other,
 # "side by side" launches both before waiting. Prints the two proxies' losses after each round.
