@@ -312,10 +312,10 @@ def test_raw_gate_path_matches_torch(cuda: torch.device, in_kernel: bool,
 # -- GPU: the whole model ------------------------------------------------------------------------------
 
 
-def small_model(pattern: str = "GGGA", seed: int = 0) -> HybridLM:
+def small_model(pattern: str = "GGGA", seed: int = 0, vocab_size: int = 211) -> HybridLM:
     """Four layers of width 128 whose GDN layers have the kernel tests' head shapes."""
     config = HybridConfig.from_pattern(
-        pattern, vocab_size=211, d_model=128, mlp_hidden=192, window=37,
+        pattern, vocab_size=vocab_size, d_model=128, mlp_hidden=192, window=37,
         attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
         gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=K, head_dim_v=V),
     )
@@ -527,12 +527,7 @@ def test_graphed_probe_fine_tuning_matches_eager(cuda: torch.device, dtype: torc
     amp = torch.bfloat16 if dtype == torch.bfloat16 else None
     runs = []
     for graphs in (False, True):
-        torch.manual_seed(0)
-        model = HybridLM(HybridConfig.from_pattern(
-            "GGAG", vocab_size=vocab.end, d_model=128, mlp_hidden=192, window=37,
-            attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
-            gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=K, head_dim_v=V))).to(cuda)
-        model.compile_blocks()
+        model = small_model("GGAG", vocab_size=vocab.end).to(cuda).compile_blocks()
         losses = tuning.tune_probe(model, probe, budget, 0, vocab.special("PAD"), cuda, amp,
                                    graphs=graphs)
         runs.append((torch.tensor(losses), [p.detach().clone() for p in model.parameters()]))
@@ -562,12 +557,7 @@ def test_a_probe_whose_graph_does_not_fit_says_why(cuda: torch.device,
     monkeypatch.setattr(steps, "_memory_limit", lambda device: 1)
     vocab = probe_vocab(0)
     probe = build_probes(["mqar"], vocab, 128)["mqar"]
-    torch.manual_seed(0)
-    model = HybridLM(HybridConfig.from_pattern(
-        "GGAG", vocab_size=vocab.end, d_model=128, mlp_hidden=192, window=37,
-        attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
-        gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=K, head_dim_v=V))).to(cuda)
-    model.compile_blocks()
+    model = small_model("GGAG", vocab_size=vocab.end).to(cuda).compile_blocks()
     notes: list[str] = []
     results = tuning.tuned_probe_results(
         model, {"mqar": probe}, {"mqar": probe.eval_set(seed=0, count=32)},
