@@ -28,6 +28,7 @@ from archsearch.errors import ArchsearchError, CheckpointUnreadable
 from archsearch.model import HybridLM
 from archsearch.model.checkpoint import load_checkpoint, save_checkpoint
 from archsearch.model.cost import cost_report
+from archsearch.model.gdn import gdn_kernel
 from archsearch.space import TrialConfig
 from archsearch.space.build import hybrid_config
 from archsearch.space.schema import TrainingSection
@@ -101,6 +102,7 @@ def train_proxy(
         **trial.match_columns(config),  # match.<resized field>, match.target, match.deviation
     }
     amp = autocast_dtype(trial, device)
+    kernel = gdn_kernel(config, device, amp or torch.float32)
     step_fn = _step_function(model, optimizer, trial.training, amp, graphs)
     first_step_s = None
     noted: set[str] = set()  # each failed CUDA graph capture is said once
@@ -137,6 +139,8 @@ def train_proxy(
                 "tokens_per_s": len(losses) * budget.tokens_per_step / max(train_time, 1e-9),
                 "cuda_graph": float(getattr(step_fn, "replaying", False)),
             }
+            if kernel:
+                metrics["gdn_kernel"] = kernel
             # why steps (training's, or a probe's fine-tuning) are not graphed, for the row
             graph_notes = [step_fn.note] if getattr(step_fn, "note", "") else []
             if probes:

@@ -18,6 +18,8 @@ kernels add up to much less than its wall time is launch-bound: the GPU waits on
         --profile
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/calibration.yaml \\
         --profile --modes graphs --set symbols.G.heads=6 --set symbols.G.head_dim_k=64  # 6 x 64, not 8 x 48
+    PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/gpu_flashqla.yaml \\
+        --modes graphs --flash-qla both          # 128-wide GDN heads: FlashQLA vs fla's kernels
     PYTHONPATH=$PWD:$PWD/kernels python benchmarks/gpu_proxy.py search_spaces/quickstart.yaml \\
         --device cpu --modes compiled --steps 2 --warmup 1          # smoke test (CPU: eager)
 """
@@ -25,6 +27,7 @@ kernels add up to much less than its wall time is launch-bound: the GPU waits on
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -45,6 +48,7 @@ from gpu_throughput import (
     sync,
 )
 
+from archsearch.model import gdn
 from archsearch.model.hybrid_lm import HybridLM
 from archsearch.space import SearchSpace, TrialConfig
 from archsearch.space.build import hybrid_config
@@ -115,6 +119,7 @@ def measure(trial: TrialConfig, mode: str, args: argparse.Namespace, device: tor
         "pattern": trial.pattern, "mode": mode, "params": model.num_params(),
         "batch": f"{batch}x{seq_len}", "tokens_per_s": batch * seq_len / statistics.median(times),
         "first_step_s": first, "spread": (max(times) - min(times)) / statistics.median(times),
+        "gdn": gdn.gdn_kernel(model.config, device, torch.bfloat16) or "-",
         "graph": "yes" if graphed is not None and graphed.replaying else
                  (f"no ({graphed.note})" if graphed is not None else "-"),
     }
@@ -137,6 +142,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field of the space, as `archsearch sweep --set` does "
                              "(e.g. symbols.G.head_dim_k=64)")
+    parser.add_argument("--flash-qla", choices=["on", "off", "both"], default="on",
+                        help="let fla hand 128-wide GDN heads to FlashQLA, or not "
+                             "($FLA_FLASH_QLA), or time every pattern both ways side by side")
     add_gdn_switches(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -149,16 +157,20 @@ def main() -> None:
           f"conv blocks {describe_conv_blocks(args)}",
           flush=True)
     rows = []
+    flags = {"on": ["1"], "off": ["0"], "both": ["1", "0"]}[args.flash_qla]
     for mode in args.modes:
         for pattern in patterns:
-            try:
-                row = measure(trial_of(space, pattern), mode, args, device)
-            except Exception as err:  # noqa: BLE001 - report and go on to the next model
-                row = {"pattern": pattern, "mode": mode, "error": f"{type(err).__name__}: {err}"}
-            rows.append(row)
-            print(f"row: {row}", flush=True)
+            for flag in flags:
+                os.environ["FLA_FLASH_QLA"] = flag  # read by fla and gdn.kernel_path per call
+                try:
+                    row = measure(trial_of(space, pattern), mode, args, device)
+                except Exception as err:  # noqa: BLE001 - report and go on to the next model
+                    row = {"pattern": pattern, "mode": mode,
+                           "error": f"{type(err).__name__}: {err}"}
+                rows.append(row)
+                print(f"row: {row}", flush=True)
     header = (f"{'pattern':<12} {'mode':<9} {'params':>7} {'batch':>8} {'tokens/s':>11} "
-              f"{'vs attn':>7} {'1st step':>8} {'spread':>6}  graph")
+              f"{'vs attn':>7} {'1st step':>8} {'spread':>6}  {'GDN':<8}  graph")
     print(f"\n{header}\n{'-' * len(header)}")
     for row in rows:
         if "error" in row:
@@ -169,7 +181,8 @@ def main() -> None:
         ratio = f"{row['tokens_per_s'] / attention:.2f}x" if attention else "-"
         print(f"{row['pattern']:<12} {row['mode']:<9} {row['params'] / 1e6:>6.1f}M "
               f"{row['batch']:>8} {row['tokens_per_s']:>11,.0f} {ratio:>7} "
-              f"{row['first_step_s']:>7.1f}s {100 * row['spread']:>5.1f}%  {row['graph']}")
+              f"{row['first_step_s']:>7.1f}s {100 * row['spread']:>5.1f}%  {row['gdn']:<8}  "
+              f"{row['graph']}")
     for row in rows:
         if "profile" in row:
             print(f"{row['pattern']} {row['mode']}: {row['profile']}")

@@ -109,17 +109,17 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conv-blocks", type=parse_conv_blocks, default={}, metavar="F=V,...",
                         help="with --gdn-conv triton: fields of our conv's tiles to change from "
                              "triton_conv.DEFAULT_BLOCKS, e.g. ds_dtype=input,dw_sum=unrolled")
-    parser.add_argument("--gates", choices=["kernel", "compiled"],
-                        default="kernel" if gdn.GATES_IN_KERNEL else "compiled",
-                        help="beta and g inside fla's kernel or in the compiled graph "
-                             "(gdn.GATES_IN_KERNEL)")
+    parser.add_argument("--gates", choices=["auto", "kernel", "compiled"], default="auto",
+                        help="beta and g inside fla's kernel or in the compiled graph; auto: "
+                             "compiled where FlashQLA takes the layer, else kernel "
+                             "(gdn.GATES_IN_KERNEL, gdn.kernel_path)")
     parser.add_argument("--in-proj", choices=["fused", "split"],
                         default="split" if gdn.SPLIT_IN_PROJ else "fused",
                         help="GDN's in_proj as one matmul, or two on slices of its weight "
                              "(gdn.SPLIT_IN_PROJ)")
-    parser.add_argument("--pack-batch", choices=["batch", "packed"],
-                        default="packed" if gdn.PACK_BATCH else "batch",
-                        help="fla gets [B, T] or one packed row with cu_seqlens (gdn.PACK_BATCH)")
+    parser.add_argument("--pack-batch", choices=["auto", "batch", "packed"], default="auto",
+                        help="fla gets [B, T] or one packed row with cu_seqlens; auto: packed "
+                             "where FlashQLA takes the layer (gdn.PACK_BATCH, gdn.kernel_path)")
     parser.add_argument("--fla-warps", choices=["four", "fla"],
                         default="fla" if os.environ.get(fla_warps.WARPS_ENV_VAR) == "fla"
                         else "four",
@@ -129,9 +129,10 @@ def add_gdn_switches(parser: argparse.ArgumentParser) -> None:
 
 def apply_gdn_switches(args: argparse.Namespace) -> None:
     """Set the switches before any model is built or compiled (graphs bake them in)."""
-    gdn.COMPILED_CONV, gdn.GATES_IN_KERNEL = args.gdn_conv, args.gates == "kernel"
+    gdn.COMPILED_CONV = args.gdn_conv
+    gdn.GATES_IN_KERNEL = None if args.gates == "auto" else args.gates == "kernel"
     gdn.SPLIT_IN_PROJ = args.in_proj == "split"
-    gdn.PACK_BATCH = args.pack_batch == "packed"
+    gdn.PACK_BATCH = None if args.pack_batch == "auto" else args.pack_batch == "packed"
     os.environ[fla_warps.WARPS_ENV_VAR] = args.fla_warps  # read by fla_warps at every build
     if args.conv_blocks:  # imports triton: only when asked
         from archsearch_kernels import triton_conv
@@ -442,6 +443,9 @@ def main() -> None:
                     if args.match_params:
                         attention = proxy_config(depth, width, "A", args.vocab)
                         config = matched_mlp(config, param_count(attention))
+                    kernel = gdn.gdn_kernel(config, device, torch.bfloat16)
+                    if kernel:
+                        print(f"kernel {size} T={seq_len} {pattern}: GDN on {kernel}", flush=True)
                     try:
                         measure(config, seq_len, tokens, mode == "compiled", args, device,
                                 peak_flops, result)

@@ -312,12 +312,14 @@ def test_raw_gate_path_matches_torch(cuda: torch.device, in_kernel: bool,
 # -- GPU: the whole model ------------------------------------------------------------------------------
 
 
-def small_model(pattern: str = "GGGA", seed: int = 0, vocab_size: int = 211) -> HybridLM:
-    """Four layers of width 128 whose GDN layers have the kernel tests' head shapes."""
+def small_model(pattern: str = "GGGA", seed: int = 0, vocab_size: int = 211,
+                head: tuple[int, int] = (K, V)) -> HybridLM:
+    """Four layers of width 128 whose GDN layers have the kernel tests' head shapes (or the
+    key and value head widths ``head``)."""
     config = HybridConfig.from_pattern(
         pattern, vocab_size=vocab_size, d_model=128, mlp_hidden=192, window=37,
         attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
-        gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=K, head_dim_v=V),
+        gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=head[0], head_dim_v=head[1]),
     )
     torch.manual_seed(seed)
     return HybridLM(config)
@@ -418,6 +420,49 @@ def test_model_switches_train_like_the_defaults(cuda: torch.device, conv: str,
     print(f"\ngates before the kernel, split in_proj, packed, conv {conv}: gradients vs fp32 "
           f"{err:.1e} (defaults {floor:.1e})")
     assert err <= BF16_FLOOR_MARGIN * floor, f"{err:.1e} vs the defaults' {floor:.1e}"
+
+
+@gpu
+def test_128_wide_heads_train_on_flashqla_unasked(cuda: torch.device,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose GDN heads are 128 wide runs FlashQLA with no switch set (gdn.kernel_path):
+    gates computed before the kernel, the batch packed; its bf16 gradients are as close to an
+    fp32 run's as fla's own kernels' are ($FLA_FLASH_QLA=0), and its step graphs."""
+    from archsearch.space.schema import TrainingSection
+    from archsearch.train_step import GraphedTrainStep, make_optimizer
+
+    flash_qla = pytest.importorskip("flash_qla")
+    packed: list[bool] = []  # per FlashQLA call: did it get the batch as packed sequences
+    real = flash_qla.chunk_gated_delta_rule
+    monkeypatch.setattr(flash_qla, "chunk_gated_delta_rule",
+                        lambda *a, **kw: packed.append(kw.get("cu_seqlens") is not None)
+                        or real(*a, **kw))
+    ids, targets = (t.to(cuda) for t in tokens(4))
+    grads: dict[str, torch.Tensor] = {}
+    for name, flag, bf16 in (("fp32", "1", False), ("fla", "0", True), ("flashqla", "1", True)):
+        monkeypatch.setenv("FLA_FLASH_QLA", flag)
+        packed.clear()
+        model = small_model("GGAG", head=(128, 128)).to(cuda).compile_blocks()
+        kernel = gdn.gdn_kernel(model.config, cuda, torch.bfloat16 if bf16 else torch.float32)
+        assert kernel == ("flashqla" if name == "flashqla" else "fla"), (name, kernel)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(ids, targets)
+        grads[name] = torch.cat([g.flatten().double() for g in
+                                 torch.autograd.grad(loss, list(model.parameters()))])
+        assert packed == ([True] * 3 if name == "flashqla" else []), (name, packed)
+    floor = rel_err(grads["fla"], grads["fp32"])
+    err = rel_err(grads["flashqla"], grads["fp32"])
+    print(f"\n128-wide heads, gradients vs fp32: FlashQLA packed {err:.1e}, fla {floor:.1e}")
+    assert err <= BF16_FLOOR_MARGIN * floor, f"{err:.1e} vs fla's {floor:.1e}"
+    # a fresh model: the one above still holds its autograd graph (the loss), whose gradient
+    # nodes would run on the default stream during the capture and break it
+    model = small_model("GGAG", head=(128, 128)).to(cuda).compile_blocks()
+    training = TrainingSection(lr=1e-3)
+    step = GraphedTrainStep(model, make_optimizer(model, training, capturable=True),
+                            training.grad_clip, torch.bfloat16)
+    losses = torch.stack([step(ids, targets, training.lr) for _ in range(5)])
+    assert step.replaying, step.note
+    assert torch.isfinite(losses).all() and losses[-1] < losses[0], losses
 
 
 @gpu

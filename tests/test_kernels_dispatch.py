@@ -252,6 +252,47 @@ def test_a_packed_batch_reaches_fla_as_one_row_of_sequences(fake_fla) -> None:
     assert fake_fla["chunk"]["cu_seqlens"] is None and fake_fla["chunk"]["q_shape"][0] == 2
 
 
+def test_flash_qla_takes_what_flas_flashqla_backend_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``flash_qla_takes`` answers with fla's own FlashQLA backend: its switch ($FLA_FLASH_QLA)
+    read at every call, its check asked about a training call (inputs needing gradients) with
+    the gates computed (no in-kernel gate options), and never asked off CUDA."""
+    asked: list[dict] = []
+
+    class FakeFlashQLABackend:  # the parts of fla's BaseBackend that flash_qla_takes uses
+        def is_available(self) -> bool:
+            return True
+
+        def is_enabled(self) -> bool:
+            return os.environ.get("FLA_FLASH_QLA", "1") != "0"
+
+        def verify(self, name, q, k, v, g, beta, **kwargs):
+            asked.append({"name": name, "grad": q.requires_grad, "g": g.dtype, **kwargs})
+            ok = q.shape[-1] == v.shape[-1] == 128 and q.dtype == torch.bfloat16
+            return ok, None if ok else "FlashQLA requires K=V=128"
+
+    backends = types.ModuleType("fla.ops.gated_delta_rule.backends.flash_qla")
+    backends.FlashQLABackend = FakeFlashQLABackend
+    monkeypatch.setitem(sys.modules, "fla.ops.gated_delta_rule.backends.flash_qla", backends)
+    monkeypatch.setattr(dispatch, "select_backend",
+                        lambda backend, device: "fla" if device.type == "cuda" else "torch")
+    dispatch._flash_qla_accepts.cache_clear()  # answers of other tests' fakes, if any
+    try:
+        assert dispatch.flash_qla_takes(128, 128, torch.bfloat16, CUDA)
+        assert asked == [{"name": "chunk_gated_delta_rule", "grad": True, "g": torch.float32,
+                          "use_qk_l2norm_in_kernel": True}]
+        assert not dispatch.flash_qla_takes(96, 192, torch.bfloat16, CUDA)
+        assert not dispatch.flash_qla_takes(128, 128, torch.float32, CUDA)
+        monkeypatch.setenv("FLA_FLASH_QLA", "0")  # turned off after a first answer: off now
+        assert not dispatch.flash_qla_takes(128, 128, torch.bfloat16, CUDA)
+        monkeypatch.delenv("FLA_FLASH_QLA")
+        assert not dispatch.flash_qla_takes(128, 128, torch.bfloat16, torch.device("cpu"))
+        assert len(asked) == 3  # once per shape and dtype, whatever the calls
+    finally:
+        dispatch._flash_qla_accepts.cache_clear()
+
+
 def test_fla_conv_state_is_converted_both_ways(fake_fla) -> None:
     """Ours keeps W-1 past inputs, fla W: a state handed over and back must be ours again."""
     gen = torch.Generator().manual_seed(1)

@@ -7,6 +7,7 @@ just self-consistency.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from archsearch.model.attention import Attention
 from archsearch.model.blocks import AttentionBlock, GDNBlock
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig
-from archsearch.model.gdn import GatedDeltaNet
+from archsearch.model.gdn import GatedDeltaNet, KernelPath
 from archsearch.model.mlp import RMSNorm, SwiGLU
 
 
@@ -115,6 +116,58 @@ def test_gdn_layer_matches_recurrent_reference(spec: GDNSpec) -> None:
     torch.testing.assert_close(layer(x), reference_gdn(layer, x), rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("path", list(itertools.product([True, False], [False, True])),
+                         ids=lambda p: f"gates_in_kernel={p[0]},packed={p[1]}")
+def test_every_gdn_kernel_path_computes_the_reference(path: tuple[bool, bool]) -> None:
+    """The CUDA split path (project -> recurrence -> finish), run here on the CPU kernels, on
+    each path ``kernel_path`` can choose (gates in fla's kernel or computed before it; the batch
+    packed or not) computes the float64 reference layer."""
+    gates_in_kernel, packed = path
+    torch.manual_seed(0)
+    layer = GatedDeltaNet(24, GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=12),
+                          init_std=0.2).double()
+    x = torch.randn(2, 19, 24, dtype=torch.float64)
+    q, k, v, a, b, gate = layer.project(x, gates_in_kernel)
+    o = layer.recurrence(q, k, v, a, b, KernelPath(gates_in_kernel, packed, "torch"))
+    torch.testing.assert_close(layer.finish(o, gate), reference_gdn(layer, x),
+                               rtol=1e-9, atol=1e-10)
+
+
+def test_kernel_path_takes_flashqla_only_where_fla_would() -> None:
+    """128-wide heads that fla would hand to FlashQLA: gates computed before the kernel (FlashQLA
+    computes neither) and the batch packed (FlashQLA splits long sequences over SMs); any other
+    layer, or the CPU: gates in fla's kernel on [B, T]. The module switches override."""
+    from archsearch.model import gdn
+
+    wide = GDNSpec(heads=4, v_heads=4, head_dim_k=128, head_dim_v=128)
+    olmo = GDNSpec(heads=4, v_heads=4, head_dim_k=96, head_dim_v=192)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    asked = []
+
+    def takes(dk: int, dv: int, dtype: torch.dtype, device: torch.device) -> bool:
+        asked.append((dk, dv, dtype, device.type))
+        return dk == dv == 128 and dtype == torch.bfloat16
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gdn, "flash_qla_takes", takes)
+        assert gdn.kernel_path(wide, cuda, torch.bfloat16) == (False, True, "flashqla")
+        assert gdn.kernel_path(wide, cuda, torch.float32)[:2] == (True, False)
+        assert gdn.kernel_path(olmo, cuda, torch.bfloat16)[:2] == (True, False)
+        assert gdn.kernel_path(wide, cpu, torch.bfloat16) == (True, False, "torch")
+        assert ("cpu" not in {a[3] for a in asked})  # CPU tensors never ask fla
+        patch.setattr(gdn, "GATES_IN_KERNEL", True)  # FlashQLA cannot take in-kernel gates
+        assert gdn.kernel_path(wide, cuda, torch.bfloat16)[:2] == (True, True)
+        assert gdn.kernel_path(wide, cuda, torch.bfloat16).name != "flashqla"
+        patch.setattr(gdn, "PACK_BATCH", False)
+        patch.setattr(gdn, "GATES_IN_KERNEL", False)
+        assert gdn.kernel_path(wide, cuda, torch.bfloat16) == (False, False, "flashqla")
+    config = HybridConfig(vocab_size=32, d_model=24, mlp_hidden=32,
+                          layers=(olmo, AttentionSpec(heads=2, kv_heads=2, head_dim=12)))
+    assert gdn.gdn_kernel(config, cpu, torch.float32) == "torch"
+    attention_only = config.replace(layers=config.layers[1:])
+    assert gdn.gdn_kernel(attention_only, cpu, torch.float32) == ""
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -190,7 +243,6 @@ def test_split_in_proj_gives_the_same_projections(gates_in_kernel: bool,
     computes project's outputs and every gradient as the one matmul does (float64)."""
     from archsearch.model import gdn
 
-    monkeypatch.setattr(gdn, "GATES_IN_KERNEL", gates_in_kernel)
     torch.manual_seed(0)
     layer = GatedDeltaNet(16, GDNSpec(heads=2, v_heads=2, head_dim_k=8, head_dim_v=12), 0.02)
     layer = layer.double()
@@ -198,7 +250,7 @@ def test_split_in_proj_gives_the_same_projections(gates_in_kernel: bool,
     results = []
     for split in (False, True):
         monkeypatch.setattr(gdn, "SPLIT_IN_PROJ", split)
-        outs = layer.project(x)
+        outs = layer.project(x, gates_in_kernel)
         gen = torch.Generator().manual_seed(1)
         loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum() for o in outs)
         grads = torch.autograd.grad(loss, [x, *layer.parameters()], allow_unused=True)

@@ -167,20 +167,22 @@ def test_the_results_writer_never_shrinks_a_table(tmp_path):
 
 def test_why_a_trial_was_not_graphed_reaches_its_row(tmp_path):
     """The trainer's text on a refused or failed CUDA graph lands in ``cuda_graph_note`` (a
-    string beside the numeric metrics), so a table with ``cuda_graph`` 0 says why."""
+    string beside the numeric metrics), so a table with ``cuda_graph`` 0 says why; the GDN
+    kernel's name lands in ``gdn_kernel`` the same way."""
     folder = SweepFolder.under(str(tmp_path), "s")
     writer = ResultsWriter(folder, SPACE, {}, {}, run="001")
     trial = _trial("t0000")
     writer.on_trial_start(0, [], trial)
     why = "no CUDA graph: it would need about 42.0 GiB"
     result = {"step": 10, "fidelity": 0.5, "semantic_loss": 2.0, "cuda_graph": 0.0,
-              "cuda_graph_note": why}
+              "cuda_graph_note": why, "gdn_kernel": "flashqla"}
     writer.on_trial_result(0, [], trial, result)
     writer.write()  # results are written at most so often: now, for the test
     row = read_table(folder, "trials.parquet")[0]
     assert row["cuda_graph"] == 0.0 and row["cuda_graph_note"] == why
+    assert row["gdn_kernel"] == "flashqla"  # which kernel ran the GDN layers, also text
     curve = read_table(folder, "curves.parquet")[0]
-    assert "cuda_graph_note" not in curve  # the curves keep numbers only
+    assert "cuda_graph_note" not in curve and "gdn_kernel" not in curve  # numbers only
 
 
 # ---------------------------------------------------------------- the lock

@@ -89,8 +89,9 @@ def _mlp(block: GDNBlock | AttentionBlock, x: torch.Tensor,
     return block.mlp(x) if weights is None else swiglu(x, *weights)
 
 
-def _gdn_project(block: GDNBlock, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return block.linear_attn.project(block.input_layernorm(x))
+def _gdn_project(block: GDNBlock, x: torch.Tensor,
+                 gates_in_kernel: bool) -> tuple[torch.Tensor, ...]:
+    return block.linear_attn.project(block.input_layernorm(x), gates_in_kernel)
 
 
 def _gdn_finish(
@@ -155,8 +156,9 @@ class GDNBlock(nn.Module):
             project = compiled(_gdn_project, self.compile_options)
             finish = compiled(_gdn_finish, self.compile_options)
             mark_tokens_dynamic(x)
-        q, k, v, a, b, gate = project(self, x)
-        o = self.linear_attn.recurrence(q, k, v, a, b)
+        path = self.linear_attn.path_for(x)  # decided here, outside the compiled graphs
+        q, k, v, a, b, gate = project(self, x, path.gates_in_kernel)
+        o = self.linear_attn.recurrence(q, k, v, a, b, path)
         if self.compile_options is not None:
             mark_tokens_dynamic(o, gate)
             mark_width_dynamic(mlp_weights)

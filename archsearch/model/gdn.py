@@ -10,10 +10,16 @@ Per token, from input x (d_model):
   out     =  o_proj(RMSNorm_head(o) * SiLU(gate))                 (norm per head, eps 1e-5)
 
 On CUDA a full sequence (training, scoring) takes a split path: ``project`` (projections and
-conv), ``recurrence`` (one fla kernel call that also applies the q/k L2 norm, beta's sigmoid and
-the decay gate inside the kernel) and ``finish`` (gated norm, o_proj). The two halves around the
-kernel are plain tensor code that ``GDNBlock`` can hand to torch.compile, while the fla call stays
-outside the graph. Decoding with a cache and everything on CPU run ``forward``'s unfused path.
+conv), ``recurrence`` (one fla kernel call that also applies the q/k L2 norm) and ``finish``
+(gated norm, o_proj). The two halves around the kernel are plain tensor code that ``GDNBlock``
+can hand to torch.compile, while the fla call stays outside the graph. Decoding with a cache and
+everything on CPU run ``forward``'s unfused path.
+
+Which kernel path a layer takes is chosen per call from its head widths (``kernel_path``): with
+128-wide heads (K = V = 128) on a card where fla hands the rule to FlashQLA, ``project``
+computes beta and the decay g (FlashQLA computes neither) and fla gets the batch packed into one
+row of sequences (FlashQLA then splits long sequences over SMs); otherwise fla's chunk kernel
+computes the gates itself from the raw a, b and gets the batch as [B, T]. Same maths either way.
 
 Layout notes (why it differs from transformers' module while computing the same function):
 the six projections are one fused ``in_proj`` matmul (rows q, k, v, gate, a, b), and the three
@@ -26,22 +32,25 @@ from __future__ import annotations
 
 import math
 import os
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from archsearch_kernels import (
     causal_conv1d,
+    flash_qla_takes,
     gated_delta_rule,
     gated_delta_rule_from_raw_gates,
     gdn_gates,
     recurrent_gated_delta_rule,
+    select_backend,
     short_conv,
     triton_short_conv,
 )
 from torch import nn
 
 from archsearch.model.cache import GDNLayerCache
-from archsearch.model.config import GDNSpec
+from archsearch.model.config import GDNSpec, HybridConfig
 
 # Initialisation ranges of Olmo Hybrid (transformers' OlmoHybridConfig defaults).
 A_LOG_RANGE = (0.0, 16.0)  # A ~ U(0, 16), A_log = log A
@@ -61,8 +70,9 @@ CONV_CHOICES = ("fla", "torch", "triton")
 COMPILED_CONV = "triton"
 # Where a compiled `project` leaves beta and the decay g: True hands fla the raw a, b and fla's
 # chunk kernel computes both (and their gradients); False computes them in the compiled graph
-# (`gdn_gates`, fused by inductor) and fla gets g, beta. Same maths; benchmark `--gates`.
-GATES_IN_KERNEL = True
+# (`gdn_gates`, fused by inductor) and fla gets g, beta. Same maths. None (the default) lets
+# `kernel_path` choose per layer; benchmark `--gates` forces one.
+GATES_IN_KERNEL: bool | None = None
 # How a compiled `project` applies in_proj: False, one matmul whose output is split; True, two
 # matmuls on row slices of the same weight, q|k|v and gate|a|b. Same parameters and maths. The one
 # matmul's backward must first concatenate the pieces' gradients into a [tokens, 2320] tensor
@@ -72,8 +82,48 @@ GATES_IN_KERNEL = True
 SPLIT_IN_PROJ = False
 # Whether fla gets a batch of B sequences as one packed row with cu_seqlens instead of [B, T]
 # (same maths, `archsearch_kernels.dispatch._call_fla`): FlashQLA (128-wide heads) can then split
-# long sequences over SMs, which a batch of few long rows leaves idle. Benchmark `--pack-batch`.
-PACK_BATCH = False
+# long sequences over SMs, which a batch of few long rows leaves idle. None (the default) lets
+# `kernel_path` choose per layer; benchmark `--pack-batch` forces one.
+PACK_BATCH: bool | None = None
+
+
+class KernelPath(NamedTuple):
+    """How one call's recurrence runs (see the module docstring)."""
+
+    gates_in_kernel: bool  # fla's kernel computes beta and g from the raw a, b
+    packed: bool  # fla gets the batch as one row of sequences with cu_seqlens
+    name: str  # for results: "torch", "fla" or "flashqla"
+
+
+def kernel_path(spec: GDNSpec, device: torch.device, dtype: torch.dtype) -> KernelPath:
+    """The path a full-sequence call of this layer on ``device`` with q, k, v in ``dtype`` takes.
+
+    FlashQLA, where fla would hand it this layer (`flash_qla_takes`): gates computed before the
+    kernel, batch packed. 24 x 1024, 3:1, T=8192 on an H200: 1.23x all attention's tokens/s,
+    against 1.13x batched, and 1.06x with Olmo Hybrid's K 96 / V 192 on fla's kernels
+    (docs/GPU.md).
+    Elsewhere fla's kernel computes the gates (measured faster there) on the batch as [B, T].
+    The module switches above, when set, override the choice (benchmarks).
+    """
+    device = torch.device(device)
+    qla = device.type == "cuda" and flash_qla_takes(spec.head_dim_k, spec.head_dim_v, dtype,
+                                                    device)
+    gates = not qla if GATES_IN_KERNEL is None else GATES_IN_KERNEL
+    packed = qla if PACK_BATCH is None else PACK_BATCH
+    name = "flashqla" if qla and not gates else select_backend(None, device)
+    return KernelPath(gates_in_kernel=gates, packed=packed, name=name)
+
+
+def gdn_kernel(config: HybridConfig, device: torch.device, dtype: torch.dtype) -> str:
+    """Which kernel runs the GDN recurrences of ``config``'s model, for results: "flashqla",
+    "fla" or "torch" (several joined by "+" if its layers differ; "" without GDN layers)."""
+    names = {kernel_path(spec, device, dtype).name for spec in config.layers
+             if isinstance(spec, GDNSpec)}
+    return "+".join(sorted(names))
+
+
+# What `project` and `recurrence` do when called without a path: fla's kernel computes the gates.
+GATES_IN_FLA = KernelPath(gates_in_kernel=True, packed=False, name="fla")
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -161,8 +211,17 @@ class GatedDeltaNet(nn.Module):
 
     # -- CUDA full-sequence path: project -> recurrence -> finish ------------------------------
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Projections and SiLU conv: contiguous (q, k, v, raw a, raw b, gate) for ``recurrence``.
+    def path_for(self, x: torch.Tensor) -> KernelPath:
+        """``kernel_path`` for a call on ``x`` (bf16 inside a CUDA autocast region: what q, k, v
+        will be). Call it outside compiled graphs: it asks fla."""
+        autocast = x.is_cuda and torch.is_autocast_enabled("cuda")
+        dtype = torch.get_autocast_dtype("cuda") if autocast else x.dtype
+        return kernel_path(self.spec, x.device, dtype)
+
+    def project(self, x: torch.Tensor, gates_in_kernel: bool = True) -> tuple[torch.Tensor, ...]:
+        """Projections and SiLU conv: contiguous (q, k, v, a, b, gate) for ``recurrence``, where
+        (a, b) are the raw gate projections, or (g, beta) computed from them when not
+        ``gates_in_kernel`` (``kernel_path`` chooses).
 
         The conv is the dispatched kernel (fla's on CUDA), run between compiled graphs, unless
         ``COMPILED_CONV`` asks for the plain-torch one inside the graph or for our Triton one.
@@ -190,20 +249,22 @@ class GatedDeltaNet(nn.Module):
         q = q.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
         k = k.reshape(batch, seq, spec.heads, spec.head_dim_k).contiguous()
         v = v.reshape(batch, seq, spec.v_heads, spec.head_dim_v).contiguous()
-        if not GATES_IN_KERNEL:  # (g, beta) in the places of (a, b): see GATES_IN_KERNEL
+        if not gates_in_kernel:  # (g, beta) in the places of (a, b)
             a, b = gdn_gates(a, b, self.A_log, self.dt_bias, spec.allow_neg_eigval)
         return q, k, v, a.contiguous(), b.contiguous(), gate
 
     def recurrence(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+        path: KernelPath = GATES_IN_FLA,
     ) -> torch.Tensor:
-        """The gated delta rule over whole sequences from ``project``'s outputs (no cache)."""
-        if not GATES_IN_KERNEL:
-            return chunk_rule(q, k, v, a, b, scale=self.spec.head_dim_k**-0.5, packed=PACK_BATCH)
+        """The gated delta rule over whole sequences from ``project``'s outputs (no cache), on
+        the ``path`` that ``project`` was given the gates of."""
+        if not path.gates_in_kernel:
+            return chunk_rule(q, k, v, a, b, scale=self.spec.head_dim_k**-0.5, packed=path.packed)
         return chunk_rule_from_raw_gates(
             q, k, v, a, b, self.A_log, self.dt_bias,
             scale=self.spec.head_dim_k**-0.5, allow_neg_eigval=self.spec.allow_neg_eigval,
-            packed=PACK_BATCH,
+            packed=path.packed,
         )
 
     def finish(self, o: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -215,8 +276,9 @@ class GatedDeltaNet(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: GDNLayerCache | None = None) -> torch.Tensor:
         if cache is None and x.is_cuda:
-            q, k, v, a, b, gate = self.project(x)
-            return self.finish(self.recurrence(q, k, v, a, b), gate)
+            path = self.path_for(x)
+            q, k, v, a, b, gate = self.project(x, path.gates_in_kernel)
+            return self.finish(self.recurrence(q, k, v, a, b, path), gate)
         spec = self.spec
         batch, seq, _ = x.shape
         qkv, gate, a, b = self.in_proj(x).split(self.split_sizes, dim=-1)

@@ -30,11 +30,13 @@ from archsearch.sweep.status import COMPLETED, FAILED, RUNNING, STOPPED, ended_s
 from archsearch.sweep.trainable import FAILURE, META, RUN_KEY
 
 GRAPH_NOTE = "cuda_graph_note"  # the trainer's text: why a GPU trial's steps are not graphed
+GDN_KERNEL = "gdn_kernel"  # the trainer's: which kernel ran the GDN layers (fla, flashqla, torch)
+TEXT_COLUMNS = (GRAPH_NOTE, GDN_KERNEL)  # text the trainer reports beside its numbers
 _RANK = {COMPLETED: 3, STOPPED: 2, FAILED: 1, RUNNING: 0}  # how complete a row is
 LEADING = ["trial_id", "pattern", "status", "error", "fidelity", "step", "tokens_seen"]
 CURVE_LEADING = ["trial_id", "step", "tokens_seen", "wall_time_s"]
 TRAILING = ["attention_fraction", "depth", "origins", "wall_time_s", "seed", "failures",
-            "resumed_from_step", "note", GRAPH_NOTE, "run",
+            "resumed_from_step", "note", GRAPH_NOTE, GDN_KERNEL, "run",
             "version.torch", "version.archsearch", "version.ray", "version.optuna",
             "host", "node_ip", "node_id", "started_at", "finished_at"]
 PACKAGES = ("torch", "archsearch", "ray", "optuna")
@@ -157,8 +159,9 @@ class ResultsWriter(Callback):
 
     def _update(self, row: dict[str, Any], trial: Any, result: Mapping[str, Any]) -> None:
         row.update(metrics_of(result))
-        if isinstance(result.get(GRAPH_NOTE), str):
-            row[GRAPH_NOTE] = result[GRAPH_NOTE]
+        for column in TEXT_COLUMNS:
+            if isinstance(result.get(column), str):
+                row[column] = result[column]
         row["wall_time_s"] = result.get("time_total_s", row.get("wall_time_s"))
         row["failures"] = trial.num_failures
         meta = result.get(META) or {}

@@ -8,6 +8,7 @@ CPU-only machines need neither.
 from .dispatch import (
     BACKEND_ENV_VAR,
     fla_available,
+    flash_qla_takes,
     gated_delta_rule,
     gated_delta_rule_from_raw_gates,
     gdn_gates,
@@ -25,6 +26,7 @@ __all__ = [
     "causal_conv1d",
     "chunk_gated_delta_rule",
     "fla_available",
+    "flash_qla_takes",
     "fused_recurrent_gated_delta_rule",
     "gated_delta_rule",
     "gated_delta_rule_from_raw_gates",

@@ -26,6 +26,7 @@ from .short_conv import causal_conv1d
 __all__ = [
     "BACKEND_ENV_VAR",
     "fla_available",
+    "flash_qla_takes",
     "gated_delta_rule",
     "recurrent_gated_delta_rule",
     "select_backend",
@@ -76,7 +77,46 @@ def select_backend(backend: str | None, device: torch.device) -> str:
     return "fla" if on_cuda and fla_available() else "torch"
 
 
-@functools.lru_cache(maxsize=8)
+def flash_qla_takes(head_dim_k: int, head_dim_v: int, dtype: torch.dtype,
+                    device: torch.device) -> bool:
+    """Whether fla would run a training call of the rule at these head widths on FlashQLA (the
+    Qwen team's fused TileLang kernels, `flash-qla`), given g and beta computed beforehand:
+    FlashQLA computes neither in its kernel, so a caller must choose where the gates go before
+    calling. fla's own FlashQLA backend answers (installed, not turned off by $FLA_FLASH_QLA=0,
+    and its check of the call passes: K = V = 128, bf16 or fp16, a Hopper or Blackwell
+    data-centre card), asked with shape-only tensors, so the answer follows fla's rules."""
+    if select_backend(None, device) != "fla":
+        return False
+    try:
+        from fla.ops.gated_delta_rule.backends.flash_qla import FlashQLABackend
+    except ImportError:  # an fla without the backend: it cannot dispatch there either
+        return False
+    backend = FlashQLABackend()
+    if not (backend.is_available() and backend.is_enabled()):  # $FLA_FLASH_QLA read every call
+        return False
+    return _flash_qla_accepts(head_dim_k, head_dim_v, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _flash_qla_accepts(head_dim_k: int, head_dim_v: int, dtype: torch.dtype) -> bool:
+    """FlashQLA's check of a training call (inputs that need gradients) of this shape and dtype,
+    on the current card. Cached: the check builds tensors and runs per layer and step."""
+    from fla.ops.gated_delta_rule.backends.flash_qla import FlashQLABackend
+
+    def meta(*shape: int, kind: torch.dtype = dtype) -> torch.Tensor:
+        return torch.empty(*shape, dtype=kind, device="meta", requires_grad=True)
+
+    q, v = meta(1, 64, 1, head_dim_k), meta(1, 64, 1, head_dim_v)
+    g, beta = meta(1, 64, 1, kind=torch.float32), meta(1, 64, 1)
+    with torch.enable_grad():
+        accepted, _ = FlashQLABackend().verify("chunk_gated_delta_rule", q, q, v, g, beta,
+                                               use_qk_l2norm_in_kernel=True)
+    return accepted
+
+
+# Enough for every shape of a sweep process (training, evaluation, each probe's batches): an
+# evicted shape would get a new tensor, and a cache miss inside fla or FlashQLA.
+@functools.lru_cache(maxsize=64)
 def _packed_offsets(batch: int, seq_len: int, device: torch.device) -> torch.Tensor:
     """cu_seqlens of ``batch`` sequences of ``seq_len`` tokens laid end to end. One tensor per
     shape for the whole process: fla and FlashQLA cache what they derive from it (chunk offsets,
