@@ -363,3 +363,21 @@ def test_the_summary_says_why_a_trial_was_not_graphed(seeded_sweep):
     notes = summary.split("notes:\n")[1].split("\n\n")[0].splitlines()
     assert notes == [f"  {rows[0]['trial_id']}  {rows[0]['pattern']}  {why}",
                      f"  {rows[1]['trial_id']}  {rows[1]['pattern']}  restarted from step 0; {why}"]
+
+
+def test_the_summary_says_which_kernel_ran_the_gdn_layers(seeded_sweep):
+    """Under the counts, a GPU sweep names the kernels its GDN layers ran on (the trials'
+    ``gdn_kernel``), so a user sees FlashQLA was taken without opening the table; CPU sweeps
+    (``torch``) and trials without GDN layers add no line."""
+    space = SearchSpace.from_text(SPACE, "seeds.yaml")
+    folder = SweepFolder.at(seeded_sweep.folder.location)
+
+    def summary_of(kernels: list[str | None]) -> list[str]:
+        rows = [dict(r, gdn_kernel=k) for r, k in zip(seeded_sweep.rows, kernels)]
+        return sweep_summary(SweepOutcome(folder, rows, space, len(rows))).splitlines()
+
+    n = len(seeded_sweep.rows)
+    kernels = ["flashqla"] * (n - 2) + ["fla", None]
+    lines = summary_of(kernels)
+    assert lines[1] == f"GDN layers ran on fla (1 trial), flashqla ({n - 2} trials)"
+    assert not any(line.startswith("GDN layers") for line in summary_of(["torch"] * n))

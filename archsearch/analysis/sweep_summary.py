@@ -64,6 +64,9 @@ def sweep_summary(outcome: SweepOutcome) -> str:
               f"{statuses.count(STOPPED)} stopped early, {statuses.count(FAILED)} failed")]
     if statuses.count(RUNNING):
         lines[0] += f", {statuses.count(RUNNING)} unfinished"
+    kernels = gdn_kernel_line(rows)
+    if kernels:
+        lines.append(kernels)
     if not outcome.finished:
         ended = sum(s in ENDED for s in statuses)
         lines.insert(0, f"interrupted: {ended} of {outcome.total} trials finished; continue "
@@ -93,6 +96,20 @@ def sweep_summary(outcome: SweepOutcome) -> str:
     if full:
         lines += ["", *ranking_lines(rows, objectives)]
     return "\n".join(lines)
+
+
+def gdn_kernel_line(rows: Sequence[dict[str, Any]]) -> str:
+    """Which kernels ran the GDN layers on a GPU ("GDN layers ran on flashqla (7 trials)"), or
+    "" when none did (CPU sweeps, all-attention spaces): trials' ``gdn_kernel`` column."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        kernel = row.get("gdn_kernel")
+        if isinstance(kernel, str) and kernel and kernel != "torch":
+            counts[kernel] = counts.get(kernel, 0) + 1
+    if not counts:
+        return ""
+    parts = [f"{k} ({n} trial{'s' if n > 1 else ''})" for k, n in sorted(counts.items())]
+    return "GDN layers ran on " + ", ".join(parts)
 
 
 def front_table(front: Sequence[dict[str, Any]], objectives: Sequence[Objective],
