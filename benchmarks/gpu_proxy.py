@@ -142,9 +142,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field of the space, as `archsearch sweep --set` does "
                              "(e.g. symbols.G.head_dim_k=64)")
-    parser.add_argument("--flash-qla", choices=["on", "off", "both"], default="on",
-                        help="let fla hand 128-wide GDN heads to FlashQLA, or not "
-                             "($FLA_FLASH_QLA), or time every pattern both ways side by side")
+    parser.add_argument("--flash-qla", choices=["on", "off", "both"],
+                        help="let fla hand 128-wide GDN heads to FlashQLA, or not, or time every "
+                             "pattern both ways side by side (default: as $FLA_FLASH_QLA says)")
     add_gdn_switches(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -157,11 +157,12 @@ def main() -> None:
           f"conv blocks {describe_conv_blocks(args)}",
           flush=True)
     rows = []
-    flags = {"on": ["1"], "off": ["0"], "both": ["1", "0"]}[args.flash_qla]
+    flags = {None: [None], "on": ["1"], "off": ["0"], "both": ["1", "0"]}[args.flash_qla]
     for mode in args.modes:
         for pattern in patterns:
             for flag in flags:
-                os.environ["FLA_FLASH_QLA"] = flag  # read by fla and gdn.kernel_path per call
+                if flag is not None:  # read by fla and gdn.kernel_path at every call
+                    os.environ["FLA_FLASH_QLA"] = flag
                 try:
                     row = measure(trial_of(space, pattern), mode, args, device)
                 except Exception as err:  # noqa: BLE001 - report and go on to the next model
