@@ -8,7 +8,13 @@ nothing else), each in its own folder under ``--storage``, and reports what a us
 - aggregate tokens/s = training tokens of all trials / the sweep's wall time, and its ratio to
   the first fraction's (the issue's packing target: 4 per GPU >= 2.5x one per GPU);
 - the trials' own median tokens/s, how many ran graphed, their median first step, and the GPU's
-  mean utilisation (NVML, when torch can read it).
+  mean utilisation (NVML, when torch can read it);
+- the ceiling of each packed sweep: the most its ratio could be if its trials' training steps,
+  run together, went no faster than each alone (``packing_ceiling``). Processes without MPS
+  take turns on the card, and graphed proxies on streams of one process (what MPS would give)
+  measured 1.05x at 32k tokens a step (docs/GPU.md, "Packing"), so the ceiling holds to a few
+  per cent. It shows what packing can buy a space before anyone tunes it: a ceiling under the
+  target means the trials spend too little of their time away from training steps.
 
 Fair to both: each sweep's data is prepared in its folder before the clock starts, and one short
 training run on the device first fills the node's compile, TileLang and autotune caches, so
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -69,6 +76,34 @@ class GpuUtilisation:
         return statistics.fmean(self.samples) if self.samples else None
 
 
+def first_trained_s(rows: list[dict[str, Any]], began: float) -> float | None:
+    """Seconds from the sweep's start (``began``, epoch seconds) until some trial had finished
+    its first training step: no training tokens are processed before it, packed or not. A trial's
+    ``started_at`` (whole seconds, rounded down) plus its ``first_step_s`` (timed from inside the
+    trial, so its process start-up is left out): never later than the true moment."""
+    moments = [datetime.fromisoformat(r["started_at"]).timestamp() + float(r["first_step_s"])
+               for r in rows if r.get("started_at") and r.get("first_step_s") is not None]
+    return max(min(moments) - began, 0.0) if moments else None
+
+
+def steps_s(rows: list[dict[str, Any]]) -> float:
+    """Seconds the completed trials spent in training steps after their first, at least: a trial's
+    tokens/s covers its steps, the first (compiling) included, and ``first_step_s`` is at least
+    that first step, so ``tokens / tokens_per_s - first_step_s`` never overstates the rest."""
+    return sum(max(float(r["tokens_seen"]) / float(r["tokens_per_s"])
+                   - float(r.get("first_step_s") or 0.0), 0.0)
+               for r in rows if r.get("status") == "completed" and r.get("tokens_per_s"))
+
+
+def packing_ceiling(base_wall: float, base_steps: float, first_trained: float) -> float:
+    """The most a packed sweep's aggregate tokens/s can be against the baseline's (the same trials
+    one per GPU, ``base_wall`` seconds, ``base_steps`` of them in training steps after each first),
+    when its trials' steps together train no faster than each alone: it waits ``first_trained``
+    seconds for a first step and must then still run all those steps; both sweeps train the same
+    tokens, so the ratio of aggregates is the ratio of walls."""
+    return base_wall / (first_trained + base_steps)
+
+
 def one_sweep(args: argparse.Namespace, fraction: float) -> dict[str, Any]:
     name = f"{Path(args.space).stem}_gpus{fraction:g}"
     overrides = [*args.set, f"resources.gpus={fraction:g}"]
@@ -76,7 +111,7 @@ def one_sweep(args: argparse.Namespace, fraction: float) -> dict[str, Any]:
     trial = first_trial(space)
     prepare_data(trial.data, trial.evaluation, Path(args.storage) / name / "data_cache")
     with GpuUtilisation(args.device) as util:
-        began = time.perf_counter()
+        began, began_epoch = time.perf_counter(), time.time()
         outcome = run_sweep(args.space, name=name, storage=args.storage, overrides=overrides)
         wall = time.perf_counter() - began
     rows = outcome.rows
@@ -90,6 +125,8 @@ def one_sweep(args: argparse.Namespace, fraction: float) -> dict[str, Any]:
         "first_step": statistics.median(float(r["first_step_s"]) for r in done
                                         if r.get("first_step_s") is not None) if done else None,
         "util": util.mean,
+        "first_trained": first_trained_s(rows, began_epoch),
+        "steps": steps_s(rows),
     }
 
 
@@ -108,6 +145,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = parser.parse_args()
     args.storage = args.storage or tempfile.mkdtemp(prefix="sweep-packing-")
+    if len(set(args.fractions)) < len(args.fractions):
+        parser.error("--fractions: give each value once (it names its sweep's folder)")
     if args.device == "cpu" and any(f > 0 for f in args.fractions):
         parser.error("--device cpu runs CPU trials: give --fractions 0")
     space, _ = load_with_overrides(args.space, args.set)
@@ -121,13 +160,22 @@ def main() -> None:
     print(f"\n{args.space} through archsearch sweep ({card}, torch {torch.__version__}); "
           f"aggregate = training tokens of all trials / the sweep's wall time")
     print(f"{'gpus':>5} {'trials':>6} {'wall':>7} {'tokens':>8} {'aggregate tok/s':>15} "
-          f"{'vs first':>8} {'trial tok/s':>11} {'graphed':>7} {'1st step':>8} {'GPU util':>8}")
-    base = results[0]["aggregate"]
+          f"{'vs first':>8} {'trial tok/s':>11} {'graphed':>7} {'1st step':>8} {'GPU util':>8} "
+          f"{'steps':>6} {'trains at':>9} {'ceiling':>7}")
+    base = results[0]
     for r in results:
+        ceiling = None
+        if r is not base and r["first_trained"] is not None:
+            ceiling = packing_ceiling(base["wall"], base["steps"], r["first_trained"])
         print(f"{r['fraction']:>5g} {r['trials']:>6} {r['wall']:>6.0f}s {r['tokens'] / 1e6:>7.1f}M "
-              f"{r['aggregate']:>15,.0f} {r['aggregate'] / base:>7.2f}x "
+              f"{r['aggregate']:>15,.0f} {r['aggregate'] / base['aggregate']:>7.2f}x "
               f"{_fmt(r['trial_tps'], ',.0f'):>11} {r['graphed']:>7} "
-              f"{_fmt(r['first_step'], '.1f', 's'):>8} {_fmt(r['util'], '.0f', '%'):>8}")
+              f"{_fmt(r['first_step'], '.1f', 's'):>8} {_fmt(r['util'], '.0f', '%'):>8} "
+              f"{r['steps']:>5.0f}s {_fmt(r['first_trained'], '.0f', 's'):>9} "
+              f"{_fmt(ceiling, '.2f', 'x'):>7}")
+    print("steps: the trials' seconds in training steps after their first; trains at: seconds "
+          "from the sweep's start to its first trained step; ceiling: the most 'vs first' could "
+          "be if the packed trials' steps together ran no faster than each alone")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,9 +78,28 @@ def test_gpu_sweep_packing_runs_whole_sweeps(tmp_path: Path) -> None:
     out = run_script("benchmarks/gpu_sweep_packing.py", "search_spaces/gpu_packing.yaml",
                      "--device", "cpu", "--fractions", "0", "--storage", str(tmp_path),
                      *(f"--set={s}" for s in tiny))
-    row = out.splitlines()[-1].split()
+    row = out.splitlines()[-2].split()
     assert row[:2] == ["0", "2/2"] and row[5] == "1.00x", out[-600:]
+    assert row[-1] == "n/a", out[-600:]  # the baseline has no ceiling: nothing packed
     assert (tmp_path / "gpu_packing_gpus0" / "trials.parquet").is_file()
+
+
+def test_packing_ceiling_bounds_what_a_packed_sweep_can_gain() -> None:
+    """A packed sweep waits for its first trained step, then still runs every training step; if
+    those steps together go no faster than alone, its wall is at least their sum. Ninth
+    session's figures: one per GPU 108 s, 34 s of it in steps after each first."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_sweep_packing import first_trained_s, packing_ceiling, steps_s
+
+    rows = [{"status": "completed", "tokens_seen": 8_388_608, "tokens_per_s": tps,
+             "first_step_s": first, "started_at": f"2026-11-30T15:21:{start}+00:00"}
+            for tps, first, start in [(303_136, 19.4, 29), (868_654, 1.1, 30),
+                                      (869_877, 1.1, 31), (873_859, 1.0, 32)]]
+    rows.append({"status": "failed", "tokens_seen": 0, "tokens_per_s": None})
+    assert steps_s(rows) == pytest.approx(8.27 + 8.56 + 8.54 + 8.60, abs=0.02)
+    began = datetime.fromisoformat("2026-11-30T15:21:20+00:00").timestamp()
+    assert first_trained_s(rows, began) == pytest.approx(11.1)  # 15:21:30 + 1.1 s, not 29 + 19.4
+    assert packing_ceiling(108.0, 34.0, 28.0) == pytest.approx(108 / 62)
 
 
 
