@@ -84,7 +84,8 @@ def train_proxy(
     budget = Budget.of(trial)
     model = HybridLM(config).to(device)
     if device.type == "cuda":
-        model.compile_blocks()  # compiled projection/norm/MLP regions around the fla kernels
+        # compiled projection/norm/MLP regions around the fla kernels
+        model.compile_blocks(dynamic_width=trial.training.dynamic_mlp_width)
     graphs = device.type == "cuda" and trial.training.cuda_graphs
     optimizer = make_optimizer(model, trial.training, capturable=graphs)
     start = 0

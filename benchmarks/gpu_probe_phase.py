@@ -82,7 +82,7 @@ def main() -> None:
     torch.manual_seed(trial.training.seed)
     model = HybridLM(hybrid_config(trial, data.vocab_size)).to(device)
     if device.type == "cuda":
-        model.compile_blocks()
+        model.compile_blocks(dynamic_width=trial.training.dynamic_mlp_width)
     modes = {"eager": False, "graphed": True} if device.type == "cuda" else {"eager": False}
     began = time.perf_counter()
     probe_phase(model, data, trial, device, graphs=False)  # compiles every shape: not timed

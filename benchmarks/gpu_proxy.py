@@ -78,7 +78,7 @@ def build_step(trial: TrialConfig, mode: str, device: torch.device
     config = hybrid_config(trial, trial.data.vocab_size)
     model = HybridLM(config).to(device)
     if device.type == "cuda":
-        model.compile_blocks()
+        model.compile_blocks(dynamic_width=trial.training.dynamic_mlp_width)
     graphs = mode == "graphs" and device.type == "cuda"
     optimizer = make_optimizer(model, trial.training, capturable=graphs)
     amp = torch.bfloat16 if device.type == "cuda" else None

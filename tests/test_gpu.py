@@ -313,11 +313,11 @@ def test_raw_gate_path_matches_torch(cuda: torch.device, in_kernel: bool,
 
 
 def small_model(pattern: str = "GGGA", seed: int = 0, vocab_size: int = 211,
-                head: tuple[int, int] = (K, V)) -> HybridLM:
+                head: tuple[int, int] = (K, V), mlp_hidden: int = 192) -> HybridLM:
     """Four layers of width 128 whose GDN layers have the kernel tests' head shapes (or the
     key and value head widths ``head``)."""
     config = HybridConfig.from_pattern(
-        pattern, vocab_size=vocab_size, d_model=128, mlp_hidden=192, window=37,
+        pattern, vocab_size=vocab_size, d_model=128, mlp_hidden=mlp_hidden, window=37,
         attention=AttentionSpec(heads=2, kv_heads=1, head_dim=64),
         gdn=GDNSpec(heads=H, v_heads=HV, head_dim_k=head[0], head_dim_v=head[1]),
     )
@@ -388,6 +388,33 @@ def test_compiled_blocks_match_eager(cuda: torch.device) -> None:
         with torch.autocast("cuda", dtype=torch.bfloat16):
             model.loss(ids[:, :150], targets[:, :150]).backward()
     check_training("compiled vs eager (bf16)", model, results)
+
+
+@gpu
+def test_one_compiled_graph_serves_every_mlp_width(cuda: torch.device) -> None:
+    """``compile_blocks(dynamic_width=True)`` (``training.dynamic_mlp_width``): once a model of
+    one MLP width has run forward and backward, models of other widths (a matched sweep's other
+    attention ratios, in the same trial process) compile nothing, and each trains like eager."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()  # graphs of earlier tests would hide compiles of this one
+    ids, targets = (t.to(cuda) for t in tokens(5))
+    compiled_after = []
+    # widths apart from every dynamic token dim (B, T): equal sizes would share one symbol
+    for pattern, width in (("GGAG", 176), ("GAGA", 160), ("AGGG", 144)):
+        results = []
+        for compile_ in (False, True):
+            model = small_model(pattern, seed=width, mlp_hidden=width).to(cuda)
+            if compile_:
+                model.compile_blocks(dynamic_width=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model.loss(ids, targets)
+            results.append([loss, *torch.autograd.grad(loss, list(model.parameters()))])
+        compiled_after.append(counters["stats"]["unique_graphs"])
+        check_training(f"{pattern}, MLP width {width}: compiled vs eager (bf16)", model, results)
+    print(f"\ngraphs compiled after each width: {compiled_after}")
+    assert compiled_after[0] > 0, "the blocks did not compile"
+    assert compiled_after[1:] == compiled_after[:1] * 2, compiled_after
 
 
 @gpu

@@ -190,3 +190,28 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="not an archsearch checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_dynamic_mlp_width_hands_each_block_its_own_weights_as_views() -> None:
+    """``training.dynamic_mlp_width`` reaches every block through ``compile_blocks``, and what the
+    compiled regions then run is the block's own MLP: views of its weights (dynamo keeps a
+    parameter's shape static), the same outputs, and gradients that reach the parameters."""
+    from archsearch.model.blocks import own_mlp_weights
+    from archsearch.model.mlp import swiglu
+    from archsearch.space import SearchSpace
+
+    space = SearchSpace.load("search_spaces/gpu_flashqla.yaml")
+    assert space.resolve(space.grid()[0]).training.dynamic_mlp_width is False  # off by default
+    model = model_for(tiny("GGAG"))
+    assert model.compile_blocks() is model
+    assert not any(block.dynamic_width for block in model.layers)
+    model.compile_blocks(dynamic_width=True)
+    assert all(block.dynamic_width for block in model.layers)
+    x = torch.randn(2, 5, 32, dtype=torch.float64)
+    for block in model.layers:
+        weights = own_mlp_weights(block)
+        assert not any(isinstance(w, torch.nn.Parameter) for w in weights)
+        torch.testing.assert_close(swiglu(x, *weights), block.mlp(x), rtol=0, atol=0)
+        swiglu(x, *weights).sum().backward()
+        assert block.mlp.gate_up_proj.weight.grad is not None
+        assert block.mlp.down_proj.weight.grad is not None

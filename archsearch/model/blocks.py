@@ -22,6 +22,8 @@ the widest MLP. The weights are sliced by the caller, outside any compiled graph
 graphs as arguments with their width marked dynamic, so one graph serves every width. (Passed as
 module attributes instead, e.g. by ``torch.func.functional_call``, they would not: dynamo treats
 the shapes of nn.Module parameters and attributes as static and would compile once per width.)
+``compile_regions(..., dynamic_width=True)`` hands a block's own MLP weights in the same way, so
+models of different MLP widths (a matched sweep's patterns) share their graphs too.
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ def compiled(fn: Callable[..., Any], options: CompileOptions) -> Callable[..., A
 
 
 def compile_regions(blocks: Iterable[nn.Module], mode: str | None = None,
-                    dynamic_tokens: bool = True) -> None:
+                    dynamic_tokens: bool = True, dynamic_width: bool = False) -> None:
     """Give every block in ``blocks`` the options of its compiled CUDA regions (in place).
 
     ``dynamic_tokens``: batch size and length are symbolic, so evaluation batches and other
-    lengths reuse the training graphs. ``mode`` is torch.compile's.
+    lengths reuse the training graphs. ``dynamic_width``: the MLP's hidden width is symbolic
+    too, so blocks of every MLP width share the graphs. ``mode`` is torch.compile's.
     """
     options: CompileOptions = {"mode": mode, "dynamic": None if dynamic_tokens else False}
     dynamo_config = torch._dynamo.config
@@ -67,6 +70,7 @@ def compile_regions(blocks: Iterable[nn.Module], mode: str | None = None,
         dynamo_config.recompile_limit = RECOMPILE_LIMIT
     for block in blocks:
         block.compile_options = options
+        block.dynamic_width = dynamic_width
 
 
 def mark_tokens_dynamic(*tensors: torch.Tensor) -> None:
@@ -82,6 +86,13 @@ def mark_width_dynamic(weights: MLPWeights | None) -> None:
         gate_up, down = weights
         torch._dynamo.maybe_mark_dynamic(gate_up, 0)
         torch._dynamo.maybe_mark_dynamic(down, 1)
+
+
+def own_mlp_weights(block: GDNBlock | AttentionBlock) -> MLPWeights:
+    """The block's own MLP weights as views, not parameters: dynamo keeps a parameter's shape
+    static whatever it is told, so only views can enter the graphs with a symbolic width.
+    Gradients reach the parameters through the views."""
+    return block.mlp.gate_up_proj.weight[:], block.mlp.down_proj.weight[:]
 
 
 def _mlp(block: GDNBlock | AttentionBlock, x: torch.Tensor,
@@ -130,6 +141,7 @@ class GDNBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(d, config.norm_eps)
         self.mlp = SwiGLU(d, config.mlp_hidden, config.init_std)
         self.compile_options: CompileOptions | None = None  # set by HybridLM.compile_blocks
+        self.dynamic_width = False  # likewise
 
     def reset_parameters(self) -> None:
         for child in self.children():  # every child is one of our modules with its own init
@@ -156,6 +168,8 @@ class GDNBlock(nn.Module):
             project = compiled(_gdn_project, self.compile_options)
             finish = compiled(_gdn_finish, self.compile_options)
             mark_tokens_dynamic(x)
+            if mlp_weights is None and self.dynamic_width:
+                mlp_weights = own_mlp_weights(self)
         path = self.linear_attn.path_for(x)  # decided here, outside the compiled graphs
         q, k, v, a, b, gate = project(self, x, path.gates_in_kernel)
         o = self.linear_attn.recurrence(q, k, v, a, b, path)
@@ -181,6 +195,7 @@ class AttentionBlock(nn.Module):
             self.post_attention_layernorm = RMSNorm(d, config.norm_eps)
             self.post_feedforward_layernorm = RMSNorm(d, config.norm_eps)
         self.compile_options: CompileOptions | None = None  # set by HybridLM.compile_blocks
+        self.dynamic_width = False  # likewise
 
     def reset_parameters(self) -> None:
         for child in self.children():
@@ -196,6 +211,8 @@ class AttentionBlock(nn.Module):
         """``mlp_weights``: run the MLP on these (narrower) weights instead of its own."""
         assert cache is None or isinstance(cache, AttentionLayerCache)
         if self.compile_options is not None and cache is None and x.is_cuda:
+            if mlp_weights is None and self.dynamic_width:
+                mlp_weights = own_mlp_weights(self)
             mark_tokens_dynamic(x)
             mark_width_dynamic(mlp_weights)
             return compiled(_attention_block, self.compile_options)(

@@ -69,16 +69,19 @@ class HybridLM(nn.Module):
         if self.lm_head is not None:
             nn.init.normal_(self.lm_head.weight, mean=0.0, std=self.config.init_std)
 
-    def compile_blocks(self, mode: str | None = None, dynamic_tokens: bool = True) -> HybridLM:
+    def compile_blocks(self, mode: str | None = None, dynamic_tokens: bool = True,
+                       dynamic_width: bool = False) -> HybridLM:
         """Compile every block's tensor code with torch.compile for CUDA (in place; returns self).
 
         Attention blocks compile whole; GDN blocks compile the code before and after the fla
         kernel (see ``archsearch.model.blocks``). Blocks of one kind and width share their graphs.
         ``dynamic_tokens``: batch size and length are symbolic, so evaluation batches and other
-        lengths reuse the training graphs instead of compiling again. ``mode`` is torch.compile's.
+        lengths reuse the training graphs instead of compiling again. ``dynamic_width``: the MLP's
+        width is symbolic too, so a process that trains models of several widths (a matched
+        sweep's trials) compiles once. ``mode`` is torch.compile's.
         Parameters and state-dict keys are unchanged; CPU inputs keep running uncompiled.
         """
-        compile_regions(self.layers, mode, dynamic_tokens)
+        compile_regions(self.layers, mode, dynamic_tokens, dynamic_width)
         return self
 
     def reset_parameters(self) -> None:

@@ -190,6 +190,11 @@ class TrainingSection:
     # equal to eager steps), and each probe's fine-tuning step likewise (3.1x the probe phase);
     # a capture that fails falls back to eager steps and says why
     cuda_graphs: bool = True
+    # GPU only: the compiled blocks take their MLP weights with the width symbolic, so one set of
+    # graphs serves every MLP width. A matched sweep gives each attention ratio its own width, and
+    # a trial process meeting a new one compiled again: 10-22 s more on its first step and 6-9 s
+    # on its probes (docs/GPU.md, "Eleventh session"). Off until its step speed is measured.
+    dynamic_mlp_width: bool = False
 
 
 @dataclass(frozen=True)
