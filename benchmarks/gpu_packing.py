@@ -279,6 +279,8 @@ def main() -> None:
                         help="pack the proxies in this one process, one CUDA stream each, "
                              "instead of one process each")
     args = parser.parse_args()
+    if args.space:
+        packing_config(args)  # a pattern the space lacks stops here, in one line, not in workers
     with cuda_mps("--mps") if args.mps else contextlib.nullcontext():
         measure(args)
 

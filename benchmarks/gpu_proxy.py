@@ -67,6 +67,11 @@ def default_patterns(space: SearchSpace) -> list[str]:
 
 
 def trial_of(space: SearchSpace, pattern: str) -> TrialConfig:
+    """The trial a sweep of ``space`` trains for ``pattern``, written as the space lists it
+    (``archsearch patterns SPACE`` lists them; ``(GGGA)*2`` may be listed as ``GGGAGGGA``)."""
+    if pattern not in space.pattern_choices:
+        raise SystemExit(f"pattern {pattern!r} is not one of the space's: "
+                         f"{', '.join(space.pattern_choices)}")
     point = next(p for p in space.grid() if p["pattern"] == pattern) \
         if space.spec.search.algorithm == "grid" else {"pattern": pattern}
     return space.resolve(point)
@@ -151,6 +156,8 @@ def main() -> None:
     apply_gdn_switches(args)
     space, _ = load_with_overrides(args.space, args.set)
     patterns = args.patterns or default_patterns(space)
+    for pattern in patterns:  # a misspelt one stops here, before any model is timed
+        trial_of(space, pattern)
     print(f"{args.space} {' '.join(args.set)}: {environment(device)}; GDN conv {args.gdn_conv}, "
           f"gates in {args.gates}, in_proj {args.in_proj}, fla input {args.pack_batch}, "
           f"fla warps {args.fla_warps}, "

@@ -126,3 +126,15 @@ def test_gpu_throughput_matches_every_model_to_all_attention() -> None:
     assert "MLP widths matched to all attention's parameters" in out
     assert [line.split()[3] for line in out.splitlines() if line.startswith("row: ")] == [
         "attention", "3:1"]
+
+
+def test_a_pattern_the_space_lacks_is_one_line_before_any_timing() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'kernels'}"}
+    for script in (["benchmarks/gpu_proxy.py", "search_spaces/gpu_packing.yaml", "--patterns"],
+                   ["benchmarks/gpu_packing.py", "--space", "search_spaces/gpu_packing.yaml",
+                    "--pattern"]):
+        done = subprocess.run([sys.executable, *script, "(GGGA)*2", "--device", "cpu"], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines() == [
+            "pattern '(GGGA)*2' is not one of the space's: GGGAGGGA"], done.stderr[-800:]
