@@ -91,8 +91,10 @@ def mark_width_dynamic(weights: MLPWeights | None) -> None:
 def own_mlp_weights(block: GDNBlock | AttentionBlock) -> MLPWeights:
     """The block's own MLP weights as views, not parameters: dynamo keeps a parameter's shape
     static whatever it is told, so only views can enter the graphs with a symbolic width.
-    Gradients reach the parameters through the views."""
-    return block.mlp.gate_up_proj.weight[:], block.mlp.down_proj.weight[:]
+    Gradients reach the parameters through the views (``view_as``: its backward is a reshape,
+    where a full slice's would zero-fill and copy the gradient)."""
+    gate_up, down = block.mlp.gate_up_proj.weight, block.mlp.down_proj.weight
+    return gate_up.view_as(gate_up), down.view_as(down)
 
 
 def _mlp(block: GDNBlock | AttentionBlock, x: torch.Tensor,
