@@ -192,8 +192,8 @@ class TrainingSection:
     cuda_graphs: bool = True
     # GPU only: the compiled blocks take their MLP weights with the width symbolic, so one set of
     # graphs serves every MLP width. A matched sweep gives each attention ratio its own width, and
-    # a trial process meeting a new one compiled again: 10-22 s more on its first step and 6-9 s
-    # on its probes (docs/GPU.md, "Eleventh session"). Off until its step speed is measured.
+    # a trial process meeting a new one compiled again: 10-23 s to its first step instead of 1-1.3,
+    # 6-10 s more on its probes (docs/GPU.md, "Eleventh session"). Off until its speed is timed.
     dynamic_mlp_width: bool = False
 
 
