@@ -215,3 +215,46 @@ def test_dynamic_mlp_width_hands_each_block_its_own_weights_as_views() -> None:
         swiglu(x, *weights).sum().backward()
         assert block.mlp.gate_up_proj.weight.grad is not None
         assert block.mlp.down_proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("dynamic_width", [False, True])
+def test_one_traced_graph_per_region_serves_every_mlp_width(dynamic_width: bool) -> None:
+    """What ``training.dynamic_mlp_width`` relies on, at dynamo's level (the CUDA path compiles
+    these same functions): the attention block and GDN's finish, traced forward and backward,
+    compile once for models of three MLP widths when handed the blocks' own weights as views,
+    and once per width when the blocks use their own modules (what a matched sweep paid)."""
+    from torch._dynamo.utils import counters
+
+    from archsearch.model.blocks import (
+        _attention_block,
+        _gdn_finish,
+        _gdn_project,
+        mark_tokens_dynamic,
+        mark_width_dynamic,
+        own_mlp_weights,
+    )
+
+    torch._dynamo.reset()
+    before = counters["stats"]["unique_graphs"]  # counted since the process began
+    attention = torch.compile(_attention_block, backend="aot_eager", dynamic=None)
+    finish = torch.compile(_gdn_finish, backend="aot_eager", dynamic=None)
+    graphs = []
+    for width in (176, 160, 144):
+        config = HybridConfig.from_pattern(
+            "GA", vocab_size=VOCAB, d_model=32, mlp_hidden=width,
+            attention=AttentionSpec(heads=4, kv_heads=2, head_dim=8),
+            gdn=GDNSpec(heads=2, v_heads=4, head_dim_k=8, head_dim_v=6))
+        gdn_block, attention_block = HybridLM(config).layers
+        x = torch.randn(2, 9, 32, requires_grad=True)
+        mark_tokens_dynamic(x)
+        weights = [own_mlp_weights(b) if dynamic_width else None
+                   for b in (gdn_block, attention_block)]
+        for w in weights:
+            mark_width_dynamic(w)
+        *_, v, _, _, gate = _gdn_project(gdn_block, x, True)  # eager: fla's kernel sits here
+        y = finish(gdn_block, x, v, gate, weights[0])  # v stands in for the kernel's output
+        y = attention(attention_block, y, 0, None, weights[1])
+        y.sum().backward()
+        assert attention_block.mlp.down_proj.weight.grad is not None
+        graphs.append(counters["stats"]["unique_graphs"] - before)
+    assert graphs == ([2, 2, 2] if dynamic_width else [2, 4, 6]), graphs
