@@ -165,6 +165,33 @@ def test_ctrl_c_stops_a_sweep_in_seconds_and_it_resumes_to_the_end(tmp_path):
     assert len(trials) == TOTAL and set(trials.status) == {"completed"} and done <= TOTAL
 
 
+def test_a_trial_asked_as_the_driver_stopped_is_replaced_on_resume(tmp_path):
+    """A stop that lands between Optuna's ask and the space's last suggestion leaves a running
+    trial with only some parameters (the Ctrl-C test above once hit it, and its resume died on a
+    KeyError making the trial's row). Resume abandons it and runs its grid point anew."""
+    (tmp_path / "space.yaml").write_text(SPACE)
+    folder = tmp_path / "sweeps" / "faults"
+    driver = _driver(tmp_path, "sweep")
+    _wait_for(lambda: _completed(folder) >= 1 or driver.poll() is not None, 120,
+              "no trial completed")
+    assert driver.poll() is None, "the sweep ended before the kill"
+    _kill_group(driver)
+    study = optuna.load_study(study_name=STUDY_NAME,
+                              storage=journal_storage(folder / "optuna.journal"))
+    torn = study.ask()  # as a driver stopped inside SearchSpace.suggest leaves it
+    torn.suggest_categorical("pattern", ["AA", "GG", "GA"])
+    final = subprocess.run([sys.executable, "-c", DRIVER, "resume", str(folder)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert f"t{torn.number:04d}: abandoned" in final.stderr, final.stderr[-3000:]
+    assert f"{TOTAL} trials: {TOTAL} completed, 0 stopped early, 0 failed" in final.stdout
+    trials = _check_readable(folder)
+    assert len(trials) == TOTAL and set(trials.status) == {"completed"}
+    assert f"t{torn.number:04d}" not in set(trials.trial_id)
+    ran = set(zip(trials["param.pattern"], trials["param.training.lr"], strict=True))
+    assert len(ran) == TOTAL  # every grid point exactly once
+
+
 def _listening_sockets(pids: set[int]) -> list[str]:
     """Local addresses (hex, as /proc/net shows them) of TCP sockets these processes listen on."""
     inodes = set()

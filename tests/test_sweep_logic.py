@@ -46,7 +46,8 @@ def _search(space: SearchSpace, journal, rows=None, retry=False):
         asked.set_user_attr("trial_id", trial_id)
         return asked.number
 
-    plan = plan_run(study, rows or {}, num_samples(space), METRICS, {}, grid, retry, ask_retry)
+    plan = plan_run(study, rows or {}, num_samples(space), METRICS, {}, grid, retry, ask_retry,
+                    space.missing)
     return SweepSearch(space, study, plan), study, plan
 
 
@@ -95,6 +96,38 @@ def test_grid_subset_is_seeded_and_resumes_without_repeats(tmp_path):
     assert rest[0] == lost  # the lost trial runs again, once, under its own id and parameters
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE] * 6
+
+
+def test_a_trial_asked_as_the_driver_stopped_is_abandoned_and_its_point_runs(tmp_path):
+    """Ctrl-C or a kill between Optuna's ask and the last of the space's suggestions leaves a
+    running trial with some parameters drawn (define-by-run writes each as it is drawn). It never
+    reached Tune, so it has no row; resuming must not run it with parameters missing (the row
+    could not be made: KeyError), nor count it among the sweep's trials."""
+    space = SearchSpace.from_text(SPACE.replace("samples: 100", "samples: 4"))
+    search, study, _ = _search(space, tmp_path / "journal")
+    first = _tell_all(search, 2)
+    point = dict(grid_points(space)[2])
+    study.enqueue_trial(point)
+    torn = study.ask()
+    torn.suggest_categorical("pattern", space.pattern_choices)  # then the driver stopped
+    assert set(torn.params) == {"pattern"}
+    assert set(space.missing(torn.params)) == {"training.lr"} | (
+        {"symbols.G.head_dim_k"} if "G" in point["pattern"] else set())
+    rows = {c[RUN_KEY]["trial_id"]: {"trial_id": c[RUN_KEY]["trial_id"], "status": "completed"}
+            for c in first}
+    resumed, study, plan = _search(space, tmp_path / "journal", rows)
+    assert plan.ended == 2 and plan.reruns == () and plan.new == 2
+    assert any("t0002: abandoned" in note for note in plan.notes), plan.notes
+    rest = _tell_all(resumed, 10, prefix="r")
+    assert sorted(map(repr, map(_params, first + rest))) == sorted(map(repr, grid_points(space)))
+    assert [c[RUN_KEY]["trial_id"] for c in rest] == ["t0003", "t0004"]
+    abandoned = study.trials[2]
+    assert abandoned.state == optuna.trial.TrialState.FAIL and abandoned.user_attrs["abandoned"]
+    assert abandoned.user_attrs["retryable"] is False
+    rows |= {c[RUN_KEY]["trial_id"]: {"trial_id": c[RUN_KEY]["trial_id"], "status": "completed"}
+             for c in rest}
+    _, _, again = _search(space, tmp_path / "journal", rows, retry=True)  # and it stays out
+    assert again.reruns == () and again.new == 0 and again.ended == 4
 
 
 def test_failed_and_diverged_trials_are_told_fail_with_fidelity(tmp_path):

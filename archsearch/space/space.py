@@ -384,6 +384,14 @@ class SearchSpace:
         layers = set(self.candidate(pattern).layers)
         return [t for t in self.tunables if t.symbol is None or t.symbol in layers]
 
+    def missing(self, params: Mapping[str, Any]) -> list[str]:
+        """The parameters a trial of this space needs that ``params`` lacks (``["pattern"]``
+        when it has no pattern of this space): what an Optuna trial asked but not fully drawn,
+        its driver stopped in ``suggest``, lacks."""
+        if params.get("pattern") not in self.pattern_choices:
+            return ["pattern"]
+        return [t.name for t in self.relevant(params["pattern"]) if t.name not in params]
+
     def suggest(self, trial: Any) -> None:
         """Optuna define-by-run: ask for the pattern, then each field relevant to it."""
         pattern = trial.suggest_categorical("pattern", self.pattern_choices)

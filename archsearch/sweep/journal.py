@@ -26,6 +26,7 @@ from archsearch.sweep.trainable import FAILURE, META
 
 STUDY_NAME = "archsearch"
 _FAILURE_KEY = f"{META}/{FAILURE}"  # Tune flattens nested results with "/"
+ABANDONED = "abandoned"  # user attribute: asked, but could never run (``abandon``)
 OPEN_TIMEOUT_S = 60.0
 
 
@@ -149,6 +150,23 @@ def tell(study: Any, number: int, metrics: list[str], result: dict | None,
         study.tell(number, state=TrialState.FAIL)
         return
     study.tell(number, values=[float(v) for v in values])
+
+
+def abandon(study: Any, number: int, why: str) -> None:
+    """Record Optuna trial ``number`` as FAIL for good: it was asked but can never run (``why``).
+    Plans leave abandoned trials out of the sweep's count (``is_abandoned``)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    handle = optuna.trial.Trial(study, _internal_id(study, number))
+    handle.set_user_attr(ABANDONED, True)
+    handle.set_user_attr("error", why[:500])
+    handle.set_user_attr("retryable", False)
+    study.tell(number, state=TrialState.FAIL)
+
+
+def is_abandoned(frozen: Any) -> bool:
+    return bool(frozen.user_attrs.get(ABANDONED))
 
 
 def _internal_id(study: Any, number: int) -> int:

@@ -14,7 +14,10 @@ Given the Optuna study (journal.py), the results tables and the checkpoints on d
   other way round): it is continued without telling Optuna again; from its final checkpoint
   this only repeats the final report;
 - it failed with an error (not a divergence) and ``retry_errored``: a new Optuna trial with the
-  same parameters and id continues it from its newest checkpoint.
+  same parameters and id continues it from its newest checkpoint;
+- it was asked but its parameters were not all drawn (the driver stopped inside the space's
+  define-by-run ``suggest``; it never reached Tune): it is abandoned, told FAIL for good and left
+  out of the count, and a new trial takes its place (for grid search, its grid point).
 
 Then ``total`` minus the trials the study knows are new trials (for grid search, the grid points
 no trial has taken). Nothing here reads Ray's state, which is pickled (docs/SWEEPS.md, "Sharing
@@ -24,12 +27,12 @@ a sweep folder").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from archsearch.sweep.checkpoints import SavedCheckpoint
-from archsearch.sweep.journal import tell, trial_key
+from archsearch.sweep.journal import abandon, is_abandoned, tell, trial_key
 from archsearch.sweep.status import ENDED, FAILED
 from archsearch.sweep.trainable import FAILURE, META
 
@@ -63,19 +66,31 @@ class RunPlan:
 def plan_run(study: Any, rows: Mapping[str, Mapping[str, Any]], total: int,
              metrics: Sequence[str], checkpoints: Mapping[str, SavedCheckpoint],
              grid: Sequence[Mapping[str, Any]] | None, retry_errored: bool,
-             ask_retry: Any) -> RunPlan:
+             ask_retry: Any, missing: Callable[[Mapping[str, Any]], list[str]]) -> RunPlan:
     """The plan (module docstring). Brings the study up to date with the tables on the way:
-    trials that ended but were never told are told now, and retried trials are asked.
+    trials that ended but were never told are told now, trials asked but never fully drawn are
+    abandoned, and retried trials are asked.
 
     ``ask_retry(params)`` asks Optuna for a new trial with exactly ``params``; returns its number.
+    ``missing(params)``: the parameters a trial of the space needs that ``params`` lacks.
     """
     from optuna.trial import TrialState
 
     latest: dict[str, Any] = {}
-    for frozen in study.get_trials(deepcopy=False):
-        latest[trial_key(frozen.number, frozen.user_attrs)] = frozen
-    reruns: list[Rerun] = []
     notes: list[str] = []
+    for frozen in study.get_trials(deepcopy=False):
+        if is_abandoned(frozen):
+            continue
+        trial_id = trial_key(frozen.number, frozen.user_attrs)
+        lacks = [] if frozen.state.is_finished() else missing(frozen.params)
+        if lacks:
+            abandon(study, frozen.number, f"asked as the driver stopped, before {', '.join(lacks)} "
+                                          f"could be drawn: it never ran")
+            notes.append(f"{trial_id}: abandoned (asked as the driver stopped, without "
+                         f"{', '.join(lacks)}); a new trial takes its place")
+            continue
+        latest[trial_id] = frozen
+    reruns: list[Rerun] = []
     ended = 0
     for trial_id, frozen in latest.items():
         row = rows.get(trial_id) or {}

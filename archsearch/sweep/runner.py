@@ -192,7 +192,7 @@ def run_in_folder(space: SearchSpace, folder: SweepFolder, options: SweepOptions
         return asked.number
 
     plan = plan_run(study, tables.trials, total, metrics, latest_checkpoints(folder.location),
-                    grid, retry_errored, ask_retry)
+                    grid, retry_errored, ask_retry, space.missing)
     notes += plan.notes
     for line in notes:
         print(f"archsearch: {line}", file=sys.stderr)
