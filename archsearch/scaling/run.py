@@ -55,8 +55,8 @@ class LadderSearchSpace:
     ``spec`` and ``tunables``, with trials resolved from ladder point ids.
 
     The sweep's runner, trainable, resource callback and results writer call only ``spec``,
-    ``tunables``, ``resolve``, ``suggest``, ``candidate`` and ``stats``; each is spelled out here,
-    so a new need fails loudly instead of reaching a half-copied space.
+    ``tunables``, ``resolve``, ``suggest``, ``missing``, ``candidate`` and ``stats``; each is
+    spelled out here, so a new need fails loudly instead of reaching a half-copied space.
     """
 
     def __init__(self, base: SearchSpace, points: Sequence[LadderPoint],
@@ -75,6 +75,10 @@ class LadderSearchSpace:
     def suggest(self, trial: Any) -> None:
         """Optuna define-by-run: a trial of the ladder is one of its points."""
         trial.suggest_categorical(POINT_KEY, list(self.points))
+
+    def missing(self, params: Mapping[str, Any]) -> list[str]:
+        """What ``params`` lacks to be a trial of the ladder: its point, if not one of them."""
+        return [] if str(params.get(POINT_KEY)) in self.points else [POINT_KEY]
 
     def candidate(self, pattern: str) -> Candidate:
         for point in self.points.values():
