@@ -143,13 +143,19 @@ def test_kill_and_resume_cycles_never_lose_a_result(tmp_path):
     assert (folder / "trials.parquet.bak").is_file()
 
 
-def test_ctrl_c_stops_a_sweep_in_seconds_and_it_resumes_to_the_end(tmp_path):
+def _sweep_with_one_trial_done(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
+    """A sweep started on SPACE, still running, with one trial completed: its folder, its driver."""
     (tmp_path / "space.yaml").write_text(SPACE)
     folder = tmp_path / "sweeps" / "faults"
     driver = _driver(tmp_path, "sweep")
     _wait_for(lambda: _completed(folder) >= 1 or driver.poll() is not None, 120,
               "no trial completed")
-    assert driver.poll() is None, "the sweep ended before Ctrl-C"
+    assert driver.poll() is None, "the sweep ended before the fault"
+    return folder, driver
+
+
+def test_ctrl_c_stops_a_sweep_in_seconds_and_it_resumes_to_the_end(tmp_path):
+    folder, driver = _sweep_with_one_trial_done(tmp_path)
     os.killpg(driver.pid, signal.SIGINT)  # what a terminal sends the foreground job
     began = time.monotonic()
     out, err = driver.communicate(timeout=60)
@@ -169,12 +175,7 @@ def test_a_trial_asked_as_the_driver_stopped_is_replaced_on_resume(tmp_path):
     """A stop that lands between Optuna's ask and the space's last suggestion leaves a running
     trial with only some parameters (the Ctrl-C test above once hit it, and its resume died on a
     KeyError making the trial's row). Resume abandons it and runs its grid point anew."""
-    (tmp_path / "space.yaml").write_text(SPACE)
-    folder = tmp_path / "sweeps" / "faults"
-    driver = _driver(tmp_path, "sweep")
-    _wait_for(lambda: _completed(folder) >= 1 or driver.poll() is not None, 120,
-              "no trial completed")
-    assert driver.poll() is None, "the sweep ended before the kill"
+    folder, driver = _sweep_with_one_trial_done(tmp_path)
     _kill_group(driver)
     study = optuna.load_study(study_name=STUDY_NAME,
                               storage=journal_storage(folder / "optuna.journal"))
