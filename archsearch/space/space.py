@@ -386,8 +386,8 @@ class SearchSpace:
 
     def missing(self, params: Mapping[str, Any]) -> list[str]:
         """The parameters a trial of this space needs that ``params`` lacks (``["pattern"]``
-        when it has no pattern of this space): what an Optuna trial asked but not fully drawn,
-        its driver stopped in ``suggest``, lacks."""
+        when it has none of this space's patterns). An Optuna trial whose driver stopped inside
+        ``suggest`` lacks some: define-by-run records each parameter as it is drawn."""
         if params.get("pattern") not in self.pattern_choices:
             return ["pattern"]
         return [t.name for t in self.relevant(params["pattern"]) if t.name not in params]
