@@ -11,9 +11,9 @@ nothing else), each in its own folder under ``--storage``, and reports what a us
   mean utilisation (NVML, when torch can read it);
 - the ceiling of each packed sweep: the most its ratio could be if its trials' training steps,
   run together, went no faster than each alone (``packing_ceiling``). Processes without MPS
-  take turns on the card, and graphed proxies on streams of one process (what MPS would give)
-  measured 1.05x at 32k tokens a step (docs/GPU.md, "Packing"), so the ceiling holds to a few
-  per cent. It shows what packing can buy a space before anyone tunes it: a ceiling under the
+  take turns on the card (0.91x), and graphed proxies measured 1.01-1.05x at 32k tokens a step
+  on streams of one process and 1.01x under MPS (docs/GPU.md, "Packing"), so the ceiling holds
+  to a few per cent. It shows what packing can buy a space before anyone tunes it: a ceiling under the
   target means the trials spend too little of their time away from training steps.
 
 Fair to both: each sweep's data is prepared in its folder before the clock starts, and one short

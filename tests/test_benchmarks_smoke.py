@@ -102,7 +102,6 @@ def test_packing_ceiling_bounds_what_a_packed_sweep_can_gain() -> None:
     assert packing_ceiling(108.0, 34.0, 28.0) == pytest.approx(108 / 62)
 
 
-
 def test_gpu_throughput_matches_every_model_to_all_attention() -> None:
     """``--match-params``: the hybrid's and all GDN's MLPs shrink to all attention's size, so the
     ratios compare models of one size (as a sweep's match does); unmatched they are 5-13% larger."""
