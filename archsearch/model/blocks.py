@@ -38,7 +38,7 @@ from archsearch.model.attention import Attention
 from archsearch.model.cache import AttentionLayerCache, GDNLayerCache, LayerCache
 from archsearch.model.config import AttentionSpec, GDNSpec, HybridConfig, LayerSpec
 from archsearch.model.gdn import GatedDeltaNet
-from archsearch.model.mlp import RMSNorm, SwiGLU, swiglu
+from archsearch.model.mlp import RMSNorm, SwiGLU, swiglu_of_any_width
 
 CompileOptions = dict[str, Any]
 MLPWeights = tuple[torch.Tensor, torch.Tensor]  # (gate_up [2w, d], down [d, w]): a narrower MLP
@@ -99,7 +99,7 @@ def own_mlp_weights(block: GDNBlock | AttentionBlock) -> MLPWeights:
 
 def _mlp(block: GDNBlock | AttentionBlock, x: torch.Tensor,
          weights: MLPWeights | None) -> torch.Tensor:
-    return block.mlp(x) if weights is None else swiglu(x, *weights)
+    return block.mlp(x) if weights is None else swiglu_of_any_width(x, *weights)
 
 
 def _gdn_project(block: GDNBlock, x: torch.Tensor,

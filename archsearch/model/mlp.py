@@ -61,3 +61,18 @@ def swiglu(x: torch.Tensor, gate_up_weight: torch.Tensor, down_weight: torch.Ten
     widest MLP's weights, ``archsearch.supernet.model``)."""
     gate, up = F.linear(x, gate_up_weight).chunk(2, dim=-1)
     return F.linear(F.silu(gate) * up, down_weight)
+
+
+def swiglu_of_any_width(x: torch.Tensor, gate_up_weight: torch.Tensor,
+                        down_weight: torch.Tensor) -> torch.Tensor:
+    """``swiglu`` as two matmuls, one on the gate rows and one on the up rows, for weights whose
+    width a compiled graph keeps symbolic (``training.dynamic_mlp_width``, the supernet's
+    narrowed MLPs). Split from one ``[.., 2 * h]`` product, gate and up made inductor's fused
+    kernels index by a runtime ``2 * h`` (a division per element, no vector loads): SwiGLU's
+    backward kernel took 6.2 ms a step instead of 2.3 for a 12 x 512 proxy on an H200, and the
+    whole step 11% longer (docs/GPU.md, "Twelfth session"). Apart, every fused kernel reads and
+    writes whole ``[.., h]`` tensors."""
+    hidden = down_weight.shape[1]
+    gate = F.linear(x, gate_up_weight[:hidden])
+    up = F.linear(x, gate_up_weight[hidden:])
+    return F.linear(F.silu(gate) * up, down_weight)
