@@ -193,7 +193,8 @@ class TrainingSection:
     # GPU only: the compiled blocks take their MLP weights with the width symbolic, so one set of
     # graphs serves every MLP width. A matched sweep gives each attention ratio its own width, and
     # a trial process meeting a new one compiled again: 10-23 s to its first step instead of 1-1.3,
-    # 6-10 s more on its probes (docs/GPU.md, "Eleventh session"). Off until its speed is timed.
+    # 6-10 s more on its probes (docs/GPU.md, "Eleventh session"). Timed in the twelfth: later
+    # widths start in 0.1 s, steps 0.97-1.00x; off until a matched sweep is timed with it again.
     dynamic_mlp_width: bool = False
 
 
