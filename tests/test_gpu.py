@@ -731,7 +731,7 @@ def test_incremental_decoding_on_gpu(cuda: torch.device) -> None:
 def test_memory_cap_turns_oom_into_error(cuda: torch.device) -> None:
     total = torch.cuda.get_device_properties(cuda).total_memory
     # earlier tests' memory counts against the cap: their graphs and models linger in reference
-    # cycles until collected (once 1.3 GiB, more than this cap leaves), their blocks in the cache
+    # cycles until collected (1.9 GiB on an H200, more than this cap leaves), their blocks in the cache
     held = torch.cuda.memory_reserved(cuda)
     gc.collect()
     torch.cuda.empty_cache()

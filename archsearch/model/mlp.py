@@ -57,8 +57,8 @@ class SwiGLU(nn.Module):
 
 def swiglu(x: torch.Tensor, gate_up_weight: torch.Tensor, down_weight: torch.Tensor) -> torch.Tensor:
     """SwiGLU's maths on given weights: ``gate_up_weight`` ``[2 * h, d]`` (gate rows first),
-    ``down_weight`` ``[d, h]``. The supernet runs narrower MLPs through it (a slice of the
-    widest MLP's weights, ``archsearch.supernet.model``)."""
+    ``down_weight`` ``[d, h]``. Weights of a width a compiled graph keeps symbolic (the
+    supernet's narrower MLPs, ``training.dynamic_mlp_width``) take ``swiglu_of_any_width``."""
     gate, up = F.linear(x, gate_up_weight).chunk(2, dim=-1)
     return F.linear(F.silu(gate) * up, down_weight)
 
