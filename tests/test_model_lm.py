@@ -201,7 +201,7 @@ def test_dynamic_mlp_width_hands_each_block_its_own_weights_as_views() -> None:
     from archsearch.space import SearchSpace
 
     space = SearchSpace.load("search_spaces/gpu_flashqla.yaml")
-    assert space.resolve(space.grid()[0]).training.dynamic_mlp_width is False  # off by default
+    assert space.resolve(space.grid()[0]).training.dynamic_mlp_width is True  # on by default
     model = model_for(tiny("GGAG"))
     assert model.compile_blocks() is model
     assert not any(block.dynamic_width for block in model.layers)

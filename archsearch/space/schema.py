@@ -192,10 +192,11 @@ class TrainingSection:
     cuda_graphs: bool = True
     # GPU only: the compiled blocks take their MLP weights with the width symbolic, so one set of
     # graphs serves every MLP width. A matched sweep gives each attention ratio its own width, and
-    # a trial process meeting a new one compiled again: 10-23 s to its first step instead of 1-1.3,
-    # 6-10 s more on its probes (docs/GPU.md, "Eleventh session"). Timed in the twelfth: later
-    # widths start in 0.1 s, steps 0.97-1.00x; off until a matched sweep is timed with it again.
-    dynamic_mlp_width: bool = False
+    # a trial process meeting a new one compiles again: 8-14 s to its first step instead of 1.1,
+    # and more on its probes. Side by side on an H200 (docs/GPU.md, "Thirteenth session"): a
+    # matched 8-trial sweep one per GPU 241 -> 218 s, four per GPU 125 -> 124 s, steps 0.99-1.00x.
+    # Off: each width compiles its own graphs, which fixed-width sweeps may prefer by a per cent.
+    dynamic_mlp_width: bool = True
 
 
 @dataclass(frozen=True)
