@@ -132,7 +132,9 @@ def train_proxy(
             # probes fine-tune the model once per probe: run them at the end, and at every
             # evaluation only when the search reads a probe metric each time
             probes = done == budget.steps or any(m.startswith("probe_") for m in trial.watched)
+            began = time.perf_counter()
             metrics = _evaluate(model, data, trial, device, amp) | static | {
+                "eval_s": time.perf_counter() - began,
                 "train_loss": train_loss,
                 "step": done,
                 "tokens_seen": done * budget.tokens_per_step,
@@ -157,7 +159,9 @@ def train_proxy(
                     noted.add(note)
             checkpoint = None
             if done % ckpt_every < every or done == budget.steps:
+                began = time.perf_counter()
                 checkpoint = _save(model, optimizer, done, workdir / f"checkpoint_{done:07d}")
+                metrics["checkpoint_s"] = time.perf_counter() - began
             report(metrics, checkpoint)
             losses = []
             model.train()

@@ -95,6 +95,29 @@ def steps_s(rows: list[dict[str, Any]]) -> float:
                for r in rows if r.get("status") == "completed" and r.get("tokens_per_s"))
 
 
+PHASES = ("first_step_s", "steps_s", "eval_s", "probe_tuning_s", "checkpoint_s")
+
+
+def time_split(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Where a completed trial's wall time went, medians over the trials: its first step
+    (start-up and compiling included), the steps after it, the final evaluation, the probes'
+    fine-tuning, the final checkpoint's writing, and the rest of ``wall_time_s`` (reporting,
+    Tune copying the checkpoint, the process's own start). A phase a row lacks counts 0."""
+    split: dict[str, list[float]] = {k: [] for k in (*PHASES, "rest_s", "wall_time_s")}
+    for r in rows:
+        if r.get("status") != "completed" or not r.get("tokens_per_s"):
+            continue
+        phases = {k: float(r.get(k) or 0.0) for k in PHASES if k != "steps_s"}
+        phases["steps_s"] = max(float(r["tokens_seen"]) / float(r["tokens_per_s"])
+                                - phases["first_step_s"], 0.0)
+        wall = float(r.get("wall_time_s") or 0.0)
+        phases["rest_s"] = wall - sum(phases.values())
+        phases["wall_time_s"] = wall
+        for k, v in phases.items():
+            split[k].append(v)
+    return {k: statistics.median(v) for k, v in split.items() if v}
+
+
 def packing_ceiling(base_wall: float, base_steps: float, first_trained: float) -> float:
     """The most a packed sweep's aggregate tokens/s can be against the baseline's (the same trials
     one per GPU, ``base_wall`` seconds, ``base_steps`` of them in training steps after each first),
@@ -127,6 +150,10 @@ def one_sweep(args: argparse.Namespace, fraction: float) -> dict[str, Any]:
         "util": util.mean,
         "first_trained": first_trained_s(rows, began_epoch),
         "steps": steps_s(rows),
+        "split": time_split(rows),
+        # one trial at a time on the one GPU: the sweep's seconds outside any trial
+        "between": wall - sum(float(r.get("wall_time_s") or 0.0) for r in rows)
+        if fraction == 1 else None,
     }
 
 
@@ -149,12 +176,13 @@ def main() -> None:
         parser.error("--fractions: give each value once (it names its sweep's folder)")
     if args.device == "cpu" and any(f > 0 for f in args.fractions):
         parser.error("--device cpu runs CPU trials: give --fractions 0")
-    space, _ = load_with_overrides(args.space, args.set)
+    # a hybrid: both kinds of block's graphs built before either sweep's clock starts (the
+    # fourteenth session warmed all attention only; its one-per-GPU sweep, run first, then built
+    # the GDN graphs in its G*12 trial: 70 s where a later trial took 18)
     warm = warm_up(args.space, Path(args.storage) / "warm" / "data_cache", steps=4,
-                   pattern=first_trial(space).pattern, overrides=tuple(args.set),
-                   device=args.device)
-    print(f"warm-up (not timed): data {warm['data_s']:.0f} s, 4 steps with an evaluation and "
-          f"probes {warm['train_s']:.0f} s", flush=True)
+                   overrides=tuple(args.set), device=args.device)
+    print(f"warm-up (not timed): data {warm['data_s']:.0f} s, {warm['trial'].pattern} 4 steps "
+          f"with an evaluation and probes {warm['train_s']:.0f} s", flush=True)
     results = [one_sweep(args, f) for f in args.fractions]
     card = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
     print(f"\n{args.space} through archsearch sweep ({card}, torch {torch.__version__}); "
@@ -176,6 +204,17 @@ def main() -> None:
     print("steps: the trials' seconds in training steps after their first; trains at: seconds "
           "from the sweep's start to its first trained step; ceiling: the most 'vs first' could "
           "be if the packed trials' steps together ran no faster than each alone")
+    print("\nA completed trial's time, medians (s): first step (start-up, compiling), steps after "
+          "it, evaluation, probes, checkpoint, the rest of its wall time, its wall time; between: "
+          "the sweep's seconds outside any trial (fraction 1 only)")
+    print(f"{'gpus':>5} " + " ".join(f"{k.removesuffix('_s'):>12}" for k in (*PHASES, "rest_s",
+                                                                          "wall_time_s"))
+          + f" {'between':>8}")
+    for r in results:
+        split = r["split"]
+        print(f"{r['fraction']:>5g} " + " ".join(
+            f"{_fmt(split.get(k), '.2f'):>12}" for k in (*PHASES, "rest_s", "wall_time_s"))
+            + f" {_fmt(r['between'], '.0f', 's'):>8}")
 
 
 if __name__ == "__main__":

@@ -36,12 +36,16 @@ def first_trial(space: SearchSpace) -> Any:
 def warm_up(space_path: str, data_cache: Path, steps: int, pattern: str | None = None,
             overrides: tuple[str, ...] = (), device: str = "cuda") -> dict[str, Any]:
     """Prepare the space's data in ``data_cache`` and train ``pattern`` (default: the first
-    with G and A) ``steps`` steps with one evaluation and the probes: the node's compile,
-    TileLang and autotune caches then hold what the sweep's trials need. Returns the last report
-    with the seconds of each phase (``data_s``, ``train_s``) and the trial (``trial``)."""
+    with G and A, else the first) ``steps`` steps with one evaluation and the probes: the
+    node's compile, TileLang and autotune caches then hold what the sweep's trials need.
+    Returns the last report with the seconds of each phase (``data_s``, ``train_s``) and the
+    trial (``trial``)."""
     space, _ = load_with_overrides(space_path, list(overrides))
-    point = next(p for p in space_points(space) if (pattern and p["pattern"] == pattern)
-                 or (not pattern and {"A", "G"} <= set(p["pattern"])))
+    points = space_points(space)
+    if pattern:
+        point = next(p for p in points if p["pattern"] == pattern)
+    else:  # a hybrid builds both kinds of block's graphs; a space without one, its first
+        point = next((p for p in points if {"A", "G"} <= set(p["pattern"])), points[0])
     trial = space.resolve(point)
     per_step = trial.training.batch_size * trial.data.seq_len
     short, _ = load_with_overrides(space_path, [*overrides, f"training.tokens={steps * per_step}",

@@ -67,6 +67,17 @@ def test_gpu_probe_phase_times_every_probe_of_a_space() -> None:
     assert rows[-1].startswith("whole probe phase: eager")
 
 
+def test_gpu_eval_compile_times_both_ways_of_scoring() -> None:
+    tiny = ["model.d_model=32", "model.n_heads=2", "symbols.G.head_dim_k=8", "data.seq_len=32",
+            "training.batch_size=2", "evaluation.validation_tokens=256", "data.vocab_size=512",
+            "data.builtin_documents=200", "training.precision=fp32"]
+    out = run_script("benchmarks/gpu_eval_compile.py", "search_spaces/gpu_packing.yaml",
+                     "--pattern", "GGGAGGGA", "--device", "cpu", *(f"--set={s}" for s in tiny))
+    rows = [line.split() for line in out.splitlines()[-2:]]
+    assert [r[0] for r in rows] == ["compiled", "eager"], out
+    assert rows[0][3:] == rows[1][3:], out  # on a CPU nothing compiles: the same scores
+
+
 def test_gpu_sweep_packing_runs_whole_sweeps(tmp_path: Path) -> None:
     tiny = ["model.d_model=32", "model.n_heads=2", "symbols.G.head_dim_k=8", "data.seq_len=32",
             "training.batch_size=2", "training.tokens=256", "evaluation.every=2",
@@ -78,9 +89,13 @@ def test_gpu_sweep_packing_runs_whole_sweeps(tmp_path: Path) -> None:
     out = run_script("benchmarks/gpu_sweep_packing.py", "search_spaces/gpu_packing.yaml",
                      "--device", "cpu", "--fractions", "0", "--storage", str(tmp_path),
                      *(f"--set={s}" for s in tiny))
-    row = out.splitlines()[-2].split()
+    lines = out.splitlines()
+    legend = next(i for i, line in enumerate(lines) if line.startswith("steps: the trials'"))
+    row = lines[legend - 1].split()
     assert row[:2] == ["0", "2/2"] and row[5] == "1.00x", out[-600:]
     assert row[-1] == "n/a", out[-600:]  # the baseline has no ceiling: nothing packed
+    split = lines[-1].split()  # where a trial's time went: every phase timed
+    assert split[0] == "0" and all(float(x) > 0 for x in split[1:6]), out[-600:]
     assert (tmp_path / "gpu_packing_gpus0" / "trials.parquet").is_file()
 
 
@@ -100,6 +115,21 @@ def test_packing_ceiling_bounds_what_a_packed_sweep_can_gain() -> None:
     began = datetime.fromisoformat("2026-11-30T15:21:20+00:00").timestamp()
     assert first_trained_s(rows, began) == pytest.approx(11.1)  # 15:21:30 + 1.1 s, not 29 + 19.4
     assert packing_ceiling(108.0, 34.0, 28.0) == pytest.approx(108 / 62)
+
+
+def test_time_split_accounts_for_a_trials_whole_wall_time() -> None:
+    """The phases and the rest add up to the trial's wall time; failed trials are left out."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_sweep_packing import time_split
+
+    rows = [{"status": "completed", "tokens_seen": 8_000_000, "tokens_per_s": 800_000.0,
+             "first_step_s": 1.0, "eval_s": 0.5, "probe_tuning_s": 3.5, "checkpoint_s": 0.7,
+             "wall_time_s": wall} for wall in (17.0, 18.0, 19.0)]
+    rows.append({"status": "failed", "tokens_per_s": None, "wall_time_s": 2.0})
+    split = time_split(rows)
+    assert split["steps_s"] == pytest.approx(9.0)  # 10 s of tokens, the first step's 1 s out
+    assert split["rest_s"] == pytest.approx(18.0 - 1.0 - 9.0 - 0.5 - 3.5 - 0.7)
+    assert split["wall_time_s"] == 18.0
 
 
 def test_gpu_throughput_matches_every_model_to_all_attention() -> None:

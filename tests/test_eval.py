@@ -163,6 +163,33 @@ def test_probe_accuracy_of_a_constant_model(prepared) -> None:
     assert m["val_loss"] == pytest.approx(math.log(prep.vocab_size))
 
 
+def test_scoring_runs_compiled_code_eagerly(prepared) -> None:
+    """Evaluation and probe scoring never build no-grad graphs (a trial process would compile
+    them once more, 24 s on a cold GPU node): compiled regions run eagerly there, and compile
+    as before outside it."""
+    prep, ev = prepared
+    if not hasattr(torch.compiler, "set_stance"):
+        pytest.skip("torch < 2.6 has no compile stances: scoring compiles")
+    builds: list[int] = []
+
+    def counting_backend(graph: torch.fx.GraphModule, example_inputs: list) -> object:
+        builds.append(1)
+        return graph.forward
+
+    @torch.compile(backend=counting_backend, dynamic=True)
+    def head(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(x, prep.vocab_size).float() * 0.5
+
+    class Compiled(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return head(x)
+
+    m = evaluate(Compiled(), prep, ev)
+    assert builds == [] and math.isfinite(m["val_loss"]) and "probe_mean_acc" in m
+    head(torch.zeros(2, 3, dtype=torch.long))
+    assert builds, "outside scoring the function compiles"
+
+
 def test_metric_names_match_metrics_module(prepared) -> None:
     prep, ev = prepared
 

@@ -44,7 +44,8 @@ otherwise, NaN when fewer than ``metrics.COPY_EMERGED_MIN_DOCS`` documents hold 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -84,6 +85,23 @@ def _check_vocab(logits: object, vocab_size: int) -> None:
             "ids (text + end of document + probe tokens)")
 
 
+@contextmanager
+def scoring() -> Iterator[None]:
+    """``torch.no_grad``, with any compiled regions of the model run eagerly.
+
+    Why eagerly: torch.compile builds a graph anew for no-grad code, once per process. For a
+    49M proxy's evaluation on an H200 that cost 24 s in a trial process whose compile cache
+    lacked it and 1.0 s with it, against 1.4 s and 0.8 s eager, the scores 1e-3 nats apart or
+    less (``benchmarks/gpu_eval_compile.py``, docs/GPU.md "Fourteenth session"). Training's
+    graphs are untouched. torch before 2.6 has no stances: scoring compiles there, as before.
+    """
+    import torch
+
+    stance = getattr(torch.compiler, "set_stance", None)
+    with torch.no_grad(), (stance("force_eager") if stance is not None else nullcontext()):
+        yield
+
+
 def token_losses(model: object, prepared: PreparedData, device: str = "cpu",
                  batch_size: int = 8) -> np.ndarray:
     """Loss in nats of every validation token (float64, aligned with ``prepared.labels``).
@@ -103,7 +121,7 @@ def token_losses(model: object, prepared: PreparedData, device: str = "cpu",
     was_training = getattr(model, "training", False)
     model.eval()  # type: ignore[attr-defined]
     try:
-        with torch.no_grad():
+        with scoring():
             for s in range(0, val.inputs.shape[0], batch_size):
                 x = torch.from_numpy(val.inputs[s: s + batch_size]).to(device)
                 y = torch.from_numpy(val.targets[s: s + batch_size]).to(device)
@@ -150,7 +168,7 @@ def score_probe(model: object, probe: Probe, instances: Sequence[ProbeSequence],
     was_training = getattr(model, "training", False)
     model.eval()  # type: ignore[attr-defined]
     try:
-        with torch.no_grad():
+        with scoring():
             # batches of similar lengths: little padding (the long split is twice as long)
             order = np.argsort([len(i) for i in instances], kind="stable")
             for s in range(0, len(instances), batch_size):
